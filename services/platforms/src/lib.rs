@@ -1,1 +1,205 @@
-//! placeholder
+//! clawdbot-platforms: one folder per chat platform, each with the same files —
+//! `config.rs` (its config section), `inbound.rs` (verify and decode what the platform sends),
+//! `outbound.rs` (send a `Reply` through the platform's API) and `tests.rs`.
+//!
+//! Inbound is pure (bytes and headers in, envelopes out): the ingress does the IO around it, so
+//! tests need no network. Outbound owns its HTTP client, timeouts and retries.
+//!
+//! Registration is explicit: [`PlatformsConfig`] has one field per platform, and
+//! [`build_inbounds`] / [`build_outbounds`] match on each. Adding a platform means one folder
+//! plus one field here; the compiler points at the rest.
+
+pub mod onebot;
+mod one_or_many;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use one_or_many::OneOrMany;
+
+use clawdbot_core::proto::{Envelope, Reply};
+
+/// The platform sections of the config, one field per platform (its top-level key).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformsConfig {
+    /// OneBot v11 accounts (NapCat, Lagrange.OneBot, go-cqhttp, LLOneBot).
+    #[serde(default)]
+    pub onebot: OneOrMany<onebot::OneBotConfig>,
+}
+
+impl PlatformsConfig {
+    /// The top-level config keys that belong to platforms.
+    pub const KEYS: &'static [&'static str] = &[onebot::NAME];
+
+    /// Returns every problem in the platform sections, each naming its key path.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (index, account) in self.onebot.iter().enumerate() {
+            let path = self.onebot.path(onebot::NAME, index);
+            problems.extend(account.validate(&path));
+        }
+        problems.extend(duplicate_ids(onebot::NAME, self.onebot.iter().map(|a| a.id.as_str())));
+        problems
+    }
+
+    /// Returns true when no platform is configured.
+    pub fn is_empty(&self) -> bool {
+        self.onebot.is_empty()
+    }
+}
+
+fn duplicate_ids<'a>(platform: &str, ids: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = HashMap::new();
+    let mut problems = Vec::new();
+    for id in ids {
+        if seen.insert(id, ()).is_some() {
+            problems.push(format!("`{platform}`: two accounts have the id `{id}`; ids must be unique"));
+        }
+    }
+    problems
+}
+
+/// One HTTP request from a platform, as the ingress received it.
+#[derive(Debug)]
+pub struct WebhookRequest<'a> {
+    pub method: &'a http::Method,
+    pub headers: &'a http::HeaderMap,
+    pub query: Option<&'a str>,
+    /// The raw body bytes: signatures are checked over these, never over re-serialized JSON.
+    pub body: &'a [u8],
+}
+
+/// What a verified request turned into.
+#[derive(Debug)]
+pub enum Inbox {
+    /// Messages or events to publish to the inbound stream.
+    Envelopes(Vec<Envelope>),
+    /// The platform expects this answer (a URL-verification handshake, say) and nothing else.
+    Handshake { content_type: &'static str, body: Vec<u8> },
+    /// A valid request with nothing to publish (a heartbeat), answered with success.
+    Nothing,
+}
+
+/// Why an inbound request was refused. Each variant maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error("signature header `{header}` is missing")]
+    MissingSignature { header: &'static str },
+    #[error("signature verification failed")]
+    BadSignature,
+    #[error("malformed body: {0}")]
+    MalformedBody(String),
+    #[error("unsupported event: {0}")]
+    UnsupportedEvent(String),
+}
+
+impl InboundError {
+    /// Returns the error kind, used as the `error_type` metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InboundError::MissingSignature { .. } => "missing_signature",
+            InboundError::BadSignature => "bad_signature",
+            InboundError::MalformedBody(_) => "malformed_body",
+            InboundError::UnsupportedEvent(_) => "unsupported_event",
+        }
+    }
+
+    /// Returns the HTTP status the platform gets for this error.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            InboundError::MissingSignature { .. } | InboundError::BadSignature => {
+                http::StatusCode::UNAUTHORIZED
+            }
+            InboundError::MalformedBody(_) => http::StatusCode::BAD_REQUEST,
+            InboundError::UnsupportedEvent(_) => http::StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+}
+
+/// The inbound half of a platform: pure, no IO.
+pub trait Inbound: Send + Sync {
+    /// The platform name (its const `NAME`).
+    fn platform(&self) -> &'static str;
+    /// The configured account id this inbound serves.
+    fn bot_id(&self) -> &str;
+    /// Checks that the request really comes from the platform.
+    ///
+    /// # Errors
+    /// A missing or wrong signature, a stale timestamp.
+    fn verify(&self, req: &WebhookRequest) -> Result<(), InboundError>;
+    /// Turns a verified request into work: envelopes, a handshake answer, or nothing.
+    ///
+    /// # Errors
+    /// A body that does not decode.
+    fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError>;
+}
+
+/// The result of a delivery the platform accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// The platform's id for the sent message, when it returns one.
+    pub platform_message_id: String,
+    /// How many HTTP attempts it took.
+    pub attempts: u32,
+}
+
+/// Why a delivery failed, and whether trying again later may help.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// The platform refused the message (bad target, content rejected): retrying won't help.
+    #[error("platform refused the message: {reason}")]
+    Refused { reason: String, attempts: u32 },
+    /// Transport errors, timeouts or 5xx on every attempt: worth trying again later.
+    #[error("platform unavailable after {attempts} attempts: {reason}")]
+    Unavailable { reason: String, attempts: u32 },
+    /// The reply cannot be sent by this platform (missing target, wrong reply context).
+    #[error("invalid reply: {0}")]
+    InvalidReply(String),
+}
+
+impl OutboundError {
+    /// Returns the error kind, used as the `error_type` metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OutboundError::Refused { .. } => "platform_refused",
+            OutboundError::Unavailable { .. } => "platform_unavailable",
+            OutboundError::InvalidReply(_) => "invalid_reply",
+        }
+    }
+}
+
+/// The outbound half of a platform: delivers replies through its API.
+#[async_trait::async_trait]
+pub trait Outbound: Send + Sync {
+    /// Delivers one reply, with the platform's timeouts and retries.
+    ///
+    /// # Errors
+    /// See [`OutboundError`].
+    async fn send(&self, reply: &Reply) -> Result<Delivered, OutboundError>;
+}
+
+/// Builds the inbound half of every configured account.
+pub fn build_inbounds(config: &PlatformsConfig) -> Vec<Arc<dyn Inbound>> {
+    let mut inbounds: Vec<Arc<dyn Inbound>> = Vec::new();
+    for account in config.onebot.iter() {
+        inbounds.push(Arc::new(onebot::OneBotInbound::new(account.clone())));
+    }
+    inbounds
+}
+
+/// The outbound halves, by platform and account id.
+pub type Outbounds = HashMap<(&'static str, String), Arc<dyn Outbound>>;
+
+/// Builds the outbound half of every configured account.
+///
+/// # Errors
+/// An HTTP client that cannot be built (a TLS backend missing).
+pub fn build_outbounds(config: &PlatformsConfig) -> Result<Outbounds, OutboundError> {
+    let mut outbounds: Outbounds = HashMap::new();
+    for account in config.onebot.iter() {
+        let outbound = onebot::OneBotOutbound::new(account.clone())?;
+        outbounds.insert((onebot::NAME, account.id.clone()), Arc::new(outbound));
+    }
+    Ok(outbounds)
+}

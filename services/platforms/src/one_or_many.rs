@@ -1,0 +1,58 @@
+//! `OneOrMany<T>`: a platform section is one account (a map) or several (a list with an `id`
+//! each), as users already write it.
+
+use serde::{Deserialize, Deserializer};
+
+/// One account, or a list of accounts.
+#[derive(Debug, Clone)]
+pub struct OneOrMany<T> {
+    items: Vec<T>,
+    /// Whether the section was written as a list (so key paths read `onebot[1].secret`).
+    is_list: bool,
+}
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        Self { items: Vec::new(), is_list: false }
+    }
+}
+
+impl<T> OneOrMany<T> {
+    /// Iterates over the accounts.
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.items.iter()
+    }
+
+    /// Returns true when no account is configured.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Returns the key path of the `index`-th account, as the user wrote it.
+    pub fn path(&self, key: &str, index: usize) -> String {
+        if self.is_list { format!("{key}[{index}]") } else { key.to_string() }
+    }
+
+    /// Builds a section from a list of accounts.
+    pub fn many(items: Vec<T>) -> Self {
+        Self { items, is_list: true }
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
+    /// Goes through a JSON value rather than an untagged enum so that the account's own error
+    /// ("unknown field `secrte`") reaches the user instead of "did not match any variant".
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        match value {
+            serde_json::Value::Null => Ok(Self::default()),
+            serde_json::Value::Array(_) => serde_json::from_value(value)
+                .map(|items| Self { items, is_list: true })
+                .map_err(D::Error::custom),
+            _ => serde_json::from_value(value)
+                .map(|item| Self { items: vec![item], is_list: false })
+                .map_err(D::Error::custom),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The `onebot` config section: one account, or a list with an `id` each.
+
+use serde::Deserialize;
+
+/// One OneBot account (one QQ bot behind one OneBot implementation).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OneBotConfig {
+    /// The account's id in routes (`/clawdbot/onebot/{id}/callback`), stream entries and
+    /// history. `default` when the section is a single account.
+    #[serde(default = "default_id")]
+    pub id: String,
+    /// The bot's QQ number; events for another self_id are refused.
+    pub self_id: i64,
+    /// HMAC key for `X-Signature`; when unset, events are not signed (trust the network).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Bearer token for the HTTP API.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// Base URL of the implementation's HTTP API (`http://127.0.0.1:5700`).
+    pub api_root: String,
+    /// Timeout of one API call.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Attempts per delivery for transport errors and 5xx (1 = no retry).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Back-off before the first retry; doubled for each further one.
+    #[serde(default = "default_retry_backoff_ms")]
+    pub retry_backoff_ms: u64,
+}
+
+fn default_id() -> String {
+    "default".to_string()
+}
+fn default_timeout_secs() -> u64 {
+    5
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_retry_backoff_ms() -> u64 {
+    100
+}
+
+impl OneBotConfig {
+    /// Returns every problem with this account, each naming its key path under `path`.
+    pub fn validate(&self, path: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let id_ok = !self.id.is_empty()
+            && self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !id_ok {
+            problems.push(format!(
+                "`{path}.id` must be letters, digits, `_` or `-`, got `{}`",
+                self.id
+            ));
+        }
+        if self.self_id <= 0 {
+            problems.push(format!("`{path}.self_id` must be the bot's QQ number, got `{}`", self.self_id));
+        }
+        if self.secret.as_deref() == Some("") {
+            problems.push(format!("`{path}.secret` is empty: remove it to accept unsigned events"));
+        }
+        if !(self.api_root.starts_with("http://") || self.api_root.starts_with("https://")) {
+            problems.push(format!(
+                "`{path}.api_root` must be an http:// or https:// URL, got `{}`",
+                self.api_root
+            ));
+        }
+        if !(1..=60).contains(&self.timeout_secs) {
+            problems.push(format!(
+                "`{path}.timeout_secs` must be between 1 and 60, got `{}`",
+                self.timeout_secs
+            ));
+        }
+        if !(1..=10).contains(&self.max_attempts) {
+            problems.push(format!(
+                "`{path}.max_attempts` must be between 1 and 10, got `{}`",
+                self.max_attempts
+            ));
+        }
+        problems
+    }
+}

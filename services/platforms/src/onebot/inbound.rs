@@ -1,0 +1,204 @@
+//! Verifies and decodes OneBot HTTP POST events.
+
+use clawdbot_core::message::{new_envelope_id, now_ms, render_text};
+use clawdbot_core::proto::{
+    Conversation, ConversationKind, Envelope, EventKind, OneBotReplyContext, Raw, ReplyContext,
+    Segment, Sender, reply_context, segment::Kind as SegmentKind,
+};
+use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
+
+use super::event::Event;
+use super::segments::{decode_message, to_segment};
+use super::{NAME, OneBotConfig};
+use crate::{Inbound, InboundError, Inbox, WebhookRequest};
+
+const SIGNATURE_HEADER: &str = "x-signature";
+
+/// Returns the `X-Signature` value OneBot sends for `body`: `sha1=` + hex HMAC-SHA1.
+pub fn signature_header(secret: &str, body: &[u8]) -> String {
+    let mut mac = hmac(secret);
+    mac.update(body);
+    format!("sha1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn hmac(secret: &str) -> Hmac<Sha1> {
+    // HMAC takes keys of any length, so this cannot fail.
+    #[allow(clippy::expect_used)]
+    Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("hmac accepts any key length")
+}
+
+/// The inbound half of one OneBot account.
+pub struct OneBotInbound {
+    config: OneBotConfig,
+}
+
+impl OneBotInbound {
+    /// Returns the inbound half for `config`.
+    pub fn new(config: OneBotConfig) -> Self {
+        Self { config }
+    }
+}
+
+impl Inbound for OneBotInbound {
+    fn platform(&self) -> &'static str {
+        NAME
+    }
+
+    fn bot_id(&self) -> &str {
+        &self.config.id
+    }
+
+    fn verify(&self, req: &WebhookRequest) -> Result<(), InboundError> {
+        let Some(secret) = &self.config.secret else {
+            return Ok(());
+        };
+        let header = req
+            .headers
+            .get(SIGNATURE_HEADER)
+            .ok_or(InboundError::MissingSignature { header: "X-Signature" })?;
+        let signature = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("sha1="))
+            .and_then(|hex_digest| hex::decode(hex_digest).ok())
+            .ok_or(InboundError::BadSignature)?;
+        let mut mac = hmac(secret);
+        mac.update(req.body);
+        // Constant-time comparison.
+        mac.verify_slice(&signature).map_err(|_| InboundError::BadSignature)
+    }
+
+    fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError> {
+        let event: Event = serde_json::from_slice(req.body)
+            .map_err(|error| InboundError::MalformedBody(format!("not a OneBot event: {error}")))?;
+        if let Some(self_id) = event.self_id
+            && self_id != self.config.self_id
+        {
+            return Err(InboundError::MalformedBody(format!(
+                "self_id `{self_id}` is not account `{}` (self_id `{}`)",
+                self.config.id, self.config.self_id
+            )));
+        }
+        match event.post_type.as_str() {
+            "message" | "message_sent" => self.message(event).map(|e| Inbox::Envelopes(vec![e])),
+            "notice" | "request" => Ok(Inbox::Envelopes(vec![self.other_event(event, req.body)])),
+            "meta_event" => Ok(Inbox::Nothing),
+            other => Err(InboundError::UnsupportedEvent(format!("post_type `{other}`"))),
+        }
+    }
+}
+
+impl OneBotInbound {
+    fn message(&self, event: Event) -> Result<Envelope, InboundError> {
+        let message_type = event.message_type.clone().unwrap_or_default();
+        let message_id = event
+            .message_id
+            .ok_or_else(|| InboundError::MalformedBody("message event without `message_id`".into()))?;
+        let user_id = event
+            .user_id
+            .ok_or_else(|| InboundError::MalformedBody("message event without `user_id`".into()))?;
+        let conversation = match message_type.as_str() {
+            "group" => {
+                let group_id = event.group_id.ok_or_else(|| {
+                    InboundError::MalformedBody("group message without `group_id`".into())
+                })?;
+                Conversation { kind: ConversationKind::Group.into(), id: group_id.to_string() }
+            }
+            "private" => Conversation { kind: ConversationKind::Private.into(), id: user_id.to_string() },
+            other => {
+                return Err(InboundError::UnsupportedEvent(format!("message_type `{other}`")));
+            }
+        };
+        let raw_segments = match &event.message {
+            Some(message) => decode_message(message)?,
+            None => return Err(InboundError::MalformedBody("message event without `message`".into())),
+        };
+        let segments: Vec<Segment> = raw_segments.iter().map(to_segment).collect();
+        let self_id = self.config.self_id.to_string();
+        let mentions_bot = segments.iter().any(|segment| {
+            matches!(&segment.kind, Some(SegmentKind::Mention(m)) if m.user_id == self_id)
+        });
+        let sender = event.sender.unwrap_or_default();
+        let role = sender.role.unwrap_or_default();
+        Ok(Envelope {
+            id: new_envelope_id(),
+            platform: NAME.to_string(),
+            bot_id: self.config.id.clone(),
+            self_id,
+            message_id: message_id.to_string(),
+            kind: EventKind::Message.into(),
+            event_type: event_type(&event.post_type, Some(&message_type), event.sub_type.as_deref()),
+            conversation: Some(conversation),
+            sender: Some(Sender {
+                user_id: user_id.to_string(),
+                display_name: sender.card.filter(|card| !card.is_empty()).or(sender.nickname).unwrap_or_default(),
+                is_admin: role == "owner" || role == "admin",
+                role,
+            }),
+            text: render_text(&segments),
+            segments,
+            sent_at_ms: event.time.unwrap_or_default().saturating_mul(1000),
+            received_at_ms: now_ms(),
+            reply_context: Some(ReplyContext {
+                platform: Some(reply_context::Platform::Onebot(OneBotReplyContext {
+                    self_id: self.config.self_id,
+                    message_type,
+                    group_id: event.group_id.unwrap_or_default(),
+                    user_id,
+                    // message_id is int32 in the spec; keep 0 if an implementation exceeds it.
+                    message_id: i32::try_from(message_id).unwrap_or_default(),
+                })),
+            }),
+            trace: None,
+            mentions_bot,
+        })
+    }
+
+    /// Notices and requests: published for history, never routed to skills. The event JSON is
+    /// kept whole as a raw segment since it has no normalized form.
+    fn other_event(&self, event: Event, body: &[u8]) -> Envelope {
+        let sub = event.notice_type.as_deref().or(event.request_type.as_deref());
+        let kind = if event.post_type == "notice" { EventKind::Notice } else { EventKind::Request };
+        let conversation = match (event.group_id, event.user_id) {
+            (Some(group_id), _) => Some(Conversation { kind: ConversationKind::Group.into(), id: group_id.to_string() }),
+            (None, Some(user_id)) => Some(Conversation { kind: ConversationKind::Private.into(), id: user_id.to_string() }),
+            (None, None) => None,
+        };
+        Envelope {
+            id: new_envelope_id(),
+            platform: NAME.to_string(),
+            bot_id: self.config.id.clone(),
+            self_id: self.config.self_id.to_string(),
+            // No platform id: notices are not deduplicated.
+            message_id: String::new(),
+            kind: kind.into(),
+            event_type: event_type(&event.post_type, sub, event.sub_type.as_deref()),
+            conversation,
+            sender: event.user_id.map(|user_id| Sender { user_id: user_id.to_string(), ..Default::default() }),
+            segments: vec![Segment {
+                kind: Some(SegmentKind::Raw(Raw {
+                    platform: NAME.to_string(),
+                    r#type: event.post_type.clone(),
+                    data_json: String::from_utf8_lossy(body).into_owned(),
+                })),
+            }],
+            text: String::new(),
+            sent_at_ms: event.time.unwrap_or_default().saturating_mul(1000),
+            received_at_ms: now_ms(),
+            reply_context: None,
+            trace: None,
+            mentions_bot: false,
+        }
+    }
+}
+
+/// `message.group.normal`, `notice.group_increase.approve`, ...
+fn event_type(post_type: &str, kind: Option<&str>, sub_type: Option<&str>) -> String {
+    [Some(post_type), kind, sub_type]
+        .into_iter()
+        .flatten()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(".")
+}

@@ -1,0 +1,135 @@
+//! Sends replies through the OneBot HTTP API (`send_group_msg`, `send_private_msg`).
+
+use std::time::Duration;
+
+use clawdbot_core::proto::{ConversationKind, Reply};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::OneBotConfig;
+use super::segments::to_onebot;
+use crate::{Delivered, Outbound, OutboundError};
+
+/// The outbound half of one OneBot account.
+pub struct OneBotOutbound {
+    config: OneBotConfig,
+    client: reqwest::Client,
+}
+
+/// The API's answer: `{"status","retcode","data","message","wording"}`.
+#[derive(Debug, Deserialize)]
+struct ApiResponse {
+    #[serde(default)]
+    retcode: i64,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+    /// NapCat's explanation when retcode != 0.
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    wording: Option<String>,
+}
+
+impl OneBotOutbound {
+    /// Returns the outbound half for `config`.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn new(config: OneBotConfig) -> Result<Self, OutboundError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_secs))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|error| OutboundError::InvalidReply(format!("http client: {error}")))?;
+        Ok(Self { config, client })
+    }
+
+    /// Returns the API action and its body for `reply`.
+    fn request(&self, reply: &Reply) -> Result<(&'static str, serde_json::Value), OutboundError> {
+        let conversation = reply
+            .conversation
+            .as_ref()
+            .ok_or_else(|| OutboundError::InvalidReply("reply has no conversation".into()))?;
+        let target: i64 = conversation.id.parse().map_err(|_| {
+            OutboundError::InvalidReply(format!("conversation id `{}` is not a QQ number", conversation.id))
+        })?;
+        let message = to_onebot(&reply.segments);
+        match conversation.kind() {
+            ConversationKind::Group => {
+                Ok(("send_group_msg", json!({"group_id": target, "message": message})))
+            }
+            ConversationKind::Private => {
+                Ok(("send_private_msg", json!({"user_id": target, "message": message})))
+            }
+            other => Err(OutboundError::InvalidReply(format!(
+                "OneBot cannot send to a {} conversation",
+                other.as_str_name()
+            ))),
+        }
+    }
+
+    /// One HTTP attempt. `Ok(Err(..))` is a refusal (final); `Err(..)` is transient.
+    async fn attempt(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<Result<String, String>, String> {
+        let mut request = self.client.post(url).json(body);
+        if let Some(token) = &self.config.access_token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|error| format!("transport: {error}"))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(format!("http {status}"));
+        }
+        if !status.is_success() {
+            return Ok(Err(format!("http {status}")));
+        }
+        let api: ApiResponse = match response.json().await {
+            Ok(api) => api,
+            Err(error) => return Ok(Err(format!("unreadable API response: {error}"))),
+        };
+        // retcode 1 is "async": queued by the implementation, which counts as accepted.
+        if api.retcode == 0 || api.retcode == 1 {
+            let message_id = api
+                .data
+                .as_ref()
+                .and_then(|data| data.get("message_id"))
+                .map(|id| id.to_string())
+                .unwrap_or_default();
+            return Ok(Ok(message_id));
+        }
+        let explanation = api.wording.or(api.message).unwrap_or(api.status);
+        Ok(Err(format!("retcode {}: {explanation}", api.retcode)))
+    }
+}
+
+#[async_trait::async_trait]
+impl Outbound for OneBotOutbound {
+    async fn send(&self, reply: &Reply) -> Result<Delivered, OutboundError> {
+        let (action, body) = self.request(reply)?;
+        let url = format!("{}/{action}", self.config.api_root.trim_end_matches('/'));
+        let mut backoff = Duration::from_millis(self.config.retry_backoff_ms);
+        let mut last_error = String::new();
+        for attempt in 1..=self.config.max_attempts {
+            match self.attempt(&url, &body).await {
+                Ok(Ok(platform_message_id)) => {
+                    return Ok(Delivered { platform_message_id, attempts: attempt });
+                }
+                Ok(Err(reason)) => return Err(OutboundError::Refused { reason, attempts: attempt }),
+                Err(reason) => {
+                    tracing::warn!(action, attempt, error = %reason, "onebot api call failed");
+                    last_error = reason;
+                }
+            }
+            if attempt < self.config.max_attempts {
+                tokio::time::sleep(backoff).await;
+                backoff = backoff.saturating_mul(2);
+            }
+        }
+        Err(OutboundError::Unavailable { reason: last_error, attempts: self.config.max_attempts })
+    }
+}
