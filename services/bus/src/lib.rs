@@ -1,1 +1,234 @@
-//! placeholder
+//! clawdbot-bus: the message bus between the roles.
+//!
+//! [`Bus`] is the trait the roles use; [`redis::RedisBus`] implements it on Redis Streams for
+//! the cluster (an in-process implementation for the embedded mode shares the same contract).
+//!
+//! Streams (keys built in [`keys`] from one prefix):
+//! - `inbound`: envelopes published by ingress; groups `skills` (workers) and `history`;
+//! - `outbound`: records of delivered replies, published by egress; group `history`;
+//! - `dead`: entries that could not be processed, with the reason.
+//!
+//! Contract the roles rely on:
+//! - [`Bus::publish`] dedupes and appends in one atomic step per item, so that a dedupe key is
+//!   never set for a message that is not in the stream;
+//! - an entry read by a consumer stays pending until acked, and another consumer reclaims it
+//!   after the idle time, with its delivery count;
+//! - [`Bus::trim`] never drops an entry that some group has not acknowledged; a full stream
+//!   refuses new entries ([`Published::Full`]) instead of growing without bound.
+
+pub mod keys;
+pub mod redis;
+
+use std::time::Duration;
+
+pub use keys::{Keys, Stream};
+
+/// The consumer group of the default skill pool.
+pub const SKILLS_GROUP: &str = "skills";
+/// The consumer group of the history writer.
+pub const HISTORY_GROUP: &str = "history";
+
+/// One item to publish on the inbound stream.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    /// The envelope, protobuf-encoded.
+    pub payload: Vec<u8>,
+    /// W3C traceparent of the span that published it.
+    pub traceparent: String,
+    /// `platform:bot_id:message_id`; `None` for events without a platform id.
+    pub dedupe_key: Option<String>,
+}
+
+/// What happened to one published item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// Appended with this stream id.
+    Appended(String),
+    /// Already accepted within the dedupe window; not appended again.
+    Duplicate,
+    /// The stream is at its maximum length; the caller should answer "retry later".
+    Full,
+}
+
+/// One stream entry as a consumer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: String,
+    pub payload: Vec<u8>,
+    pub traceparent: String,
+    /// How many times the entry has been delivered, this time included.
+    pub deliveries: u64,
+}
+
+/// Length and per-group state of a stream, for metrics and `status`.
+#[derive(Debug, Clone, Default)]
+pub struct StreamStats {
+    pub length: u64,
+    /// (group, pending, lag) for each group.
+    pub groups: Vec<(String, u64, u64)>,
+}
+
+/// Errors from the bus. Every variant means "the bus could not be reached or refused": the
+/// caller treats it as transient (answer 503, leave unacked, retry).
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("redis command `{command}` failed")]
+    Redis {
+        command: &'static str,
+        #[source]
+        source: ::redis::RedisError,
+    },
+    #[error("redis command `{command}` timed out after {timeout:?}")]
+    Timeout { command: &'static str, timeout: Duration },
+    #[error("unexpected redis reply to `{command}`: {detail}")]
+    Protocol { command: &'static str, detail: String },
+}
+
+impl BusError {
+    /// Returns the error kind, used as the `error_type` metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BusError::Redis { .. } => "bus_redis",
+            BusError::Timeout { .. } => "bus_timeout",
+            BusError::Protocol { .. } => "bus_protocol",
+        }
+    }
+}
+
+/// The bus, shared by all tasks of a process.
+#[async_trait::async_trait]
+pub trait Bus: Send + Sync {
+    /// Dedupes and appends each item to the inbound stream, atomically per item, in one round
+    /// trip for the whole batch. `dedupe_window` is how long a message id is remembered;
+    /// `max_len` is the stream length past which items are refused.
+    ///
+    /// # Errors
+    /// The bus is unreachable: nothing was appended, or some items were; the caller answers
+    /// "retry later" for all of them, and the dedupe makes the retry safe.
+    async fn publish(
+        &self,
+        items: &[Publish],
+        dedupe_window: Duration,
+        max_len: u64,
+    ) -> Result<Vec<Published>, BusError>;
+
+    /// Appends one entry to `stream` (outbound records, proactive messages).
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn append(&self, stream: Stream, payload: &[u8], traceparent: &str) -> Result<String, BusError>;
+
+    /// Creates `group` on `stream` (and the stream) if missing; the group starts at the
+    /// beginning of the stream, so that nothing published before it existed is skipped.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn ensure_group(&self, stream: Stream, group: &str) -> Result<(), BusError>;
+
+    /// Returns a consumer named `consumer` in `group` on `stream`, with its own connection
+    /// (blocking reads must not hold up the shared one).
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn consumer(
+        &self,
+        stream: Stream,
+        group: &str,
+        consumer: &str,
+    ) -> Result<Box<dyn Consumer>, BusError>;
+
+    /// Drops entries every group has acknowledged, never one still pending or unread.
+    /// Returns how many were dropped.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn trim(&self, stream: Stream) -> Result<u64, BusError>;
+
+    /// Returns the stream's length and its groups' pending counts.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn stats(&self, stream: Stream) -> Result<StreamStats, BusError>;
+
+    /// Checks that the bus answers.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn ping(&self) -> Result<(), BusError>;
+
+    /// Returns the reply ledger egress uses for idempotency.
+    fn ledger(&self) -> &dyn ReplyLedger;
+}
+
+/// One consumer in a consumer group.
+#[async_trait::async_trait]
+pub trait Consumer: Send {
+    /// Reads up to `count` new entries, waiting at most `block` for the first.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn read(&mut self, count: usize, block: Duration) -> Result<Vec<Entry>, BusError>;
+
+    /// Claims up to `count` entries that other consumers (or this one) left pending for longer
+    /// than `min_idle`, with their delivery counts.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn reclaim(&mut self, min_idle: Duration, count: usize) -> Result<Vec<Entry>, BusError>;
+
+    /// Acknowledges entries: they are done and will not be delivered again.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn ack(&mut self, ids: &[String]) -> Result<(), BusError>;
+
+    /// Moves an entry to the dead-letter stream with `reason` and acknowledges it, atomically.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn dead_letter(&mut self, entry: &Entry, reason: &str) -> Result<(), BusError>;
+}
+
+/// Where a reply's delivery stands, as [`ReplyLedger::claim`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Nobody is delivering it and it was not delivered: the caller holds the lease under
+    /// this token until it completes or releases it, or the lease expires.
+    Claimed(String),
+    /// Already delivered (or finally refused); this is the stored result.
+    Done(String),
+    /// Another process holds a live lease on it right now.
+    InFlight,
+}
+
+/// Idempotency records for replies: "being delivered" (a lease that expires, so a process that
+/// dies mid-delivery does not block the retry forever) versus "done" (with the result).
+#[async_trait::async_trait]
+pub trait ReplyLedger: Send + Sync {
+    /// Claims the delivery of `reply_id` for `lease`.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn claim(&self, reply_id: &str, lease: Duration) -> Result<Claim, BusError>;
+
+    /// Records `result` as the final outcome of `reply_id` for `ttl`, and appends `record` to the
+    /// outbound stream, in one atomic step.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn complete(
+        &self,
+        reply_id: &str,
+        token: &str,
+        result: &str,
+        ttl: Duration,
+        record: &[u8],
+        traceparent: &str,
+    ) -> Result<(), BusError>;
+
+    /// Gives the lease back after a transient failure, so that a retry may deliver.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn release(&self, reply_id: &str, token: &str) -> Result<(), BusError>;
+}

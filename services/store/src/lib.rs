@@ -1,1 +1,114 @@
-//! placeholder
+//! clawdbot-store: message history.
+//!
+//! [`Store`] is the trait the history writer and skills use; [`postgres::PostgresStore`]
+//! implements it for the cluster (an SQLite implementation for the embedded mode shares the
+//! contract). Migrations live in `migrations/` and run at start and by `clawdbot migrate`.
+
+pub mod postgres;
+
+use time::OffsetDateTime;
+
+/// Whether a row records a message received or a reply sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    /// Returns the value stored in the `direction` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+/// One history row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRecord {
+    /// Envelope id (in) or reply id (out).
+    pub id: String,
+    pub direction: Direction,
+    pub platform: String,
+    pub bot_id: String,
+    pub conversation_kind: String,
+    pub conversation_id: String,
+    pub sender_id: String,
+    pub platform_message_id: String,
+    pub event_type: String,
+    pub skill: String,
+    pub in_reply_to: String,
+    /// Delivery status for outbound rows (`delivered`, `failed`), empty for inbound.
+    pub status: String,
+    pub text: String,
+    /// The protobuf message the row was made from.
+    pub payload: Vec<u8>,
+    pub created_at: OffsetDateTime,
+}
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid database url `{url}`: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot connect to postgres")]
+    Connect(#[source] tokio_postgres::Error),
+    #[error("no connection from the pool: {0}")]
+    Pool(String),
+    #[error("query failed: {context}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("migration {version} failed")]
+    Migration {
+        version: i32,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+impl StoreError {
+    /// Returns the error kind, used as the `error_type` metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::InvalidUrl { .. } => "store_invalid_url",
+            StoreError::Connect(_) => "store_connect",
+            StoreError::Pool(_) => "store_pool",
+            StoreError::Query { .. } => "store_query",
+            StoreError::Migration { .. } => "store_migration",
+        }
+    }
+}
+
+/// The history store.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Writes a batch of rows in one statement; rows already present are skipped, so a replayed
+    /// batch writes nothing twice. Returns how many rows were new.
+    ///
+    /// # Errors
+    /// The database is unreachable or refused the batch; nothing of it was written.
+    async fn write_history(&self, records: &[HistoryRecord]) -> Result<u64, StoreError>;
+
+    /// Returns up to `limit` most recent rows of one conversation, oldest first.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn conversation(
+        &self,
+        platform: &str,
+        bot_id: &str,
+        conversation_id: &str,
+        limit: i64,
+    ) -> Result<Vec<HistoryRecord>, StoreError>;
+
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

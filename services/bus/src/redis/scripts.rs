@@ -1,0 +1,82 @@
+//! The Lua scripts, sent by hash (EVALSHA) so that a pipelined batch carries no script text.
+
+use crate::BusError;
+
+/// One script: its source and hash.
+#[derive(Clone)]
+pub(crate) struct LuaScript {
+    source: &'static str,
+    hash: String,
+}
+
+impl LuaScript {
+    fn new(source: &'static str) -> Self {
+        Self { source, hash: redis::Script::new(source).get_hash().to_string() }
+    }
+
+    /// Returns an `EVALSHA` command for this script with `keys`; add the arguments to it.
+    pub(crate) fn evalsha(&self, keys: &[&str]) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.hash).arg(keys.len());
+        for key in keys {
+            cmd.arg(*key);
+        }
+        cmd
+    }
+}
+
+/// Every script the bus runs.
+#[derive(Clone)]
+pub(crate) struct Scripts {
+    pub publish: LuaScript,
+    pub ledger_claim: LuaScript,
+    pub ledger_complete: LuaScript,
+    pub ledger_release: LuaScript,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Self {
+            publish: LuaScript::new(include_str!("scripts/publish.lua")),
+            ledger_claim: LuaScript::new(include_str!("scripts/ledger_claim.lua")),
+            ledger_complete: LuaScript::new(include_str!("scripts/ledger_complete.lua")),
+            ledger_release: LuaScript::new(include_str!("scripts/ledger_release.lua")),
+        }
+    }
+
+    /// Loads every script into Redis's script cache.
+    pub(crate) async fn load(
+        &self,
+        conn: &mut redis::aio::ConnectionManager,
+    ) -> Result<(), BusError> {
+        for script in [&self.publish, &self.ledger_claim, &self.ledger_complete, &self.ledger_release] {
+            let _hash: String = super::timed(
+                "SCRIPT LOAD",
+                redis::cmd("SCRIPT").arg("LOAD").arg(script.source).query_async(conn),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Returns true when Redis did not know a script (after a restart or SCRIPT FLUSH).
+pub(crate) fn is_noscript(error: &BusError) -> bool {
+    matches!(error, BusError::Redis { source, .. } if source.code() == Some("NOSCRIPT"))
+}
+
+/// Runs `cmd`, loading the scripts first if Redis has forgotten them.
+pub(crate) async fn run_script<T: redis::FromRedisValue>(
+    scripts: &Scripts,
+    conn: &mut redis::aio::ConnectionManager,
+    command: &'static str,
+    cmd: &redis::Cmd,
+) -> Result<T, BusError> {
+    match super::timed(command, cmd.query_async(conn)).await {
+        Err(error) if is_noscript(&error) => {
+            scripts.load(conn).await?;
+            super::timed(command, cmd.query_async(conn)).await
+        }
+        other => other,
+    }
+}

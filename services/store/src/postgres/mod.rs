@@ -1,0 +1,160 @@
+//! History on Postgres: a connection pool whose connections all use one schema, migrations
+//! under an advisory lock (several processes start at once), and batched writes.
+
+mod migrate;
+mod partitions;
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use crate::{Direction, HistoryRecord, Store, StoreError};
+
+/// The history store on Postgres.
+pub struct PostgresStore {
+    pool: Pool,
+    schema: String,
+    /// Month partitions known to exist, so that the writer checks each month once per process.
+    known_partitions: Mutex<HashSet<String>>,
+}
+
+impl PostgresStore {
+    /// Connects to `url` with every connection's `search_path` set to `schema`, creating the
+    /// database and the schema when missing, and runs the migrations.
+    ///
+    /// # Errors
+    /// An invalid URL, an unreachable server, or a failed migration.
+    pub async fn connect(url: &str, schema: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|error| StoreError::InvalidUrl { url: url.to_string(), reason: error.to_string() })?;
+        migrate::create_database_if_missing(&config).await?;
+        migrate::create_schema_if_missing(&config, schema).await?;
+        config.options(format!("-c search_path={schema}"));
+        let manager =
+            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .build()
+            .map_err(|error| StoreError::Pool(error.to_string()))?;
+        let store = Self { pool, schema: schema.to_string(), known_partitions: Mutex::new(HashSet::new()) };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Returns the schema this store writes to.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|error| StoreError::Pool(error.to_string()))
+    }
+
+    /// Runs the migrations that have not run yet.
+    ///
+    /// # Errors
+    /// A migration failed; the ones before it stay applied.
+    pub async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
+        let mut client = self.client().await?;
+        migrate::run(&mut client).await
+    }
+}
+
+const INSERT_BATCH: &str = "INSERT INTO messages (id, direction, platform, bot_id, conversation_kind,
+    conversation_id, sender_id, platform_message_id, event_type, skill, in_reply_to, status, text,
+    payload, created_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+    $14::bytea[], $15::timestamptz[])
+ON CONFLICT DO NOTHING";
+
+const SELECT_CONVERSATION: &str = "SELECT id, direction, platform, bot_id, conversation_kind,
+    conversation_id, sender_id, platform_message_id, event_type, skill, in_reply_to, status, text,
+    payload, created_at
+FROM (SELECT * FROM messages WHERE platform = $1 AND bot_id = $2 AND conversation_id = $3
+      ORDER BY created_at DESC LIMIT $4) recent
+ORDER BY created_at, direction";
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn write_history(&self, records: &[HistoryRecord]) -> Result<u64, StoreError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let client = self.client().await?;
+        partitions::ensure_for(&client, &self.known_partitions, records).await?;
+        let column = |f: fn(&HistoryRecord) -> &str| records.iter().map(|r| f(r).to_string()).collect::<Vec<_>>();
+        let ids = column(|r| &r.id);
+        let directions = column(|r| r.direction.as_str());
+        let platforms = column(|r| &r.platform);
+        let bots = column(|r| &r.bot_id);
+        let kinds = column(|r| &r.conversation_kind);
+        let conversations = column(|r| &r.conversation_id);
+        let senders = column(|r| &r.sender_id);
+        let message_ids = column(|r| &r.platform_message_id);
+        let event_types = column(|r| &r.event_type);
+        let skills = column(|r| &r.skill);
+        let in_reply_to = column(|r| &r.in_reply_to);
+        let statuses = column(|r| &r.status);
+        let texts = column(|r| &r.text);
+        let payloads: Vec<&[u8]> = records.iter().map(|r| r.payload.as_slice()).collect();
+        let created: Vec<time::OffsetDateTime> = records.iter().map(|r| r.created_at).collect();
+        client
+            .execute(
+                INSERT_BATCH,
+                &[
+                    &ids, &directions, &platforms, &bots, &kinds, &conversations, &senders,
+                    &message_ids, &event_types, &skills, &in_reply_to, &statuses, &texts,
+                    &payloads, &created,
+                ],
+            )
+            .await
+            .map_err(|source| StoreError::Query { context: "insert history batch", source })
+    }
+
+    async fn conversation(
+        &self,
+        platform: &str,
+        bot_id: &str,
+        conversation_id: &str,
+        limit: i64,
+    ) -> Result<Vec<HistoryRecord>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(SELECT_CONVERSATION, &[&platform, &bot_id, &conversation_id, &limit])
+            .await
+            .map_err(|source| StoreError::Query { context: "select conversation", source })?;
+        Ok(rows
+            .iter()
+            .map(|row| HistoryRecord {
+                id: row.get(0),
+                direction: if row.get::<_, &str>(1) == "in" { Direction::In } else { Direction::Out },
+                platform: row.get(2),
+                bot_id: row.get(3),
+                conversation_kind: row.get(4),
+                conversation_id: row.get(5),
+                sender_id: row.get(6),
+                platform_message_id: row.get(7),
+                event_type: row.get(8),
+                skill: row.get(9),
+                in_reply_to: row.get(10),
+                status: row.get(11),
+                text: row.get(12),
+                payload: row.get(13),
+                created_at: row.get(14),
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|source| StoreError::Query { context: "ping", source })?;
+        Ok(())
+    }
+}
