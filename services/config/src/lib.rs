@@ -1,1 +1,111 @@
-//! placeholder
+//! clawdbot-config: the one config every role reads.
+//!
+//! Three stages, each its own function:
+//! 1. [`load`]: read a YAML file, or every `*.yaml`/`*.yml` of a directory merged in name order
+//!    (the `config/wechat.yaml`, `config/permissions.yaml` layout users keep), and replace
+//!    `${ENV_VAR}` references (`${VAR:-default}` gives a default);
+//! 2. [`Config::parse`]: typed parsing with unknown keys refused;
+//! 3. [`Config::validate`]: pure checks that report *every* problem at once, each naming the key
+//!    path, the bad value and what would be valid.
+//!
+//! Connecting to Redis and Postgres is the roles' business (health checks at start), not this
+//! crate's: validation never does IO.
+
+mod env;
+mod load;
+mod sections;
+
+pub use env::{Env, ProcessEnv};
+pub use load::load_value;
+pub use sections::*;
+
+use clawdbot_platforms::PlatformsConfig;
+
+/// A config that could not be used: every problem found, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", problems.join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    pub(crate) fn one(problem: impl Into<String>) -> Self {
+        Self { problems: vec![problem.into()] }
+    }
+}
+
+/// The whole config.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The platform sections (`onebot`, ...).
+    pub platforms: PlatformsConfig,
+    /// Everything else.
+    pub core: CoreConfig,
+}
+
+impl Config {
+    /// Loads, parses and validates the config at `path` (a file or a directory).
+    ///
+    /// # Errors
+    /// Every problem found, each naming its file or key path.
+    pub fn load(path: &std::path::Path, env: &dyn Env) -> Result<Self, ConfigError> {
+        let value = load_value(path, env)?;
+        let config = Self::parse(value)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a merged, substituted config tree.
+    ///
+    /// # Errors
+    /// Unknown keys and values of the wrong type, each with its key path.
+    pub fn parse(value: serde_json::Value) -> Result<Self, ConfigError> {
+        let serde_json::Value::Object(map) = value else {
+            if value.is_null() {
+                return Ok(Self::default());
+            }
+            return Err(ConfigError::one(format!("the config must be a map of sections, got `{value}`")));
+        };
+        let mut platform_map = serde_json::Map::new();
+        let mut core_map = serde_json::Map::new();
+        let mut problems = Vec::new();
+        for (key, section) in map {
+            if PlatformsConfig::KEYS.contains(&key.as_str()) {
+                platform_map.insert(key, section);
+            } else if CoreConfig::KEYS.contains(&key.as_str()) {
+                core_map.insert(key, section);
+            } else {
+                let mut known: Vec<&str> = PlatformsConfig::KEYS.iter().chain(CoreConfig::KEYS).copied().collect();
+                known.sort_unstable();
+                problems.push(format!("unknown section `{key}`, expected one of: {}", known.join(", ")));
+            }
+        }
+        let platforms = typed::<PlatformsConfig>(platform_map).map_err(|p| problems.push(p)).ok();
+        let core = typed::<CoreConfig>(core_map).map_err(|p| problems.push(p)).ok();
+        match (platforms, core) {
+            (Some(platforms), Some(core)) if problems.is_empty() => Ok(Self { platforms, core }),
+            _ => Err(ConfigError { problems }),
+        }
+    }
+
+    /// Checks every section and returns all problems at once.
+    ///
+    /// # Errors
+    /// One line per problem, naming the key path, the value and what is expected.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = self.platforms.validate();
+        problems.extend(self.core.validate());
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError { problems }) }
+    }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(map: serde_json::Map<String, serde_json::Value>) -> Result<T, String> {
+    let value = serde_json::Value::Object(map);
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        format!("`{path}`: {}", error.into_inner())
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,9 @@ pub struct OneBotConfig {
     /// history. `default` when the section is a single account.
     #[serde(default = "default_id")]
     pub id: String,
-    /// The bot's QQ number; events for another self_id are refused.
+    /// The bot's QQ number; events for another self_id are refused. A numeric string is
+    /// accepted too, so that `self_id: ${BOT_QQ}` works.
+    #[serde(deserialize_with = "number_or_numeric_string")]
     pub self_id: i64,
     /// HMAC key for `X-Signature`; when unset, events are not signed (trust the network).
     #[serde(default)]
@@ -29,6 +31,19 @@ pub struct OneBotConfig {
     /// Back-off before the first retry; doubled for each further one.
     #[serde(default = "default_retry_backoff_ms")]
     pub retry_backoff_ms: u64,
+}
+
+fn number_or_numeric_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Number(number) => {
+            number.as_i64().ok_or_else(|| D::Error::custom(format!("`{number}` is not an integer")))
+        }
+        serde_json::Value::String(text) => {
+            text.trim().parse().map_err(|_| D::Error::custom(format!("`{text}` is not an integer")))
+        }
+        other => Err(D::Error::custom(format!("expected a QQ number, got `{other}`"))),
+    }
 }
 
 fn default_id() -> String {

@@ -30,7 +30,6 @@ pub(super) struct Event {
     pub notice_type: Option<String>,
     #[serde(default)]
     pub request_type: Option<String>,
-    #[serde(default)]
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,0 +1,278 @@
+//! The non-platform sections: where the bus and the store are, and how each role listens,
+//! batches and retries. Every default is what a single-machine deployment wants.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+/// Every section except the platforms'.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreConfig {
+    /// Redis for the bus; absent means the embedded in-process bus.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+    /// Where history goes.
+    #[serde(default)]
+    pub storage: Option<StorageConfig>,
+    #[serde(default)]
+    pub ingress: IngressConfig,
+    #[serde(default)]
+    pub egress: EgressConfig,
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    #[serde(default)]
+    pub history: HistoryConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+impl CoreConfig {
+    /// The top-level keys of these sections.
+    pub const KEYS: &'static [&'static str] =
+        &["cluster", "storage", "ingress", "egress", "worker", "history", "metrics", "telemetry"];
+
+    /// Returns every problem in these sections.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(cluster) = &self.cluster {
+            if !(cluster.redis.starts_with("redis://") || cluster.redis.starts_with("rediss://")) {
+                problems.push(format!("`cluster.redis` must be a redis:// or rediss:// URL, got `{}`", cluster.redis));
+            }
+            check_name(&mut problems, "cluster.key_prefix", &cluster.key_prefix);
+        }
+        match &self.storage {
+            Some(StorageConfig::Postgresql { dsn, pool_size, schema }) => {
+                if !(dsn.starts_with("postgres://") || dsn.starts_with("postgresql://")) {
+                    problems.push(format!("`storage.dsn` must be a postgres:// URL, got `{dsn}`"));
+                }
+                range(&mut problems, "storage.pool_size", *pool_size as u64, 1, 256);
+                check_name(&mut problems, "storage.schema", schema);
+            }
+            Some(StorageConfig::Sqlite { path }) if path.trim().is_empty() => {
+                problems.push("`storage.path` must name the SQLite file, got an empty string".to_string());
+            }
+            _ => {}
+        }
+        listen(&mut problems, "ingress.listen", &self.ingress.listen);
+        range(&mut problems, "ingress.max_body_bytes", self.ingress.max_body_bytes as u64, 1024, 64 << 20);
+        range(&mut problems, "ingress.dedupe_window_secs", self.ingress.dedupe_window_secs, 1, 7 * 86400);
+        range(&mut problems, "ingress.max_stream_len", self.ingress.max_stream_len, 100, 100_000_000);
+        listen(&mut problems, "egress.listen", &self.egress.listen);
+        if !(self.egress.endpoint.starts_with("http://") || self.egress.endpoint.starts_with("https://")) {
+            problems.push(format!("`egress.endpoint` must be an http:// or https:// URL, got `{}`", self.egress.endpoint));
+        }
+        range(&mut problems, "egress.lease_secs", self.egress.lease_secs, 1, 3600);
+        range(&mut problems, "egress.result_ttl_secs", self.egress.result_ttl_secs, 60, 30 * 86400);
+        range(&mut problems, "worker.batch_size", self.worker.batch_size as u64, 1, 1000);
+        range(&mut problems, "worker.block_ms", self.worker.block_ms, 1, 60_000);
+        range(&mut problems, "worker.reclaim_idle_secs", self.worker.reclaim_idle_secs, 1, 86400);
+        range(&mut problems, "worker.max_deliveries", self.worker.max_deliveries, 1, 100);
+        range(&mut problems, "worker.concurrency", self.worker.concurrency as u64, 1, 10_000);
+        range(&mut problems, "history.batch_size", self.history.batch_size as u64, 1, 10_000);
+        listen(&mut problems, "metrics.listen", &self.metrics.listen);
+        if !(0.0..=1.0).contains(&self.telemetry.sampling_ratio) {
+            problems.push(format!(
+                "`telemetry.sampling_ratio` must be between 0 and 1, got `{}`",
+                self.telemetry.sampling_ratio
+            ));
+        }
+        problems
+    }
+}
+
+fn range(problems: &mut Vec<String>, path: &str, value: u64, min: u64, max: u64) {
+    if !(min..=max).contains(&value) {
+        problems.push(format!("`{path}` must be between {min} and {max}, got `{value}`"));
+    }
+}
+
+fn listen(problems: &mut Vec<String>, path: &str, value: &str) {
+    if value.parse::<SocketAddr>().is_err() {
+        problems.push(format!("`{path}` must be an address like `0.0.0.0:8080`, got `{value}`"));
+    }
+}
+
+fn check_name(problems: &mut Vec<String>, path: &str, value: &str) {
+    if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        problems.push(format!("`{path}` must be letters, digits, `_` or `-`, got `{value}`"));
+    }
+}
+
+/// `cluster`: the shared Redis.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `redis://host:port/db`.
+    pub redis: String,
+    /// Prefix of every Redis key; two deployments on one Redis use two prefixes.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+}
+
+fn default_key_prefix() -> String {
+    "clawdbot".to_string()
+}
+
+/// `storage`: where history goes, tagged by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StorageConfig {
+    Postgresql {
+        dsn: String,
+        #[serde(default = "default_pool_size")]
+        pool_size: usize,
+        /// The schema clawdbot's tables live in.
+        #[serde(default = "default_schema")]
+        schema: String,
+    },
+    Sqlite {
+        path: String,
+    },
+}
+
+fn default_pool_size() -> usize {
+    8
+}
+fn default_schema() -> String {
+    "public".to_string()
+}
+
+/// `ingress`: the HTTP server platforms call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngressConfig {
+    pub listen: String,
+    /// Larger bodies get 413 before any parsing.
+    pub max_body_bytes: usize,
+    /// How long a platform message id is remembered, so that the platform's retries of it are
+    /// answered without publishing again.
+    pub dedupe_window_secs: u64,
+    /// Inbound stream length past which ingress answers 503 (the platform retries later)
+    /// instead of letting Redis memory grow without bound.
+    pub max_stream_len: u64,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".to_string(),
+            max_body_bytes: 1 << 20,
+            dedupe_window_secs: 600,
+            max_stream_len: 1_000_000,
+        }
+    }
+}
+
+/// `egress`: the gRPC delivery service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressConfig {
+    /// Where the egress role listens.
+    pub listen: String,
+    /// Where workers reach egress (a Service name in Kubernetes).
+    pub endpoint: String,
+    /// How long a delivery may hold its lease before another attempt may take over; longer
+    /// than the platform timeouts times the retries.
+    pub lease_secs: u64,
+    /// How long a delivered reply's result is remembered (its idempotency window).
+    pub result_ttl_secs: u64,
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:6771".to_string(),
+            endpoint: "http://127.0.0.1:6771".to_string(),
+            lease_secs: 60,
+            result_ttl_secs: 86400,
+        }
+    }
+}
+
+/// `worker`: the skill consumer loop.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Entries read per XREADGROUP.
+    pub batch_size: usize,
+    /// How long one read waits for new entries.
+    pub block_ms: u64,
+    /// Entries pending longer than this (their worker died or stalled) are reclaimed.
+    pub reclaim_idle_secs: u64,
+    /// Deliveries after which an entry goes to the dead-letter stream.
+    pub max_deliveries: u64,
+    /// Messages handled at once per worker process.
+    pub concurrency: usize,
+    /// Consumer name in the group; defaults to `<host>-<pid>`.
+    pub consumer_name: Option<String>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 200,
+            block_ms: 1000,
+            reclaim_idle_secs: 30,
+            max_deliveries: 5,
+            concurrency: 256,
+            consumer_name: None,
+        }
+    }
+}
+
+/// `history`: the writer of the message history.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    pub enabled: bool,
+    /// Rows per INSERT.
+    pub batch_size: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self { enabled: true, batch_size: 500 }
+    }
+}
+
+/// `metrics`: the Prometheus endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { listen: "0.0.0.0:9091".to_string() }
+    }
+}
+
+/// `telemetry`: traces and logs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP gRPC endpoint (Jaeger's 4317); unset means no trace export.
+    pub otlp_endpoint: Option<String>,
+    /// Share of traces kept, 0 to 1.
+    pub sampling_ratio: f64,
+    /// `json` (what Kubernetes collects) or `text`.
+    pub log_format: LogFormat,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: None, sampling_ratio: 1.0, log_format: LogFormat::Json }
+    }
+}
+
+/// How logs are written to stdout.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
