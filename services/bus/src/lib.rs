@@ -156,6 +156,19 @@ pub trait Bus: Send + Sync {
     /// The bus is unreachable.
     async fn ping(&self) -> Result<(), BusError>;
 
+    /// Acknowledges entries of `group` on `stream`: they are done and will not be delivered
+    /// again.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn ack(&self, stream: Stream, group: &str, ids: &[String]) -> Result<(), BusError>;
+
+    /// Moves an entry to the dead-letter stream with `reason` and acknowledges it, atomically.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn dead_letter(&self, stream: Stream, group: &str, entry: &Entry, reason: &str) -> Result<(), BusError>;
+
     /// Returns the reply ledger egress uses for idempotency.
     fn ledger(&self) -> &dyn ReplyLedger;
 }
@@ -176,17 +189,6 @@ pub trait Consumer: Send {
     /// The bus is unreachable.
     async fn reclaim(&mut self, min_idle: Duration, count: usize) -> Result<Vec<Entry>, BusError>;
 
-    /// Acknowledges entries: they are done and will not be delivered again.
-    ///
-    /// # Errors
-    /// The bus is unreachable.
-    async fn ack(&mut self, ids: &[String]) -> Result<(), BusError>;
-
-    /// Moves an entry to the dead-letter stream with `reason` and acknowledges it, atomically.
-    ///
-    /// # Errors
-    /// The bus is unreachable.
-    async fn dead_letter(&mut self, entry: &Entry, reason: &str) -> Result<(), BusError>;
 }
 
 /// Where a reply's delivery stands, as [`ReplyLedger::claim`] found it.

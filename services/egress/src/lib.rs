@@ -1,1 +1,52 @@
-//! placeholder
+//! clawdbot-egress: the gRPC service that delivers replies to the platform APIs.
+//!
+//! Contract (`proto/clawdbot/v1/egress.proto`): `Send` is idempotent by reply id. The ledger
+//! tells "being delivered" (a lease that expires, so a crash mid-delivery never blocks the
+//! retry) from "done" (the stored result, returned to any later call with the same id). Each
+//! account's platform calls have their own client, timeout and retries, so a failing platform
+//! API only slows the calls addressed to it.
+
+mod service;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clawdbot_bus::Bus;
+use clawdbot_core::proto::egress_server::EgressServer;
+use clawdbot_core::shutdown::Shutdown;
+use clawdbot_platforms::Outbounds;
+use tokio::net::TcpListener;
+
+pub use service::EgressService;
+
+/// What the egress role needs from the config.
+#[derive(Debug, Clone)]
+pub struct EgressSettings {
+    /// How long one delivery holds its lease.
+    pub lease: Duration,
+    /// How long a finished reply's result is remembered.
+    pub result_ttl: Duration,
+}
+
+/// Serves the egress gRPC service on `listener` until shutdown, then finishes the calls in
+/// flight.
+///
+/// # Errors
+/// The server failed (the listener broke).
+pub async fn run(
+    settings: EgressSettings,
+    bus: Arc<dyn Bus>,
+    outbounds: Outbounds,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let service = EgressService::new(settings, bus, outbounds);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tracing::info!("egress serving");
+    tonic::transport::Server::builder()
+        .add_service(EgressServer::new(service))
+        .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
+        .await?;
+    tracing::info!("egress stopped");
+    Ok(())
+}

@@ -15,7 +15,6 @@ use crate::{BusError, Consumer, Entry, Stream};
 pub struct RedisConsumer {
     conn: ConnectionManager,
     stream: String,
-    dead_stream: String,
     group: String,
     name: String,
     /// Where the next XAUTOCLAIM scan starts; XAUTOCLAIM returns it, and `0-0` means the scan
@@ -28,7 +27,6 @@ impl RedisConsumer {
         Self {
             conn,
             stream: keys.stream(stream),
-            dead_stream: keys.stream(Stream::Dead),
             group: group.to_string(),
             name: name.to_string(),
             reclaim_cursor: "0-0".to_string(),
@@ -104,43 +102,6 @@ impl Consumer for RedisConsumer {
             })
             .collect())
     }
-
-    async fn ack(&mut self, ids: &[String]) -> Result<(), BusError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let cmd = redis::cmd("XACK").arg(&self.stream).arg(&self.group).arg(ids).clone();
-        let _acked: u64 = timed("XACK", cmd.query_async(&mut self.conn)).await?;
-        Ok(())
-    }
-
-    async fn dead_letter(&mut self, entry: &Entry, reason: &str) -> Result<(), BusError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("XADD")
-            .arg(&self.dead_stream)
-            .arg("*")
-            .arg("e")
-            .arg(&entry.payload)
-            .arg("tp")
-            .arg(&entry.traceparent)
-            .arg("reason")
-            .arg(reason)
-            .arg("source")
-            .arg(&self.stream)
-            .arg("source_id")
-            .arg(&entry.id)
-            .arg("group")
-            .arg(&self.group)
-            .ignore()
-            .cmd("XACK")
-            .arg(&self.stream)
-            .arg(&self.group)
-            .arg(&entry.id)
-            .ignore();
-        let () = timed("dead letter", pipe.query_async(&mut self.conn)).await?;
-        Ok(())
-    }
 }
 
 impl RedisConsumer {
@@ -174,6 +135,53 @@ fn to_entry(id: StreamId, deliveries: u64) -> Entry {
         id: id.id,
         deliveries,
     }
+}
+
+/// Acknowledges `ids` in `group`.
+pub(crate) async fn ack(conn: &mut ConnectionManager, stream: &str, group: &str, ids: &[String]) -> Result<(), BusError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let cmd = redis::cmd("XACK").arg(stream).arg(group).arg(ids).clone();
+    let _acked: u64 = timed("XACK", cmd.query_async(conn)).await?;
+    Ok(())
+}
+
+/// Appends `entry` to `dead_stream` with its reason and origin, and acks it, in one MULTI.
+pub(crate) async fn dead_letter(
+    conn: &mut ConnectionManager,
+    (stream, dead_stream): (&str, &str),
+    group: &str,
+    entry: &Entry,
+    reason: &str,
+) -> Result<(), BusError> {
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("XADD")
+        .arg(dead_stream)
+        .arg("*")
+        .arg("e")
+        .arg(&entry.payload)
+        .arg("tp")
+        .arg(&entry.traceparent)
+        .arg("reason")
+        .arg(reason)
+        .arg("source")
+        .arg(stream)
+        .arg("source_id")
+        .arg(&entry.id)
+        .arg("group")
+        .arg(group)
+        .arg("deliveries")
+        .arg(entry.deliveries)
+        .ignore()
+        .cmd("XACK")
+        .arg(stream)
+        .arg(group)
+        .arg(&entry.id)
+        .ignore();
+    let () = timed("dead letter", pipe.query_async(conn)).await?;
+    Ok(())
 }
 
 /// Creates `group` on `stream` starting at the beginning, creating the stream if needed.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamInfoGroupsReply;
 
-use crate::{Bus, BusError, Consumer, Publish, Published, ReplyLedger, Stream, StreamStats};
+use crate::{Bus, BusError, Consumer, Entry, Publish, Published, ReplyLedger, Stream, StreamStats};
 use crate::keys::Keys;
 pub use consumer::RedisConsumer;
 use scripts::Scripts;
@@ -203,6 +203,18 @@ impl Bus for RedisBus {
     async fn ping(&self) -> Result<(), BusError> {
         let mut conn = self.conn.clone();
         let _pong: String = timed("PING", redis::cmd("PING").query_async(&mut conn)).await?;
+        Ok(())
+    }
+
+    async fn ack(&self, stream: Stream, group: &str, ids: &[String]) -> Result<(), BusError> {
+        consumer::ack(&mut self.conn.clone(), &self.keys.stream(stream), group, ids).await
+    }
+
+    async fn dead_letter(&self, stream: Stream, group: &str, entry: &Entry, reason: &str) -> Result<(), BusError> {
+        let streams = (self.keys.stream(stream), self.keys.stream(Stream::Dead));
+        consumer::dead_letter(&mut self.conn.clone(), (&streams.0, &streams.1), group, entry, reason).await?;
+        metrics::counter!(clawdbot_core::telemetry::DEAD_LETTERS_TOTAL, "group" => group.to_string()).increment(1);
+        tracing::warn!(stream = stream.as_str(), group, entry_id = %entry.id, reason, "entry moved to dead letters");
         Ok(())
     }
 

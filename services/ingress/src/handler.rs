@@ -1,0 +1,147 @@
+//! The callback handler: verify, decode, publish, answer.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use clawdbot_bus::{Publish, Published};
+use clawdbot_core::proto::TraceContext;
+use clawdbot_core::telemetry::{self, INGRESS_REQUESTS_TOTAL, MESSAGES_IN_TOTAL};
+use clawdbot_platforms::{Inbound, Inbox, WebhookRequest};
+use prost::Message;
+use tracing::Instrument;
+
+use crate::IngressState;
+
+const COMPONENT: &str = "ingress";
+
+type Request = (Method, HeaderMap, Option<String>, Bytes);
+
+pub(crate) async fn default_account(
+    State(state): State<Arc<IngressState>>,
+    Path(platform): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    match state.defaults.get(&platform).cloned() {
+        Some(inbound) => handle(&state, inbound, (method, headers, query, body)).await,
+        None => not_found(&state, &platform, None),
+    }
+}
+
+pub(crate) async fn named_account(
+    State(state): State<Arc<IngressState>>,
+    Path((platform, id)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    match state.inbounds.get(&(platform.clone(), id.clone())).cloned() {
+        Some(inbound) => handle(&state, inbound, (method, headers, query, body)).await,
+        None => not_found(&state, &platform, Some(&id)),
+    }
+}
+
+pub(crate) async fn ready(State(state): State<Arc<IngressState>>) -> Response {
+    if state.shutdown.is_triggered() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    match state.bus.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("bus unavailable: {error}")).into_response(),
+    }
+}
+
+fn not_found(state: &IngressState, platform: &str, id: Option<&str>) -> Response {
+    let mut known: Vec<String> = state.inbounds.keys().map(|(p, i)| format!("{p}/{i}")).collect();
+    known.sort();
+    let what = match id {
+        Some(id) => format!("no account `{id}` for platform `{platform}`"),
+        None => format!("no default account for platform `{platform}` (name one in the path)"),
+    };
+    tracing::warn!(platform, reason = %what, "callback for an unknown account");
+    (StatusCode::NOT_FOUND, format!("{what}; configured: {}\n", known.join(", "))).into_response()
+}
+
+async fn handle(state: &IngressState, inbound: Arc<dyn Inbound>, (method, headers, query, body): Request) -> Response {
+    let platform = inbound.platform();
+    let span = tracing::info_span!("ingress", platform, bot_id = inbound.bot_id(), message_id = tracing::field::Empty);
+    if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        let trace = TraceContext { traceparent: traceparent.to_string(), tracestate: String::new() };
+        telemetry::set_remote_parent(&span, Some(&trace));
+    }
+    async move {
+        let req = WebhookRequest { method: &method, headers: &headers, query: query.as_deref(), body: &body };
+        let inbox = match inbound.verify(&req).and_then(|()| inbound.parse(&req)) {
+            Ok(inbox) => inbox,
+            Err(error) => {
+                telemetry::count_error(COMPONENT, error.kind());
+                count(platform, "rejected");
+                tracing::warn!(platform, error_type = error.kind(), reason = %error, "callback rejected");
+                return (error.status(), format!("{error}\n")).into_response();
+            }
+        };
+        match inbox {
+            Inbox::Envelopes(envelopes) => publish(state, platform, envelopes).await,
+            Inbox::Handshake { content_type, body } => {
+                count(platform, "handshake");
+                ([(header::CONTENT_TYPE, content_type)], body).into_response()
+            }
+            Inbox::Nothing => {
+                count(platform, "ignored");
+                StatusCode::NO_CONTENT.into_response()
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn publish(state: &IngressState, platform: &'static str, envelopes: Vec<clawdbot_core::Envelope>) -> Response {
+    let trace = telemetry::current_trace_context();
+    let mut outcomes = Vec::with_capacity(envelopes.len());
+    for mut envelope in envelopes {
+        tracing::Span::current().record("message_id", envelope.message_id.as_str());
+        let dedupe_key = (!envelope.message_id.is_empty())
+            .then(|| format!("{}:{}:{}", envelope.platform, envelope.bot_id, envelope.message_id));
+        envelope.trace = Some(trace.clone());
+        let item = Publish { payload: envelope.encode_to_vec(), traceparent: trace.traceparent.clone(), dedupe_key };
+        outcomes.push(state.publisher.publish(item).await);
+    }
+    let mut duplicates = 0;
+    for outcome in outcomes {
+        match outcome {
+            Ok(Published::Appended(_)) => {
+                metrics::counter!(MESSAGES_IN_TOTAL, "platform" => platform).increment(1);
+            }
+            Ok(Published::Duplicate) => duplicates += 1,
+            Ok(Published::Full) => {
+                count(platform, "backpressure");
+                telemetry::count_error(COMPONENT, "stream_full");
+                tracing::warn!(platform, "inbound stream is full; asking the platform to retry");
+                return (StatusCode::SERVICE_UNAVAILABLE, "inbound stream is full, retry later\n").into_response();
+            }
+            Err(reason) => {
+                count(platform, "unavailable");
+                tracing::error!(platform, error = %reason, "cannot publish to the bus; asking the platform to retry");
+                return (StatusCode::SERVICE_UNAVAILABLE, "message bus unavailable, retry later\n").into_response();
+            }
+        }
+    }
+    if duplicates > 0 {
+        tracing::debug!(platform, duplicates, "platform retry of an accepted message");
+        count(platform, "duplicate");
+    } else {
+        count(platform, "accepted");
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn count(platform: &'static str, outcome: &'static str) {
+    metrics::counter!(INGRESS_REQUESTS_TOTAL, "platform" => platform, "outcome" => outcome).increment(1);
+}

@@ -1,0 +1,269 @@
+//! The consumer loop of one skill pool.
+//!
+//! Reading and processing overlap: the loop keeps reading while earlier batches are handled,
+//! bounded by `concurrency` messages in flight. Each batch acks what succeeded in one XACK.
+//! On shutdown the loop stops reading, lets the batches in flight finish and ack, then returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clawdbot_bus::{Bus, Consumer, Entry, Stream};
+use clawdbot_core::proto::egress_client::EgressClient;
+use clawdbot_core::proto::{DeliveryStatus, Envelope, SendRequest, TraceContext};
+use clawdbot_core::shutdown::Shutdown;
+use clawdbot_core::skill::{SkillContext, SkillError};
+use clawdbot_core::telemetry::{self, SKILLS_LATENCY_SECONDS, WORKER_ACKED_TOTAL};
+use prost::Message;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tonic::transport::Channel;
+use tracing::Instrument;
+
+use crate::router::Router;
+
+const COMPONENT: &str = "worker";
+/// How long one egress call may take: the platform's timeout times its attempts, with room.
+const EGRESS_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the worker role needs from the config.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// The consumer group (the skill pool).
+    pub group: String,
+    /// This process's name in the group.
+    pub consumer_name: String,
+    pub batch_size: usize,
+    pub block: Duration,
+    pub reclaim_idle: Duration,
+    pub max_deliveries: u64,
+    pub concurrency: usize,
+}
+
+/// What to do with an entry once it has been handled.
+#[derive(Debug)]
+enum Outcome {
+    /// Done (replies confirmed, or nothing to do).
+    Ack,
+    /// Leave it pending: it is reclaimed and tried again after the idle time.
+    Retry(String),
+    /// Never going to work: dead-letter it with this reason.
+    DeadLetter(String),
+}
+
+/// Everything a batch task needs, cheap to clone.
+#[derive(Clone)]
+struct Handler {
+    bus: Arc<dyn Bus>,
+    router: Router,
+    egress: EgressClient<Channel>,
+    group: String,
+    context: SkillContext,
+}
+
+/// Runs the consumer loop until shutdown.
+///
+/// # Errors
+/// The group or the consumer cannot be set up (Redis unreachable at start).
+pub async fn run(
+    settings: WorkerSettings,
+    bus: Arc<dyn Bus>,
+    router: Router,
+    egress: EgressClient<Channel>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    bus.ensure_group(Stream::Inbound, &settings.group).await?;
+    let mut consumer = bus.consumer(Stream::Inbound, &settings.group, &settings.consumer_name).await?;
+    let handler = Handler {
+        bus,
+        router,
+        egress,
+        group: settings.group.clone(),
+        context: SkillContext { pool: settings.group.clone() },
+    };
+    let permits = Arc::new(Semaphore::new(settings.concurrency));
+    let mut batches = JoinSet::new();
+    // Reclaim at start too: a replacement for a crashed pod picks its work up right away.
+    let reclaim_every = (settings.reclaim_idle / 2).max(Duration::from_millis(200));
+    let mut next_reclaim = tokio::time::Instant::now();
+    tracing::info!(group = %settings.group, consumer = %settings.consumer_name, "worker consuming");
+    while !shutdown.is_triggered() {
+        while batches.try_join_next().is_some() {}
+        let free = permits.available_permits().min(settings.batch_size);
+        if free == 0 {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = batches.join_next() => continue,
+            }
+        }
+        let read = tokio::select! {
+            () = shutdown.cancelled() => break,
+            read = consumer.read(free, settings.block) => read,
+        };
+        match read {
+            Ok(entries) => spawn_batch(&mut batches, &permits, &handler, entries).await,
+            Err(error) => {
+                telemetry::count_error(COMPONENT, error.kind());
+                tracing::warn!(error = %error, "reading the inbound stream failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= next_reclaim {
+            next_reclaim = tokio::time::Instant::now() + reclaim_every;
+            reclaim(&mut *consumer, &settings, &handler, &mut batches, &permits).await;
+        }
+    }
+    tracing::info!(in_flight = batches.len(), "worker draining");
+    while batches.join_next().await.is_some() {}
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Claims entries idle for too long; those delivered too often go to the dead letters.
+async fn reclaim(
+    consumer: &mut dyn Consumer,
+    settings: &WorkerSettings,
+    handler: &Handler,
+    batches: &mut JoinSet<()>,
+    permits: &Arc<Semaphore>,
+) {
+    let claimed = match consumer.reclaim(settings.reclaim_idle, settings.batch_size).await {
+        Ok(claimed) => claimed,
+        Err(error) => {
+            telemetry::count_error(COMPONENT, error.kind());
+            tracing::warn!(error = %error, "reclaiming idle entries failed");
+            return;
+        }
+    };
+    if claimed.is_empty() {
+        return;
+    }
+    tracing::info!(count = claimed.len(), "reclaimed idle entries");
+    let (exhausted, retry): (Vec<Entry>, Vec<Entry>) =
+        claimed.into_iter().partition(|entry| entry.deliveries > settings.max_deliveries);
+    for entry in exhausted {
+        let reason = format!("not processed after {} deliveries", entry.deliveries - 1);
+        if let Err(error) = handler.bus.dead_letter(Stream::Inbound, &handler.group, &entry, &reason).await {
+            telemetry::count_error(COMPONENT, error.kind());
+            tracing::warn!(error = %error, entry_id = %entry.id, "dead-lettering failed; will retry");
+        }
+    }
+    spawn_batch(batches, permits, handler, retry).await;
+}
+
+async fn spawn_batch(batches: &mut JoinSet<()>, permits: &Arc<Semaphore>, handler: &Handler, entries: Vec<Entry>) {
+    if entries.is_empty() {
+        return;
+    }
+    let Ok(permit) = permits.clone().acquire_many_owned(entries.len() as u32).await else {
+        return;
+    };
+    let handler = handler.clone();
+    batches.spawn(async move {
+        handler.process_batch(entries).await;
+        drop(permit);
+    });
+}
+
+impl Handler {
+    async fn process_batch(&self, entries: Vec<Entry>) {
+        let outcomes = futures::future::join_all(entries.iter().map(|entry| self.process(entry))).await;
+        let mut acks = Vec::with_capacity(entries.len());
+        for (entry, outcome) in entries.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Ack => acks.push(entry.id.clone()),
+                Outcome::Retry(reason) => {
+                    tracing::warn!(entry_id = %entry.id, deliveries = entry.deliveries, reason, "message left for retry");
+                }
+                Outcome::DeadLetter(reason) => {
+                    if let Err(error) = self.bus.dead_letter(Stream::Inbound, &self.group, entry, &reason).await {
+                        telemetry::count_error(COMPONENT, error.kind());
+                        tracing::warn!(error = %error, entry_id = %entry.id, "dead-lettering failed; will retry");
+                    }
+                }
+            }
+        }
+        if let Err(error) = self.bus.ack(Stream::Inbound, &self.group, &acks).await {
+            // The entries stay pending and are reclaimed; egress idempotency keeps their replies
+            // from being sent twice.
+            telemetry::count_error(COMPONENT, error.kind());
+            tracing::warn!(error = %error, count = acks.len(), "ack failed; entries will be reclaimed");
+            return;
+        }
+        metrics::counter!(WORKER_ACKED_TOTAL, "group" => self.group.clone()).increment(acks.len() as u64);
+    }
+
+    async fn process(&self, entry: &Entry) -> Outcome {
+        let envelope = match Envelope::decode(entry.payload.as_slice()) {
+            Ok(envelope) => envelope,
+            Err(error) => return Outcome::DeadLetter(format!("undecodable envelope: {error}")),
+        };
+        let span = tracing::info_span!(
+            "skill_dispatch",
+            platform = %envelope.platform,
+            message_id = %envelope.message_id,
+            stream_id = %entry.id,
+        );
+        let trace = TraceContext { traceparent: entry.traceparent.clone(), tracestate: String::new() };
+        telemetry::set_remote_parent(&span, Some(&trace));
+        self.dispatch(&envelope).instrument(span).await
+    }
+
+    async fn dispatch(&self, envelope: &Envelope) -> Outcome {
+        for skill in self.router.route(envelope) {
+            let span = tracing::info_span!("skill", skill = skill.name());
+            let started = std::time::Instant::now();
+            let result = skill.handle(envelope, &self.context).instrument(span.clone()).await;
+            metrics::histogram!(SKILLS_LATENCY_SECONDS, "skill" => skill.name()).record(started.elapsed().as_secs_f64());
+            let replies = match result {
+                Ok(replies) => replies,
+                Err(error) => {
+                    telemetry::count_error(COMPONENT, error.kind());
+                    return match error {
+                        SkillError::Retryable(reason) => Outcome::Retry(format!("skill `{}`: {reason}", skill.name())),
+                        SkillError::Permanent(reason) => Outcome::DeadLetter(format!("skill `{}`: {reason}", skill.name())),
+                    };
+                }
+            };
+            for mut reply in replies {
+                reply.trace = Some(span.in_scope(telemetry::current_trace_context));
+                if let outcome @ (Outcome::Retry(_) | Outcome::DeadLetter(_)) =
+                    self.send(reply).instrument(span.clone()).await
+                {
+                    return outcome;
+                }
+            }
+        }
+        Outcome::Ack
+    }
+
+    async fn send(&self, reply: clawdbot_core::proto::Reply) -> Outcome {
+        let reply_id = reply.id.clone();
+        let traceparent = reply.trace.as_ref().map(|t| t.traceparent.clone()).unwrap_or_default();
+        let mut request = tonic::Request::new(SendRequest { reply: Some(reply) });
+        request.set_timeout(EGRESS_CALL_TIMEOUT);
+        if let Ok(value) = traceparent.parse() {
+            request.metadata_mut().insert("traceparent", value);
+        }
+        match self.egress.clone().send(request).await {
+            Ok(response) => {
+                let response = response.into_inner();
+                if response.status == DeliveryStatus::Failed as i32 {
+                    // The platform refused it for good: retrying cannot help, so the message
+                    // is done; the refusal is in egress's log and in history.
+                    tracing::warn!(reply_id, error = %response.error, "platform refused the reply");
+                }
+                Outcome::Ack
+            }
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                Outcome::DeadLetter(format!("egress refused reply `{reply_id}`: {}", status.message()))
+            }
+            Err(status) => {
+                telemetry::count_error(COMPONENT, "egress_unavailable");
+                Outcome::Retry(format!("egress: {}: {}", status.code(), status.message()))
+            }
+        }
+    }
+}

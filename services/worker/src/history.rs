@@ -1,0 +1,172 @@
+//! The history writer: the `history` group on the inbound and outbound streams, written to the
+//! store in batches (one INSERT per batch, not a round trip per message).
+//!
+//! An entry is acked only after its row is written; a batch the store refused stays pending and
+//! is reclaimed, and the store skips rows it already has, so a replay writes nothing twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clawdbot_bus::{Bus, Entry, HISTORY_GROUP, Stream};
+use clawdbot_core::proto::{ConversationKind, DeliveryRecord, DeliveryStatus, Envelope};
+use clawdbot_core::shutdown::Shutdown;
+use clawdbot_core::telemetry::{self, HISTORY_ROWS_TOTAL};
+use clawdbot_store::{Direction, HistoryRecord, Store};
+use prost::Message;
+use time::OffsetDateTime;
+
+const COMPONENT: &str = "history";
+
+/// What the history writer needs from the config.
+#[derive(Debug, Clone)]
+pub struct HistorySettings {
+    pub consumer_name: String,
+    pub batch_size: usize,
+    pub block: Duration,
+    /// Entries left pending this long (a writer died, or the store failed) are retried.
+    pub reclaim_idle: Duration,
+}
+
+/// Runs the writers of both streams until shutdown.
+///
+/// # Errors
+/// The groups cannot be set up (Redis unreachable at start).
+pub async fn run(settings: HistorySettings, bus: Arc<dyn Bus>, store: Arc<dyn Store>, shutdown: Shutdown) -> anyhow::Result<()> {
+    let inbound = writer(Stream::Inbound, settings.clone(), bus.clone(), store.clone(), shutdown.clone());
+    let outbound = writer(Stream::Outbound, settings, bus, store, shutdown);
+    let (inbound, outbound) = tokio::join!(inbound, outbound);
+    inbound.and(outbound)
+}
+
+async fn writer(
+    stream: Stream,
+    settings: HistorySettings,
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    bus.ensure_group(stream, HISTORY_GROUP).await?;
+    let mut consumer = bus.consumer(stream, HISTORY_GROUP, &settings.consumer_name).await?;
+    let mut next_reclaim = tokio::time::Instant::now();
+    while !shutdown.is_triggered() {
+        let entries = if tokio::time::Instant::now() >= next_reclaim {
+            next_reclaim = tokio::time::Instant::now() + settings.reclaim_idle / 2;
+            consumer.reclaim(settings.reclaim_idle, settings.batch_size).await
+        } else {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                read = consumer.read(settings.batch_size, settings.block) => read,
+            }
+        };
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(error) => {
+                pause_after(&shutdown, error.kind(), &error.to_string()).await;
+                continue;
+            }
+        };
+        if let Err((kind, reason)) = write_batch(stream, &entries, &*bus, &*store).await {
+            pause_after(&shutdown, kind, &reason).await;
+        }
+    }
+    Ok(())
+}
+
+async fn pause_after(shutdown: &Shutdown, kind: &'static str, reason: &str) {
+    telemetry::count_error(COMPONENT, kind);
+    tracing::warn!(error = reason, "history writer failed; retrying");
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+}
+
+async fn write_batch(stream: Stream, entries: &[Entry], bus: &dyn Bus, store: &dyn Store) -> Result<(), (&'static str, String)> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut records = Vec::with_capacity(entries.len());
+    let mut written = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match to_record(stream, entry) {
+            Ok(record) => {
+                records.push(record);
+                written.push(entry.id.clone());
+            }
+            Err(reason) => {
+                bus.dead_letter(stream, HISTORY_GROUP, entry, &reason).await.map_err(|e| (e.kind(), e.to_string()))?;
+            }
+        }
+    }
+    let new_rows = store.write_history(&records).await.map_err(|e| (e.kind(), e.to_string()))?;
+    bus.ack(stream, HISTORY_GROUP, &written).await.map_err(|e| (e.kind(), e.to_string()))?;
+    let direction = if stream == Stream::Inbound { "in" } else { "out" };
+    metrics::counter!(HISTORY_ROWS_TOTAL, "direction" => direction).increment(new_rows);
+    Ok(())
+}
+
+fn timestamp(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn kind_name(kind: i32) -> String {
+    match ConversationKind::try_from(kind).unwrap_or(ConversationKind::Unspecified) {
+        ConversationKind::Private => "private",
+        ConversationKind::Group => "group",
+        ConversationKind::Channel => "channel",
+        ConversationKind::Unspecified => "",
+    }
+    .to_string()
+}
+
+/// Turns a stream entry into a history row.
+fn to_record(stream: Stream, entry: &Entry) -> Result<HistoryRecord, String> {
+    match stream {
+        Stream::Inbound => {
+            let envelope = Envelope::decode(entry.payload.as_slice()).map_err(|e| format!("undecodable envelope: {e}"))?;
+            let conversation = envelope.conversation.clone().unwrap_or_default();
+            Ok(HistoryRecord {
+                id: envelope.id.clone(),
+                direction: Direction::In,
+                platform: envelope.platform.clone(),
+                bot_id: envelope.bot_id.clone(),
+                conversation_kind: kind_name(conversation.kind),
+                conversation_id: conversation.id,
+                sender_id: envelope.sender.as_ref().map(|s| s.user_id.clone()).unwrap_or_default(),
+                platform_message_id: envelope.message_id.clone(),
+                event_type: envelope.event_type.clone(),
+                skill: String::new(),
+                in_reply_to: String::new(),
+                status: String::new(),
+                text: envelope.text.clone(),
+                payload: entry.payload.clone(),
+                created_at: timestamp(envelope.received_at_ms),
+            })
+        }
+        Stream::Outbound => {
+            let record = DeliveryRecord::decode(entry.payload.as_slice()).map_err(|e| format!("undecodable delivery record: {e}"))?;
+            let reply = record.reply.unwrap_or_default();
+            let response = record.response.unwrap_or_default();
+            let conversation = reply.conversation.clone().unwrap_or_default();
+            let status = if response.status == DeliveryStatus::Delivered as i32 { "delivered" } else { "failed" };
+            Ok(HistoryRecord {
+                id: reply.id.clone(),
+                direction: Direction::Out,
+                platform: reply.platform.clone(),
+                bot_id: reply.bot_id.clone(),
+                conversation_kind: kind_name(conversation.kind),
+                conversation_id: conversation.id,
+                sender_id: String::new(),
+                platform_message_id: response.platform_message_id,
+                event_type: String::new(),
+                skill: reply.skill.clone(),
+                in_reply_to: reply.in_reply_to.clone(),
+                status: status.to_string(),
+                text: clawdbot_core::message::render_text(&reply.segments),
+                payload: entry.payload.clone(),
+                created_at: timestamp(record.finished_at_ms),
+            })
+        }
+        Stream::Dead => Err("the dead-letter stream has no history".to_string()),
+    }
+}
