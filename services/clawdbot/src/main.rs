@@ -1,1 +1,50 @@
-fn main() {}
+//! The one clawdbot binary: parses the command line, loads the config, starts telemetry and
+//! hands over to [`app`], which wires the roles together.
+
+mod app;
+mod cli;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// `EX_USAGE`: the config or the command line is wrong.
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let config = match cli.load_config() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("invalid config:\n{error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if let cli::Command::Config(cli::ConfigCommand::Check { .. }) = &cli.command {
+        println!("config ok");
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let _telemetry = telemetry::init(&config.core.telemetry, cli.command.role_name())?;
+        app::run(cli, config).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("clawdbot: {error:#}");
+            tracing::error!(error = format!("{error:#}"), "clawdbot stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,74 @@
-//! placeholder
+//! clawdbot-testkit: what tests and the load generator share.
+//!
+//! - [`TestRedis`] / [`TestPostgres`]: a real Redis key space (random prefix) and a real
+//!   Postgres schema (random name) per test, cleaned up on drop, so tests run in parallel and
+//!   never depend on an earlier run;
+//! - [`mock::onebot::MockOneBot`]: a OneBot v11 implementation's HTTP API, recording every
+//!   message sent to it, with programmable failures;
+//! - [`onebot_event`]: signed OneBot events, as NapCat posts them.
+//!
+//! Only dev-dependencies and the load generator use this crate.
+
+pub mod mock;
+mod postgres;
+mod redis;
+
+pub use postgres::TestPostgres;
+pub use redis::TestRedis;
+
+/// Returns a random lowercase alphanumeric suffix for names that must not collide.
+pub fn random_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// Returns a free TCP port on 127.0.0.1 (bound then released: good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap_or_else(|error| panic!("no free port on 127.0.0.1: {error}"))
+}
+
+/// Runs `future` to completion on a fresh runtime in a new thread (for clean-up from `Drop`,
+/// which may run inside another runtime).
+pub(crate) fn block_on_side<F>(future: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let joined = std::thread::spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(future),
+        Err(error) => eprintln!("clean-up runtime: {error}"),
+    })
+    .join();
+    if joined.is_err() {
+        eprintln!("clean-up thread panicked");
+    }
+}
+
+/// Builds a OneBot v11 group message event, as NapCat posts it (segment array form).
+pub fn onebot_group_message(self_id: i64, group_id: i64, user_id: i64, message_id: i64, text: &str) -> String {
+    serde_json::json!({
+        "time": 1_700_000_000,
+        "self_id": self_id,
+        "post_type": "message",
+        "message_type": "group",
+        "sub_type": "normal",
+        "message_id": message_id,
+        "group_id": group_id,
+        "user_id": user_id,
+        "message": [{"type": "text", "data": {"text": text}}],
+        "raw_message": text,
+        "font": 0,
+        "sender": {"user_id": user_id, "nickname": "tester", "role": "member"},
+    })
+    .to_string()
+}
+
+/// Returns the `X-Signature` header value for `body` (HMAC-SHA1, as OneBot signs).
+pub fn onebot_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    #[allow(clippy::expect_used)]
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    format!("sha1={}", hex::encode(mac.finalize().into_bytes()))
+}

@@ -1,0 +1,121 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use clawdbot_config::{Config, ConfigError, ProcessEnv};
+
+/// clawdbot: one message model for WeCom, DingTalk, QQ and OneBot bots.
+#[derive(Debug, Parser)]
+#[command(name = "clawdbot", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs every role in one process.
+    Up(RoleArgs),
+    /// Runs the ingress role (one platform's callbacks, or all with no --platform).
+    Ingress {
+        #[command(flatten)]
+        role: RoleArgs,
+        /// Serve only this platform's callbacks (`onebot`, ...).
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// Runs the skill worker role (and the history writer unless `history.enabled: false`).
+    Worker(RoleArgs),
+    /// Runs the egress role.
+    Egress(RoleArgs),
+    /// Runs the database migrations and exits.
+    Migrate(ConfigArg),
+    /// Config file commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Loads and validates the config, prints every problem, and exits (64 when invalid).
+    Check {
+        /// A YAML file, or a directory of YAML files merged in name order.
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// A YAML file, or a directory of YAML files merged in name order.
+    #[arg(long, short, env = "CLAWDBOT_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Overrides the role's listen address (`ingress.listen` or `egress.listen`).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Overrides `metrics.listen`.
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
+    /// Overrides the worker's consumer name (default: host and pid).
+    #[arg(long)]
+    pub consumer_name: Option<String>,
+}
+
+impl Command {
+    /// The role name, for logs and the trace service name.
+    pub fn role_name(&self) -> &'static str {
+        match self {
+            Command::Up(_) => "up",
+            Command::Ingress { .. } => "ingress",
+            Command::Worker(_) => "worker",
+            Command::Egress(_) => "egress",
+            Command::Migrate(_) => "migrate",
+            Command::Config(_) => "config",
+        }
+    }
+
+    fn config_path(&self) -> &PathBuf {
+        match self {
+            Command::Up(role) | Command::Ingress { role, .. } | Command::Worker(role) | Command::Egress(role) => {
+                &role.config.config
+            }
+            Command::Migrate(arg) => &arg.config,
+            Command::Config(ConfigCommand::Check { path }) => path,
+        }
+    }
+}
+
+impl Cli {
+    /// Loads the config named on the command line, with the overrides applied.
+    ///
+    /// # Errors
+    /// Every problem in the config.
+    pub fn load_config(&self) -> Result<Config, ConfigError> {
+        let mut config = Config::load(self.command.config_path(), &ProcessEnv)?;
+        let role = match &self.command {
+            Command::Up(role) | Command::Ingress { role, .. } | Command::Worker(role) | Command::Egress(role) => role,
+            _ => return Ok(config),
+        };
+        if let Some(listen) = &role.listen {
+            match &self.command {
+                Command::Egress(_) => config.core.egress.listen = listen.clone(),
+                _ => config.core.ingress.listen = listen.clone(),
+            }
+        }
+        if let Some(listen) = &role.metrics_listen {
+            config.core.metrics.listen = listen.clone();
+        }
+        if let Some(name) = &role.consumer_name {
+            config.core.worker.consumer_name = Some(name.clone());
+        }
+        // The overrides are validated like the file.
+        config.validate()?;
+        Ok(config)
+    }
+}

@@ -1,0 +1,186 @@
+//! The harness of the end-to-end tests: a real Redis key space, a real Postgres schema, the
+//! mock OneBot API, and clawdbot itself run as real processes from the built binary.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use clawdbot_testkit::mock::onebot::MockOneBot;
+use clawdbot_testkit::{TestPostgres, TestRedis, free_port, onebot_signature};
+
+pub const SELF_ID: i64 = 10001;
+pub const SECRET: &str = "s3cr3t";
+pub const TOKEN: &str = "tok";
+
+/// Everything one test owns.
+pub struct Setup {
+    pub redis: TestRedis,
+    pub postgres: TestPostgres,
+    pub mock: MockOneBot,
+    pub dir: PathBuf,
+    pub http: reqwest::Client,
+}
+
+/// Listen addresses of one clawdbot process.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    pub ingress: u16,
+    pub egress: u16,
+    pub metrics: u16,
+}
+
+impl Ports {
+    pub fn new() -> Self {
+        Self { ingress: free_port(), egress: free_port(), metrics: free_port() }
+    }
+}
+
+impl Setup {
+    pub async fn new() -> Self {
+        let redis = TestRedis::new().await;
+        let postgres = TestPostgres::new().await;
+        let mock = MockOneBot::start(Some(TOKEN)).await;
+        let dir = std::env::temp_dir().join(format!("clawdbot-test-{}", clawdbot_testkit::random_suffix()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self { redis, postgres, mock, dir, http: reqwest::Client::new() }
+    }
+
+    /// Writes a config for this setup, with `egress_port` as where workers reach egress and
+    /// `extra` appended (YAML), and returns its path.
+    pub fn config(&self, redis_url: &str, egress_port: u16, extra: &str) -> PathBuf {
+        let text = format!(
+            r#"onebot:
+  self_id: {SELF_ID}
+  secret: "{SECRET}"
+  access_token: "{TOKEN}"
+  api_root: "{api_root}"
+  retry_backoff_ms: 20
+cluster:
+  redis: "{redis_url}"
+  key_prefix: "{prefix}"
+storage:
+  type: postgresql
+  dsn: "{dsn}"
+  schema: "{schema}"
+  pool_size: 4
+egress:
+  listen: "127.0.0.1:{egress_port}"
+  endpoint: "http://127.0.0.1:{egress_port}"
+telemetry:
+  log_format: text
+{extra}"#,
+            api_root = self.mock.api_root(),
+            prefix = self.redis.prefix,
+            dsn = self.postgres.url,
+            schema = self.postgres.schema,
+        );
+        let path = self.dir.join(format!("clawdbot-{}.yaml", clawdbot_testkit::random_suffix()));
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// The default config: the test Redis, egress on `ports.egress`, quick reclaim.
+    pub fn default_config(&self, ports: &Ports) -> PathBuf {
+        self.config(&self.redis.url, ports.egress, "worker:\n  reclaim_idle_secs: 1\n  block_ms: 200\n")
+    }
+
+    /// Posts a OneBot event to the ingress on `port`, signed with `signature` (None: unsigned).
+    pub async fn post(&self, port: u16, body: &str, signature: Option<&str>) -> reqwest::StatusCode {
+        let mut request = self
+            .http
+            .post(format!("http://127.0.0.1:{port}/clawdbot/onebot/callback"))
+            .header("content-type", "application/json")
+            .header("x-self-id", SELF_ID.to_string())
+            .body(body.to_string());
+        if let Some(signature) = signature {
+            request = request.header("x-signature", signature);
+        }
+        request.send().await.expect("ingress answers").status()
+    }
+
+    /// Posts a correctly signed group message.
+    pub async fn post_group_message(&self, port: u16, group_id: i64, message_id: i64, text: &str) -> reqwest::StatusCode {
+        let body = clawdbot_testkit::onebot_group_message(SELF_ID, group_id, 42, message_id, text);
+        let signature = onebot_signature(SECRET, body.as_bytes());
+        self.post(port, &body, Some(&signature)).await
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _removed = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A clawdbot process, killed on drop.
+pub struct Clawdbot {
+    pub child: tokio::process::Child,
+    pub ports: Ports,
+    log: PathBuf,
+}
+
+impl Clawdbot {
+    /// Starts `clawdbot <args> --config <config>` and waits until it serves.
+    pub async fn start(args: &[&str], config: &std::path::Path, ports: &Ports) -> Self {
+        let log = config.with_extension(format!("{}.log", clawdbot_testkit::random_suffix()));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_clawdbot"));
+        command.args(args).arg("--config").arg(config);
+        let role = args[0];
+        let listen = match role {
+            "egress" => Some(ports.egress),
+            "worker" => None,
+            _ => Some(ports.ingress),
+        };
+        if let Some(port) = listen {
+            command.arg("--listen").arg(format!("127.0.0.1:{port}"));
+        }
+        command.arg("--metrics-listen").arg(format!("127.0.0.1:{}", ports.metrics));
+        command.env("CLAWDBOT_LOG", "info").stdout(Stdio::from(log_file.try_clone().expect("log"))).stderr(Stdio::from(log_file)).kill_on_drop(true);
+        let child = command.spawn().expect("clawdbot starts");
+        let mut process = Self { child, ports: ports.clone(), log };
+        process.wait_serving(role).await;
+        process
+    }
+
+    async fn wait_serving(&mut self, role: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let url = match role {
+            "ingress" | "up" => format!("http://127.0.0.1:{}/readyz", self.ports.ingress),
+            _ => format!("http://127.0.0.1:{}/metrics", self.ports.metrics),
+        };
+        let client = reqwest::Client::new();
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("clawdbot {role} exited with {status}:\n{}", self.logs());
+            }
+            if let Ok(response) = client.get(&url).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clawdbot {role} did not become ready:\n{}", self.logs());
+    }
+
+    /// Returns what the process logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns how long it took and the exit status.
+    pub async fn terminate(&mut self) -> (Duration, std::process::ExitStatus) {
+        let started = std::time::Instant::now();
+        if let Some(pid) = self.child.id() {
+            let _sent = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        }
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("exits after SIGTERM")
+            .expect("wait");
+        (started.elapsed(), status)
+    }
+}

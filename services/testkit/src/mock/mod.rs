@@ -1,0 +1,4 @@
+//! Mock platform servers: they speak the documented protocol (real auth checks, real payloads)
+//! and record what clawdbot sent, so tests and the load generator can assert on it.
+
+pub mod onebot;

@@ -1,0 +1,190 @@
+//! A OneBot v11 implementation's HTTP API (what NapCat serves on its HTTP server), for tests and
+//! the load generator.
+//!
+//! Serves `send_group_msg`, `send_private_msg` and `send_msg` as POST with a JSON body, checks
+//! `Authorization: Bearer` like the spec says (401 missing, 403 wrong), records every accepted
+//! message with its arrival time, and answers `{"status":"ok","retcode":0,"data":{"message_id"}}`.
+//! Failures can be programmed: the next N calls answer an HTTP status, or a retcode.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// One message the mock accepted.
+#[derive(Debug, Clone)]
+pub struct SentMessage {
+    /// `send_group_msg`, `send_private_msg` or `send_msg`.
+    pub action: String,
+    pub group_id: Option<i64>,
+    pub user_id: Option<i64>,
+    /// The `message` field as sent (a segment array from clawdbot).
+    pub message: Value,
+    pub received_at: Instant,
+}
+
+impl SentMessage {
+    /// Returns the concatenated text of the message's text segments.
+    pub fn text(&self) -> String {
+        match &self.message {
+            Value::String(text) => text.clone(),
+            Value::Array(segments) => segments
+                .iter()
+                .filter(|s| s["type"] == "text")
+                .filter_map(|s| s["data"]["text"].as_str())
+                .collect(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// A programmed answer for one upcoming call.
+#[derive(Debug, Clone, Copy)]
+pub enum Failure {
+    /// Answer this HTTP status with an empty body.
+    Http(u16),
+    /// Answer 200 with `{"status":"failed","retcode":N}`.
+    Retcode(i64),
+}
+
+#[derive(Default)]
+struct Shared {
+    sent: Mutex<Vec<SentMessage>>,
+    failures: Mutex<VecDeque<Failure>>,
+    /// Calls answered with a programmed failure, and calls refused for auth.
+    failed_calls: AtomicI64,
+    next_message_id: AtomicI64,
+    notify: Notify,
+    access_token: Option<String>,
+}
+
+/// The running mock. The server stops when this is dropped.
+pub struct MockOneBot {
+    pub address: SocketAddr,
+    shared: Arc<Shared>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl MockOneBot {
+    /// Starts the mock on 127.0.0.1 (a free port), requiring `access_token` when given.
+    ///
+    /// # Panics
+    /// No port can be bound.
+    pub async fn start(access_token: Option<&str>) -> Self {
+        Self::start_on("127.0.0.1:0", access_token).await
+    }
+
+    /// Starts the mock on `address`.
+    ///
+    /// # Panics
+    /// The address cannot be bound.
+    pub async fn start_on(address: &str, access_token: Option<&str>) -> Self {
+        let shared = Arc::new(Shared { access_token: access_token.map(str::to_string), ..Default::default() });
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap_or_else(|error| panic!("mock onebot bind {address}: {error}"));
+        let address = listener.local_addr().unwrap_or_else(|error| panic!("mock onebot address: {error}"));
+        let app = axum::Router::new().route("/{action}", post(call)).with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                eprintln!("mock onebot stopped: {error}");
+            }
+        });
+        Self { address, shared, _server: server }
+    }
+
+    /// Returns the `api_root` to configure clawdbot with.
+    pub fn api_root(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Makes the next calls fail as given, in order.
+    pub fn fail_next(&self, failures: &[Failure]) {
+        if let Ok(mut queue) = self.shared.failures.lock() {
+            queue.extend(failures.iter().copied());
+        }
+    }
+
+    /// Returns every accepted message so far.
+    pub fn sent(&self) -> Vec<SentMessage> {
+        self.shared.sent.lock().map(|sent| sent.clone()).unwrap_or_default()
+    }
+
+    /// Returns how many messages were accepted so far.
+    pub fn sent_count(&self) -> usize {
+        self.shared.sent.lock().map(|sent| sent.len()).unwrap_or_default()
+    }
+
+    /// Returns how many calls were answered with a failure (programmed or auth).
+    pub fn failed_calls(&self) -> i64 {
+        self.shared.failed_calls.load(Ordering::Relaxed)
+    }
+
+    /// Waits until at least `count` messages were accepted, or `timeout` passed; returns them.
+    pub async fn wait_for(&self, count: usize, timeout: Duration) -> Vec<SentMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.notify.notified();
+            if self.sent_count() >= count {
+                return self.sent();
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.sent();
+            }
+        }
+    }
+}
+
+async fn call(State(shared): State<Arc<Shared>>, Path(action): Path<String>, headers: HeaderMap, body: Option<Json<Value>>) -> Response {
+    if let Some(token) = &shared.access_token {
+        let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            None => return refuse(&shared, StatusCode::UNAUTHORIZED),
+            Some(given) if given != token => return refuse(&shared, StatusCode::FORBIDDEN),
+            Some(_) => {}
+        }
+    }
+    if !matches!(action.as_str(), "send_group_msg" | "send_private_msg" | "send_msg") {
+        return refuse(&shared, StatusCode::NOT_FOUND);
+    }
+    let Some(Json(body)) = body else {
+        return refuse(&shared, StatusCode::BAD_REQUEST);
+    };
+    let failure = shared.failures.lock().ok().and_then(|mut queue| queue.pop_front());
+    match failure {
+        Some(Failure::Http(status)) => {
+            shared.failed_calls.fetch_add(1, Ordering::Relaxed);
+            return StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+        }
+        Some(Failure::Retcode(retcode)) => {
+            shared.failed_calls.fetch_add(1, Ordering::Relaxed);
+            return Json(json!({"status": "failed", "retcode": retcode, "data": null, "message": "mock refusal", "wording": "mock refusal"})).into_response();
+        }
+        None => {}
+    }
+    let sent = SentMessage {
+        action,
+        group_id: body["group_id"].as_i64(),
+        user_id: body["user_id"].as_i64(),
+        message: body["message"].clone(),
+        received_at: Instant::now(),
+    };
+    if let Ok(mut all) = shared.sent.lock() {
+        all.push(sent);
+    }
+    shared.notify.notify_waiters();
+    let message_id = shared.next_message_id.fetch_add(1, Ordering::Relaxed) + 1;
+    Json(json!({"status": "ok", "retcode": 0, "data": {"message_id": message_id}})).into_response()
+}
+
+fn refuse(shared: &Shared, status: StatusCode) -> Response {
+    shared.failed_calls.fetch_add(1, Ordering::Relaxed);
+    status.into_response()
+}
