@@ -11,9 +11,11 @@
 
 pub mod mock;
 mod postgres;
+mod private_redis;
 mod redis;
 
 pub use postgres::TestPostgres;
+pub use private_redis::PrivateRedis;
 pub use redis::TestRedis;
 
 /// Returns a random lowercase alphanumeric suffix for names that must not collide.
