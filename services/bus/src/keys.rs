@@ -33,7 +33,9 @@ pub struct Keys {
 impl Keys {
     /// Returns the key builder for `prefix` (`clawdbot` in production, `test-<random>` in tests).
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: format!("{{{prefix}}}") }
+        Self {
+            prefix: format!("{{{prefix}}}"),
+        }
     }
 
     /// Returns the key of `stream`.

@@ -79,9 +79,15 @@ pub enum BusError {
         source: ::redis::RedisError,
     },
     #[error("redis command `{command}` timed out after {timeout:?}")]
-    Timeout { command: &'static str, timeout: Duration },
+    Timeout {
+        command: &'static str,
+        timeout: Duration,
+    },
     #[error("unexpected redis reply to `{command}`: {detail}")]
-    Protocol { command: &'static str, detail: String },
+    Protocol {
+        command: &'static str,
+        detail: String,
+    },
 }
 
 impl BusError {
@@ -116,7 +122,12 @@ pub trait Bus: Send + Sync {
     ///
     /// # Errors
     /// The bus is unreachable.
-    async fn append(&self, stream: Stream, payload: &[u8], traceparent: &str) -> Result<String, BusError>;
+    async fn append(
+        &self,
+        stream: Stream,
+        payload: &[u8],
+        traceparent: &str,
+    ) -> Result<String, BusError>;
 
     /// Creates `group` on `stream` (and the stream) if missing; the group starts at the
     /// beginning of the stream, so that nothing published before it existed is skipped.
@@ -167,7 +178,13 @@ pub trait Bus: Send + Sync {
     ///
     /// # Errors
     /// The bus is unreachable.
-    async fn dead_letter(&self, stream: Stream, group: &str, entry: &Entry, reason: &str) -> Result<(), BusError>;
+    async fn dead_letter(
+        &self,
+        stream: Stream,
+        group: &str,
+        entry: &Entry,
+        reason: &str,
+    ) -> Result<(), BusError>;
 
     /// Returns the reply ledger egress uses for idempotency.
     fn ledger(&self) -> &dyn ReplyLedger;
@@ -188,7 +205,6 @@ pub trait Consumer: Send {
     /// # Errors
     /// The bus is unreachable.
     async fn reclaim(&mut self, min_idle: Duration, count: usize) -> Result<Vec<Entry>, BusError>;
-
 }
 
 /// Where a reply's delivery stands, as [`ReplyLedger::claim`] found it.

@@ -32,17 +32,50 @@ struct Roles {
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let (roles, platform) = match &cli.command {
-        Command::Up(_) => (Roles { ingress: true, worker: true, egress: true }, None),
-        Command::Ingress { platform, .. } => (Roles { ingress: true, ..Roles::default() }, platform.clone()),
-        Command::Worker(_) => (Roles { worker: true, ..Roles::default() }, None),
-        Command::Egress(_) => (Roles { egress: true, ..Roles::default() }, None),
+        Command::Up(_) => (
+            Roles {
+                ingress: true,
+                worker: true,
+                egress: true,
+            },
+            None,
+        ),
+        Command::Ingress { platform, .. } => (
+            Roles {
+                ingress: true,
+                ..Roles::default()
+            },
+            platform.clone(),
+        ),
+        Command::Worker(_) => (
+            Roles {
+                worker: true,
+                ..Roles::default()
+            },
+            None,
+        ),
+        Command::Egress(_) => (
+            Roles {
+                egress: true,
+                ..Roles::default()
+            },
+            None,
+        ),
         Command::Migrate(_) => return migrate(&config).await,
         Command::Config(_) => return Ok(()),
     };
     let core = &config.core;
     // Bind first: nothing connects or starts if a port is taken.
-    let ingress_listener = if roles.ingress { Some(bind(&core.ingress.listen, "ingress.listen").await?) } else { None };
-    let egress_listener = if roles.egress { Some(bind(&core.egress.listen, "egress.listen").await?) } else { None };
+    let ingress_listener = if roles.ingress {
+        Some(bind(&core.ingress.listen, "ingress.listen").await?)
+    } else {
+        None
+    };
+    let egress_listener = if roles.egress {
+        Some(bind(&core.egress.listen, "egress.listen").await?)
+    } else {
+        None
+    };
     let metrics_listener = bind(&core.metrics.listen, "metrics.listen").await?;
 
     let bus = connect_bus(&config).await?;
@@ -50,12 +83,16 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     serve_metrics(metrics_listener, &shutdown)?;
 
     if let Some(listener) = egress_listener {
-        let outbounds = clawdbot_platforms::build_outbounds(&config.platforms).context("building platform clients")?;
+        let outbounds = clawdbot_platforms::build_outbounds(&config.platforms)
+            .context("building platform clients")?;
         let settings = clawdbot_egress::EgressSettings {
             lease: Duration::from_secs(core.egress.lease_secs),
             result_ttl: Duration::from_secs(core.egress.result_ttl_secs),
         };
-        shutdown.spawn(log_exit("egress", clawdbot_egress::run(settings, bus.clone(), outbounds, listener, shutdown.clone())));
+        shutdown.spawn(log_exit(
+            "egress",
+            clawdbot_egress::run(settings, bus.clone(), outbounds, listener, shutdown.clone()),
+        ));
     }
     if roles.worker {
         start_worker(&config, bus.clone(), &shutdown).await?;
@@ -74,23 +111,42 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             max_stream_len: core.ingress.max_stream_len,
         };
         let router = clawdbot_ingress::router(&settings, bus.clone(), inbounds, shutdown.clone());
-        shutdown.spawn(log_exit("ingress", clawdbot_ingress::run(router, listener, shutdown.clone())));
+        shutdown.spawn(log_exit(
+            "ingress",
+            clawdbot_ingress::run(router, listener, shutdown.clone()),
+        ));
     }
     tracing::info!(role = cli.command.role_name(), "clawdbot running");
     shutdown::signal().await;
     tracing::info!("shutting down");
     shutdown.trigger();
     if !shutdown.wait(GRACE).await {
-        tracing::warn!(grace_secs = GRACE.as_secs(), "grace period ran out; exiting with work in flight");
+        tracing::warn!(
+            grace_secs = GRACE.as_secs(),
+            "grace period ran out; exiting with work in flight"
+        );
     }
     Ok(())
 }
 
-async fn start_worker(config: &Config, bus: Arc<dyn Bus>, shutdown: &Shutdown) -> anyhow::Result<()> {
+async fn start_worker(
+    config: &Config,
+    bus: Arc<dyn Bus>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
     let core = &config.core;
-    let consumer_name = core.worker.consumer_name.clone().unwrap_or_else(clawdbot_worker::default_consumer_name);
+    let consumer_name = core
+        .worker
+        .consumer_name
+        .clone()
+        .unwrap_or_else(clawdbot_worker::default_consumer_name);
     let channel = tonic::transport::Channel::from_shared(core.egress.endpoint.clone())
-        .with_context(|| format!("`egress.endpoint`: `{}` is not a valid URI", core.egress.endpoint))?
+        .with_context(|| {
+            format!(
+                "`egress.endpoint`: `{}` is not a valid URI",
+                core.egress.endpoint
+            )
+        })?
         .connect_lazy();
     let settings = clawdbot_worker::WorkerSettings {
         group: clawdbot_bus::SKILLS_GROUP.to_string(),
@@ -104,9 +160,19 @@ async fn start_worker(config: &Config, bus: Arc<dyn Bus>, shutdown: &Shutdown) -
     let router = clawdbot_worker::router::Router::new(clawdbot_skills::builtin());
     shutdown.spawn(log_exit(
         "worker",
-        clawdbot_worker::run(settings, bus.clone(), router, EgressClient::new(channel), shutdown.clone()),
+        clawdbot_worker::run(
+            settings,
+            bus.clone(),
+            router,
+            EgressClient::new(channel),
+            shutdown.clone(),
+        ),
     ));
-    shutdown.spawn(clawdbot_worker::run_janitor(bus.clone(), Duration::from_secs(5), shutdown.clone()));
+    shutdown.spawn(clawdbot_worker::run_janitor(
+        bus.clone(),
+        Duration::from_secs(5),
+        shutdown.clone(),
+    ));
     if core.history.enabled {
         let store = connect_store(config).await?;
         let settings = clawdbot_worker::HistorySettings {
@@ -115,21 +181,28 @@ async fn start_worker(config: &Config, bus: Arc<dyn Bus>, shutdown: &Shutdown) -
             block: Duration::from_millis(core.worker.block_ms),
             reclaim_idle: Duration::from_secs(core.worker.reclaim_idle_secs),
         };
-        shutdown.spawn(log_exit("history", clawdbot_worker::run_history(settings, bus, store, shutdown.clone())));
+        shutdown.spawn(log_exit(
+            "history",
+            clawdbot_worker::run_history(settings, bus, store, shutdown.clone()),
+        ));
     }
     Ok(())
 }
 
 async fn log_exit(role: &'static str, future: impl Future<Output = anyhow::Result<()>>) {
     if let Err(error) = future.await {
-        tracing::error!(role, error = format!("{error:#}"), "role stopped with an error");
+        tracing::error!(
+            role,
+            error = format!("{error:#}"),
+            "role stopped with an error"
+        );
     }
 }
 
 async fn bind(address: &str, key: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on `{address}` (`{key}`): is the port already in use?"))
+    TcpListener::bind(address).await.with_context(|| {
+        format!("cannot listen on `{address}` (`{key}`): is the port already in use?")
+    })
 }
 
 async fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
@@ -138,22 +211,37 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
     };
     let bus = RedisBus::connect(&cluster.redis, &cluster.key_prefix)
         .await
-        .with_context(|| format!("cannot reach Redis at `{}` (`cluster.redis`)", cluster.redis))?;
+        .with_context(|| {
+            format!(
+                "cannot reach Redis at `{}` (`cluster.redis`)",
+                cluster.redis
+            )
+        })?;
     Ok(Arc::new(bus))
 }
 
 async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match &config.core.storage {
-        Some(StorageConfig::Postgresql { dsn, pool_size, schema }) => {
+        Some(StorageConfig::Postgresql {
+            dsn,
+            pool_size,
+            schema,
+        }) => {
             let store = PostgresStore::connect(dsn, schema, *pool_size)
                 .await
-                .with_context(|| format!("cannot use Postgres at `{}` (`storage.dsn`)", redact(dsn)))?;
+                .with_context(|| {
+                    format!("cannot use Postgres at `{}` (`storage.dsn`)", redact(dsn))
+                })?;
             Ok(Arc::new(store))
         }
         Some(StorageConfig::Sqlite { path }) => {
-            bail!("`storage.type: sqlite` (`{path}`) is not available in this build yet; use postgresql")
+            bail!(
+                "`storage.type: sqlite` (`{path}`) is not available in this build yet; use postgresql"
+            )
         }
-        None => bail!("history is enabled but no `storage` is configured (set `history.enabled: false` to run without)"),
+        None => bail!(
+            "history is enabled but no `storage` is configured (set `history.enabled: false` to run without)"
+        ),
     }
 }
 
@@ -190,10 +278,13 @@ fn serve_metrics(listener: TcpListener, shutdown: &Shutdown) -> anyhow::Result<(
             }
         }
     });
-    let router = axum::Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
+    let router =
+        axum::Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
     let token = shutdown.token();
     tokio::spawn(async move {
-        let served = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await }).await;
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
         if let Err(error) = served {
             tracing::error!(error = %error, "metrics server failed");
         }

@@ -82,9 +82,10 @@ impl Command {
 
     fn config_path(&self) -> &PathBuf {
         match self {
-            Command::Up(role) | Command::Ingress { role, .. } | Command::Worker(role) | Command::Egress(role) => {
-                &role.config.config
-            }
+            Command::Up(role)
+            | Command::Ingress { role, .. }
+            | Command::Worker(role)
+            | Command::Egress(role) => &role.config.config,
             Command::Migrate(arg) => &arg.config,
             Command::Config(ConfigCommand::Check { path }) => path,
         }
@@ -99,7 +100,10 @@ impl Cli {
     pub fn load_config(&self) -> Result<Config, ConfigError> {
         let mut config = Config::load(self.command.config_path(), &ProcessEnv)?;
         let role = match &self.command {
-            Command::Up(role) | Command::Ingress { role, .. } | Command::Worker(role) | Command::Egress(role) => role,
+            Command::Up(role)
+            | Command::Ingress { role, .. }
+            | Command::Worker(role)
+            | Command::Egress(role) => role,
             _ => return Ok(config),
         };
         if let Some(listen) = &role.listen {

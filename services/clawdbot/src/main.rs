@@ -28,7 +28,10 @@ fn main() -> ExitCode {
         println!("config ok");
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("cannot start the async runtime: {error}");
@@ -43,7 +46,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("clawdbot: {error:#}");
-            tracing::error!(error = format!("{error:#}"), "clawdbot stopped with an error");
+            tracing::error!(
+                error = format!("{error:#}"),
+                "clawdbot stopped with an error"
+            );
             ExitCode::FAILURE
         }
     }

@@ -39,11 +39,16 @@ impl Drop for TelemetryGuard {
 pub fn init(config: &TelemetryConfig, role: &'static str) -> anyhow::Result<TelemetryGuard> {
     let filter = EnvFilter::try_from_env("CLAWDBOT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt_layer = match config.log_format {
-        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_current_span(true).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
     };
     let mut builder = SdkTracerProvider::builder().with_resource(
-        opentelemetry_sdk::Resource::builder().with_service_name(format!("clawdbot-{role}")).build(),
+        opentelemetry_sdk::Resource::builder()
+            .with_service_name(format!("clawdbot-{role}"))
+            .build(),
     );
     builder = match &config.otlp_endpoint {
         Some(endpoint) => {
@@ -51,10 +56,14 @@ pub fn init(config: &TelemetryConfig, role: &'static str) -> anyhow::Result<Tele
                 .with_tonic()
                 .with_endpoint(endpoint)
                 .build()
-                .with_context(|| format!("`telemetry.otlp_endpoint`: cannot export to `{endpoint}`"))?;
+                .with_context(|| {
+                    format!("`telemetry.otlp_endpoint`: cannot export to `{endpoint}`")
+                })?;
             builder
                 .with_batch_exporter(exporter)
-                .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sampling_ratio))))
+                .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                    config.sampling_ratio,
+                ))))
         }
         // Nothing exported: spans still get ids (so traceparents propagate) but record nothing.
         None => builder.with_sampler(Sampler::AlwaysOff),
@@ -78,7 +87,10 @@ pub fn metrics_recorder() -> anyhow::Result<PrometheusHandle> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full(SKILLS_LATENCY_SECONDS.to_string()),
-            &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ],
         )
         .context("histogram buckets")?
         .install_recorder()

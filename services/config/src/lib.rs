@@ -30,7 +30,9 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn one(problem: impl Into<String>) -> Self {
-        Self { problems: vec![problem.into()] }
+        Self {
+            problems: vec![problem.into()],
+        }
     }
 }
 
@@ -64,7 +66,9 @@ impl Config {
             if value.is_null() {
                 return Ok(Self::default());
             }
-            return Err(ConfigError::one(format!("the config must be a map of sections, got `{value}`")));
+            return Err(ConfigError::one(format!(
+                "the config must be a map of sections, got `{value}`"
+            )));
         };
         let mut platform_map = serde_json::Map::new();
         let mut core_map = serde_json::Map::new();
@@ -75,13 +79,24 @@ impl Config {
             } else if CoreConfig::KEYS.contains(&key.as_str()) {
                 core_map.insert(key, section);
             } else {
-                let mut known: Vec<&str> = PlatformsConfig::KEYS.iter().chain(CoreConfig::KEYS).copied().collect();
+                let mut known: Vec<&str> = PlatformsConfig::KEYS
+                    .iter()
+                    .chain(CoreConfig::KEYS)
+                    .copied()
+                    .collect();
                 known.sort_unstable();
-                problems.push(format!("unknown section `{key}`, expected one of: {}", known.join(", ")));
+                problems.push(format!(
+                    "unknown section `{key}`, expected one of: {}",
+                    known.join(", ")
+                ));
             }
         }
-        let platforms = typed::<PlatformsConfig>(platform_map).map_err(|p| problems.push(p)).ok();
-        let core = typed::<CoreConfig>(core_map).map_err(|p| problems.push(p)).ok();
+        let platforms = typed::<PlatformsConfig>(platform_map)
+            .map_err(|p| problems.push(p))
+            .ok();
+        let core = typed::<CoreConfig>(core_map)
+            .map_err(|p| problems.push(p))
+            .ok();
         match (platforms, core) {
             (Some(platforms), Some(core)) if problems.is_empty() => Ok(Self { platforms, core }),
             _ => Err(ConfigError { problems }),
@@ -95,11 +110,17 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = self.platforms.validate();
         problems.extend(self.core.validate());
-        if problems.is_empty() { Ok(()) } else { Err(ConfigError { problems }) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(map: serde_json::Map<String, serde_json::Value>) -> Result<T, String> {
+fn typed<T: serde::de::DeserializeOwned>(
+    map: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, String> {
     let value = serde_json::Value::Object(map);
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();

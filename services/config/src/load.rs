@@ -11,19 +11,30 @@ use crate::{ConfigError, Env};
 /// # Errors
 /// Unreadable files, invalid YAML, and unset variables (all of them, with their key paths).
 pub fn load_value(path: &Path, env: &dyn Env) -> Result<Value, ConfigError> {
-    let metadata = std::fs::metadata(path)
-        .map_err(|error| ConfigError::one(format!("cannot read config `{}`: {error}", path.display())))?;
+    let metadata = std::fs::metadata(path).map_err(|error| {
+        ConfigError::one(format!("cannot read config `{}`: {error}", path.display()))
+    })?;
     let mut merged = Value::Null;
     if metadata.is_dir() {
         let mut files: Vec<_> = std::fs::read_dir(path)
-            .map_err(|error| ConfigError::one(format!("cannot list `{}`: {error}", path.display())))?
+            .map_err(|error| {
+                ConfigError::one(format!("cannot list `{}`: {error}", path.display()))
+            })?
             .filter_map(Result::ok)
             .map(|entry| entry.path())
-            .filter(|file| matches!(file.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .filter(|file| {
+                matches!(
+                    file.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                )
+            })
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(ConfigError::one(format!("`{}` holds no *.yaml or *.yml file", path.display())));
+            return Err(ConfigError::one(format!(
+                "`{}` holds no *.yaml or *.yml file",
+                path.display()
+            )));
         }
         for file in files {
             merge(&mut merged, read_yaml(&file)?);
@@ -33,17 +44,23 @@ pub fn load_value(path: &Path, env: &dyn Env) -> Result<Value, ConfigError> {
     }
     let mut problems = Vec::new();
     substitute(&mut merged, "", env, &mut problems);
-    if problems.is_empty() { Ok(merged) } else { Err(ConfigError { problems }) }
+    if problems.is_empty() {
+        Ok(merged)
+    } else {
+        Err(ConfigError { problems })
+    }
 }
 
 fn read_yaml(file: &Path) -> Result<Value, ConfigError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|error| ConfigError::one(format!("cannot read config `{}`: {error}", file.display())))?;
+    let text = std::fs::read_to_string(file).map_err(|error| {
+        ConfigError::one(format!("cannot read config `{}`: {error}", file.display()))
+    })?;
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    serde_saphyr::from_str(&text)
-        .map_err(|error| ConfigError::one(format!("`{}` is not valid YAML: {error}", file.display())))
+    serde_saphyr::from_str(&text).map_err(|error| {
+        ConfigError::one(format!("`{}` is not valid YAML: {error}", file.display()))
+    })
 }
 
 /// Merges `overlay` into `base`: maps key by key, anything else replaced.
@@ -63,15 +80,19 @@ fn merge(base: &mut Value, overlay: Value) {
 /// (a numeric secret must not turn into a number); numeric fields accept numeric strings.
 fn substitute(value: &mut Value, path: &str, env: &dyn Env, problems: &mut Vec<String>) {
     match value {
-        Value::String(text) if text.contains("${") => {
-            match expand(text, env) {
-                Ok(expanded) => *value = Value::String(expanded),
-                Err(name) => problems.push(format!("`{path}`: environment variable `{name}` is not set")),
-            }
-        }
+        Value::String(text) if text.contains("${") => match expand(text, env) {
+            Ok(expanded) => *value = Value::String(expanded),
+            Err(name) => problems.push(format!(
+                "`{path}`: environment variable `{name}` is not set"
+            )),
+        },
         Value::Object(map) => {
             for (key, child) in map.iter_mut() {
-                let child_path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let child_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 substitute(child, &child_path, env, problems);
             }
         }

@@ -31,47 +31,143 @@ pub struct CoreConfig {
 
 impl CoreConfig {
     /// The top-level keys of these sections.
-    pub const KEYS: &'static [&'static str] =
-        &["cluster", "storage", "ingress", "egress", "worker", "history", "metrics", "telemetry"];
+    pub const KEYS: &'static [&'static str] = &[
+        "cluster",
+        "storage",
+        "ingress",
+        "egress",
+        "worker",
+        "history",
+        "metrics",
+        "telemetry",
+    ];
 
     /// Returns every problem in these sections.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if let Some(cluster) = &self.cluster {
             if !(cluster.redis.starts_with("redis://") || cluster.redis.starts_with("rediss://")) {
-                problems.push(format!("`cluster.redis` must be a redis:// or rediss:// URL, got `{}`", cluster.redis));
+                problems.push(format!(
+                    "`cluster.redis` must be a redis:// or rediss:// URL, got `{}`",
+                    cluster.redis
+                ));
             }
             check_name(&mut problems, "cluster.key_prefix", &cluster.key_prefix);
         }
         match &self.storage {
-            Some(StorageConfig::Postgresql { dsn, pool_size, schema }) => {
+            Some(StorageConfig::Postgresql {
+                dsn,
+                pool_size,
+                schema,
+            }) => {
                 if !(dsn.starts_with("postgres://") || dsn.starts_with("postgresql://")) {
-                    problems.push(format!("`storage.dsn` must be a postgres:// URL, got `{dsn}`"));
+                    problems.push(format!(
+                        "`storage.dsn` must be a postgres:// URL, got `{dsn}`"
+                    ));
                 }
-                range(&mut problems, "storage.pool_size", *pool_size as u64, 1, 256);
+                range(
+                    &mut problems,
+                    "storage.pool_size",
+                    *pool_size as u64,
+                    1,
+                    256,
+                );
                 check_name(&mut problems, "storage.schema", schema);
             }
             Some(StorageConfig::Sqlite { path }) if path.trim().is_empty() => {
-                problems.push("`storage.path` must name the SQLite file, got an empty string".to_string());
+                problems.push(
+                    "`storage.path` must name the SQLite file, got an empty string".to_string(),
+                );
             }
             _ => {}
         }
         listen(&mut problems, "ingress.listen", &self.ingress.listen);
-        range(&mut problems, "ingress.max_body_bytes", self.ingress.max_body_bytes as u64, 1024, 64 << 20);
-        range(&mut problems, "ingress.dedupe_window_secs", self.ingress.dedupe_window_secs, 1, 7 * 86400);
-        range(&mut problems, "ingress.max_stream_len", self.ingress.max_stream_len, 100, 100_000_000);
+        range(
+            &mut problems,
+            "ingress.max_body_bytes",
+            self.ingress.max_body_bytes as u64,
+            1024,
+            64 << 20,
+        );
+        range(
+            &mut problems,
+            "ingress.dedupe_window_secs",
+            self.ingress.dedupe_window_secs,
+            1,
+            7 * 86400,
+        );
+        range(
+            &mut problems,
+            "ingress.max_stream_len",
+            self.ingress.max_stream_len,
+            100,
+            100_000_000,
+        );
         listen(&mut problems, "egress.listen", &self.egress.listen);
-        if !(self.egress.endpoint.starts_with("http://") || self.egress.endpoint.starts_with("https://")) {
-            problems.push(format!("`egress.endpoint` must be an http:// or https:// URL, got `{}`", self.egress.endpoint));
+        if !(self.egress.endpoint.starts_with("http://")
+            || self.egress.endpoint.starts_with("https://"))
+        {
+            problems.push(format!(
+                "`egress.endpoint` must be an http:// or https:// URL, got `{}`",
+                self.egress.endpoint
+            ));
         }
-        range(&mut problems, "egress.lease_secs", self.egress.lease_secs, 1, 3600);
-        range(&mut problems, "egress.result_ttl_secs", self.egress.result_ttl_secs, 60, 30 * 86400);
-        range(&mut problems, "worker.batch_size", self.worker.batch_size as u64, 1, 1000);
-        range(&mut problems, "worker.block_ms", self.worker.block_ms, 1, 60_000);
-        range(&mut problems, "worker.reclaim_idle_secs", self.worker.reclaim_idle_secs, 1, 86400);
-        range(&mut problems, "worker.max_deliveries", self.worker.max_deliveries, 1, 100);
-        range(&mut problems, "worker.concurrency", self.worker.concurrency as u64, 1, 10_000);
-        range(&mut problems, "history.batch_size", self.history.batch_size as u64, 1, 10_000);
+        range(
+            &mut problems,
+            "egress.lease_secs",
+            self.egress.lease_secs,
+            1,
+            3600,
+        );
+        range(
+            &mut problems,
+            "egress.result_ttl_secs",
+            self.egress.result_ttl_secs,
+            60,
+            30 * 86400,
+        );
+        range(
+            &mut problems,
+            "worker.batch_size",
+            self.worker.batch_size as u64,
+            1,
+            1000,
+        );
+        range(
+            &mut problems,
+            "worker.block_ms",
+            self.worker.block_ms,
+            1,
+            60_000,
+        );
+        range(
+            &mut problems,
+            "worker.reclaim_idle_secs",
+            self.worker.reclaim_idle_secs,
+            1,
+            86400,
+        );
+        range(
+            &mut problems,
+            "worker.max_deliveries",
+            self.worker.max_deliveries,
+            1,
+            100,
+        );
+        range(
+            &mut problems,
+            "worker.concurrency",
+            self.worker.concurrency as u64,
+            1,
+            10_000,
+        );
+        range(
+            &mut problems,
+            "history.batch_size",
+            self.history.batch_size as u64,
+            1,
+            10_000,
+        );
         listen(&mut problems, "metrics.listen", &self.metrics.listen);
         if !(0.0..=1.0).contains(&self.telemetry.sampling_ratio) {
             problems.push(format!(
@@ -85,19 +181,29 @@ impl CoreConfig {
 
 fn range(problems: &mut Vec<String>, path: &str, value: u64, min: u64, max: u64) {
     if !(min..=max).contains(&value) {
-        problems.push(format!("`{path}` must be between {min} and {max}, got `{value}`"));
+        problems.push(format!(
+            "`{path}` must be between {min} and {max}, got `{value}`"
+        ));
     }
 }
 
 fn listen(problems: &mut Vec<String>, path: &str, value: &str) {
     if value.parse::<SocketAddr>().is_err() {
-        problems.push(format!("`{path}` must be an address like `0.0.0.0:8080`, got `{value}`"));
+        problems.push(format!(
+            "`{path}` must be an address like `0.0.0.0:8080`, got `{value}`"
+        ));
     }
 }
 
 fn check_name(problems: &mut Vec<String>, path: &str, value: &str) {
-    if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        problems.push(format!("`{path}` must be letters, digits, `_` or `-`, got `{value}`"));
+    if value.is_empty()
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        problems.push(format!(
+            "`{path}` must be letters, digits, `_` or `-`, got `{value}`"
+        ));
     }
 }
 
@@ -234,7 +340,10 @@ pub struct HistoryConfig {
 
 impl Default for HistoryConfig {
     fn default() -> Self {
-        Self { enabled: true, batch_size: 500 }
+        Self {
+            enabled: true,
+            batch_size: 500,
+        }
     }
 }
 
@@ -247,7 +356,9 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { listen: "0.0.0.0:9091".to_string() }
+        Self {
+            listen: "0.0.0.0:9091".to_string(),
+        }
     }
 }
 
@@ -265,7 +376,11 @@ pub struct TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { otlp_endpoint: None, sampling_ratio: 1.0, log_format: LogFormat::Json }
+        Self {
+            otlp_endpoint: None,
+            sampling_ratio: 1.0,
+            log_format: LogFormat::Json,
+        }
     }
 }
 

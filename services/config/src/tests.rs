@@ -9,8 +9,15 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
 }
 
 fn temp_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("clawdbot-config-{}", std::process::id()))
-        .join(format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)));
+    let dir = std::env::temp_dir()
+        .join(format!("clawdbot-config-{}", std::process::id()))
+        .join(format!(
+            "{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
@@ -41,22 +48,41 @@ fn the_documented_example_loads() {
     assert_eq!(account.id, "default");
     assert_eq!(account.self_id, 10001);
     assert_eq!(account.secret.as_deref(), Some("s3cr3t"));
-    assert!(matches!(config.core.storage, Some(StorageConfig::Postgresql { pool_size: 20, .. })));
+    assert!(matches!(
+        config.core.storage,
+        Some(StorageConfig::Postgresql { pool_size: 20, .. })
+    ));
     assert_eq!(config.core.cluster.expect("cluster").key_prefix, "clawdbot");
 }
 
 #[test]
 fn a_directory_is_merged_and_env_references_are_replaced() {
     let dir = temp_dir();
-    write(&dir, "10-main.yaml", "cluster: { redis: \"redis://127.0.0.1:6379\" }\ningress: { listen: \"127.0.0.1:1\" }\n");
-    write(&dir, "20-onebot.yml", "onebot:\n  - id: ops\n    self_id: 1\n    secret: \"${OB_SECRET}\"\n    api_root: \"${OB_API:-http://127.0.0.1:5700}\"\n  - id: hr\n    self_id: 2\n    api_root: http://h\n");
-    write(&dir, "30-override.yaml", "ingress: { max_body_bytes: 2048 }\n");
+    write(
+        &dir,
+        "10-main.yaml",
+        "cluster: { redis: \"redis://127.0.0.1:6379\" }\ningress: { listen: \"127.0.0.1:1\" }\n",
+    );
+    write(
+        &dir,
+        "20-onebot.yml",
+        "onebot:\n  - id: ops\n    self_id: 1\n    secret: \"${OB_SECRET}\"\n    api_root: \"${OB_API:-http://127.0.0.1:5700}\"\n  - id: hr\n    self_id: 2\n    api_root: http://h\n",
+    );
+    write(
+        &dir,
+        "30-override.yaml",
+        "ingress: { max_body_bytes: 2048 }\n",
+    );
     write(&dir, "notes.txt", "not: yaml: at all");
     let env: HashMap<String, String> = [("OB_SECRET".to_string(), "123456".to_string())].into();
     let config = Config::load(&dir, &env).expect("loads");
     let accounts: Vec<_> = config.platforms.onebot.iter().collect();
     assert_eq!(accounts.len(), 2);
-    assert_eq!(accounts[0].secret.as_deref(), Some("123456"), "numeric secrets stay strings");
+    assert_eq!(
+        accounts[0].secret.as_deref(),
+        Some("123456"),
+        "numeric secrets stay strings"
+    );
     assert_eq!(accounts[0].api_root, "http://127.0.0.1:5700");
     assert_eq!(config.core.ingress.listen, "127.0.0.1:1");
     assert_eq!(config.core.ingress.max_body_bytes, 2048);
@@ -69,7 +95,9 @@ fn every_problem_is_reported_at_once_with_its_key_path() {
         "ingress": {"listen": "nowhere"},
         "worker": {"batch_size": 0},
     });
-    let error = Config::parse(value).and_then(|c| c.validate().map(|()| c)).expect_err("invalid");
+    let error = Config::parse(value)
+        .and_then(|c| c.validate().map(|()| c))
+        .expect_err("invalid");
     let text = error.to_string();
     for expected in [
         "`onebot.self_id` must be the bot's QQ number, got `0`",
@@ -84,19 +112,39 @@ fn every_problem_is_reported_at_once_with_its_key_path() {
 #[test]
 fn unknown_keys_and_unset_variables_are_named() {
     let error = Config::parse(serde_json::json!({"onebt": {}})).expect_err("unknown section");
-    assert!(error.to_string().contains("unknown section `onebt`"), "{error}");
-    let error = Config::parse(serde_json::json!({"ingress": {"listen": "0.0.0.0:1", "max_body": 1}}))
-        .expect_err("unknown key");
-    assert!(error.to_string().contains("`ingress.max_body`") || error.to_string().contains("max_body"), "{error}");
+    assert!(
+        error.to_string().contains("unknown section `onebt`"),
+        "{error}"
+    );
+    let error =
+        Config::parse(serde_json::json!({"ingress": {"listen": "0.0.0.0:1", "max_body": 1}}))
+            .expect_err("unknown key");
+    assert!(
+        error.to_string().contains("`ingress.max_body`") || error.to_string().contains("max_body"),
+        "{error}"
+    );
     let dir = temp_dir();
-    let file = write(&dir, "c.yaml", "onebot: { self_id: 1, api_root: \"${MISSING_API}\" }\n");
+    let file = write(
+        &dir,
+        "c.yaml",
+        "onebot: { self_id: 1, api_root: \"${MISSING_API}\" }\n",
+    );
     let error = Config::load(&file, &HashMap::new()).expect_err("unset variable");
-    assert!(error.to_string().contains("`onebot.api_root`: environment variable `MISSING_API` is not set"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("`onebot.api_root`: environment variable `MISSING_API` is not set"),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_typo_in_the_storage_type_lists_the_valid_ones() {
-    let error = Config::parse(serde_json::json!({"storage": {"type": "postgres", "dsn": "x"}})).expect_err("bad type");
+    let error = Config::parse(serde_json::json!({"storage": {"type": "postgres", "dsn": "x"}}))
+        .expect_err("bad type");
     let text = error.to_string();
-    assert!(text.contains("postgresql") && text.contains("sqlite"), "{text}");
+    assert!(
+        text.contains("postgresql") && text.contains("sqlite"),
+        "{text}"
+    );
 }

@@ -28,7 +28,9 @@ pub fn reply_id(envelope_id: &str, skill: &str, index: usize) -> String {
 impl Segment {
     /// Returns a text segment.
     pub fn text(text: impl Into<String>) -> Self {
-        Segment { kind: Some(SegmentKind::Text(Text { text: text.into() })) }
+        Segment {
+            kind: Some(SegmentKind::Text(Text { text: text.into() })),
+        }
     }
 
     /// Returns a mention of one user.
@@ -44,7 +46,12 @@ impl Segment {
 
     /// Returns an image segment pointing at `url`.
     pub fn image(url: impl Into<String>) -> Self {
-        Segment { kind: Some(SegmentKind::Image(Media { url: url.into(), ..Default::default() })) }
+        Segment {
+            kind: Some(SegmentKind::Image(Media {
+                url: url.into(),
+                ..Default::default()
+            })),
+        }
     }
 
     /// Returns the text of a text segment, `None` for any other kind.
@@ -121,7 +128,11 @@ mod tests {
 
     #[test]
     fn renders_mixed_segments_as_text() {
-        let segments = vec![Segment::text("hi "), Segment::mention("42"), Segment::image("u")];
+        let segments = vec![
+            Segment::text("hi "),
+            Segment::mention("42"),
+            Segment::image("u"),
+        ];
         assert_eq!(render_text(&segments), "hi @42[image]");
     }
 }

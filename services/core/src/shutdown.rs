@@ -51,7 +51,9 @@ impl Shutdown {
     /// Waits for every spawned task, at most `grace`. Returns false if the grace ran out.
     pub async fn wait(&self, grace: Duration) -> bool {
         self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
     }
 }
 

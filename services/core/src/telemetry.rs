@@ -3,9 +3,7 @@
 //! Metric names and span field names are defined here once and reused, never retyped. Labels
 //! are bounded enums only: chat, user and tenant ids go in spans, never in labels.
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::proto::TraceContext;
@@ -103,14 +101,24 @@ mod tests {
             tracestate: String::new(),
         };
         let span_context = parse_traceparent(&trace).expect("valid traceparent");
-        assert_eq!(span_context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            span_context.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         assert!(span_context.is_sampled());
     }
 
     #[test]
     fn rejects_malformed_traceparents() {
-        for bad in ["", "00-xyz-00f067aa0ba902b7-01", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"] {
-            let trace = TraceContext { traceparent: bad.into(), tracestate: String::new() };
+        for bad in [
+            "",
+            "00-xyz-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            let trace = TraceContext {
+                traceparent: bad.into(),
+                tracestate: String::new(),
+            };
             assert!(parse_traceparent(&trace).is_none(), "{bad}");
         }
     }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use clawdbot_bus::{Bus, Claim};
 use clawdbot_core::proto::egress_server::Egress;
-use clawdbot_core::proto::{DeliveryRecord, DeliveryStatus, Reply, SendRequest, SendResponse, TraceContext};
+use clawdbot_core::proto::{
+    DeliveryRecord, DeliveryStatus, Reply, SendRequest, SendResponse, TraceContext,
+};
 use clawdbot_core::telemetry::{self, EGRESS_DELIVERIES_TOTAL};
 use clawdbot_platforms::{OutboundError, Outbounds};
 use prost::Message;
@@ -25,12 +27,18 @@ pub struct EgressService {
 impl EgressService {
     /// Returns the service delivering through `outbounds`, with its ledger on `bus`.
     pub fn new(settings: EgressSettings, bus: Arc<dyn Bus>, outbounds: Outbounds) -> Self {
-        Self { settings, bus, outbounds }
+        Self {
+            settings,
+            bus,
+            outbounds,
+        }
     }
 
     async fn deliver(&self, reply: Reply) -> Result<SendResponse, Status> {
         if reply.id.is_empty() {
-            return Err(Status::invalid_argument("reply.id (the idempotency key) is empty"));
+            return Err(Status::invalid_argument(
+                "reply.id (the idempotency key) is empty",
+            ));
         }
         let Some((platform, outbound)) = self
             .outbounds
@@ -44,7 +52,11 @@ impl EgressService {
             )));
         };
         let ledger = self.bus.ledger();
-        let token = match ledger.claim(&reply.id, self.settings.lease).await.map_err(unavailable)? {
+        let token = match ledger
+            .claim(&reply.id, self.settings.lease)
+            .await
+            .map_err(unavailable)?
+        {
             Claim::Done(stored) => {
                 count(platform, "duplicate");
                 let mut response = decode_result(&stored);
@@ -53,7 +65,10 @@ impl EgressService {
             }
             Claim::InFlight => {
                 count(platform, "in_flight");
-                return Err(Status::unavailable(format!("reply `{}` is being delivered right now", reply.id)));
+                return Err(Status::unavailable(format!(
+                    "reply `{}` is being delivered right now",
+                    reply.id
+                )));
             }
             Claim::Claimed(token) => token,
         };
@@ -89,17 +104,36 @@ impl EgressService {
                 });
             }
         };
-        let outcome = if response.status == DeliveryStatus::Delivered as i32 { "delivered" } else { "failed" };
+        let outcome = if response.status == DeliveryStatus::Delivered as i32 {
+            "delivered"
+        } else {
+            "failed"
+        };
         count(platform, outcome);
-        let traceparent = reply.trace.as_ref().map(|t| t.traceparent.clone()).unwrap_or_default();
+        let traceparent = reply
+            .trace
+            .as_ref()
+            .map(|t| t.traceparent.clone())
+            .unwrap_or_default();
         let record = DeliveryRecord {
             reply: Some(reply),
             response: Some(response.clone()),
             finished_at_ms: clawdbot_core::now_ms(),
         };
-        let reply_id = record.reply.as_ref().map(|r| r.id.as_str()).unwrap_or_default();
+        let reply_id = record
+            .reply
+            .as_ref()
+            .map(|r| r.id.as_str())
+            .unwrap_or_default();
         if let Err(error) = ledger
-            .complete(reply_id, &token, &encode_result(&response), self.settings.result_ttl, &record.encode_to_vec(), &traceparent)
+            .complete(
+                reply_id,
+                &token,
+                &encode_result(&response),
+                self.settings.result_ttl,
+                &record.encode_to_vec(),
+                &traceparent,
+            )
             .await
         {
             // Delivered but not recorded: the caller still gets the truth (delivered), and the
@@ -124,14 +158,21 @@ impl Egress for EgressService {
             .reply
             .ok_or_else(|| Status::invalid_argument("request has no reply"))?;
         let span = tracing::info_span!("egress", platform = %reply.platform, reply_id = %reply.id);
-        let trace = traceparent.map(|traceparent| TraceContext { traceparent, tracestate: String::new() });
+        let trace = traceparent.map(|traceparent| TraceContext {
+            traceparent,
+            tracestate: String::new(),
+        });
         telemetry::set_remote_parent(&span, trace.as_ref().or(reply.trace.as_ref()));
-        self.deliver(reply).instrument(span).await.map(Response::new)
+        self.deliver(reply)
+            .instrument(span)
+            .await
+            .map(Response::new)
     }
 }
 
 fn count(platform: &'static str, outcome: &'static str) {
-    metrics::counter!(EGRESS_DELIVERIES_TOTAL, "platform" => platform, "outcome" => outcome).increment(1);
+    metrics::counter!(EGRESS_DELIVERIES_TOTAL, "platform" => platform, "outcome" => outcome)
+        .increment(1);
 }
 
 fn unavailable(error: clawdbot_bus::BusError) -> Status {
@@ -152,8 +193,19 @@ fn encode_result(response: &SendResponse) -> String {
 
 fn decode_result(stored: &str) -> SendResponse {
     let value: serde_json::Value = serde_json::from_str(stored).unwrap_or_default();
-    let text = |key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    let number = |key: &str| value.get(key).and_then(serde_json::Value::as_u64).unwrap_or_default();
+    let text = |key: &str| {
+        value
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let number = |key: &str| {
+        value
+            .get(key)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_default()
+    };
     SendResponse {
         status: number("status") as i32,
         platform_message_id: text("platform_message_id"),

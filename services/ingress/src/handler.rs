@@ -53,26 +53,50 @@ pub(crate) async fn ready(State(state): State<Arc<IngressState>>) -> Response {
     }
     match state.bus.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("bus unavailable: {error}")).into_response(),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("bus unavailable: {error}"),
+        )
+            .into_response(),
     }
 }
 
 fn not_found(state: &IngressState, platform: &str, id: Option<&str>) -> Response {
-    let mut known: Vec<String> = state.inbounds.keys().map(|(p, i)| format!("{p}/{i}")).collect();
+    let mut known: Vec<String> = state
+        .inbounds
+        .keys()
+        .map(|(p, i)| format!("{p}/{i}"))
+        .collect();
     known.sort();
     let what = match id {
         Some(id) => format!("no account `{id}` for platform `{platform}`"),
         None => format!("no default account for platform `{platform}` (name one in the path)"),
     };
     tracing::warn!(platform, reason = %what, "callback for an unknown account");
-    (StatusCode::NOT_FOUND, format!("{what}; configured: {}\n", known.join(", "))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        format!("{what}; configured: {}\n", known.join(", ")),
+    )
+        .into_response()
 }
 
-async fn handle(state: &IngressState, inbound: Arc<dyn Inbound>, (method, headers, query, body): Request) -> Response {
+async fn handle(
+    state: &IngressState,
+    inbound: Arc<dyn Inbound>,
+    (method, headers, query, body): Request,
+) -> Response {
     let platform = inbound.platform();
-    let span = tracing::info_span!("ingress", platform, bot_id = inbound.bot_id(), message_id = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "ingress",
+        platform,
+        bot_id = inbound.bot_id(),
+        message_id = tracing::field::Empty
+    );
     if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
-        let trace = TraceContext { traceparent: traceparent.to_string(), tracestate: String::new() };
+        let trace = TraceContext {
+            traceparent: traceparent.to_string(),
+            tracestate: String::new(),
+        };
         telemetry::set_remote_parent(&span, Some(&trace));
     }
     async move {
@@ -102,15 +126,27 @@ async fn handle(state: &IngressState, inbound: Arc<dyn Inbound>, (method, header
     .await
 }
 
-async fn publish(state: &IngressState, platform: &'static str, envelopes: Vec<clawdbot_core::Envelope>) -> Response {
+async fn publish(
+    state: &IngressState,
+    platform: &'static str,
+    envelopes: Vec<clawdbot_core::Envelope>,
+) -> Response {
     let trace = telemetry::current_trace_context();
     let mut outcomes = Vec::with_capacity(envelopes.len());
     for mut envelope in envelopes {
         tracing::Span::current().record("message_id", envelope.message_id.as_str());
-        let dedupe_key = (!envelope.message_id.is_empty())
-            .then(|| format!("{}:{}:{}", envelope.platform, envelope.bot_id, envelope.message_id));
+        let dedupe_key = (!envelope.message_id.is_empty()).then(|| {
+            format!(
+                "{}:{}:{}",
+                envelope.platform, envelope.bot_id, envelope.message_id
+            )
+        });
         envelope.trace = Some(trace.clone());
-        let item = Publish { payload: envelope.encode_to_vec(), traceparent: trace.traceparent.clone(), dedupe_key };
+        let item = Publish {
+            payload: envelope.encode_to_vec(),
+            traceparent: trace.traceparent.clone(),
+            dedupe_key,
+        };
         outcomes.push(state.publisher.publish(item).await);
     }
     let mut duplicates = 0;
@@ -123,18 +159,33 @@ async fn publish(state: &IngressState, platform: &'static str, envelopes: Vec<cl
             Ok(Published::Full) => {
                 count(platform, "backpressure");
                 telemetry::count_error(COMPONENT, "stream_full");
-                tracing::warn!(platform, "inbound stream is full; asking the platform to retry");
-                return (StatusCode::SERVICE_UNAVAILABLE, "inbound stream is full, retry later\n").into_response();
+                tracing::warn!(
+                    platform,
+                    "inbound stream is full; asking the platform to retry"
+                );
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "inbound stream is full, retry later\n",
+                )
+                    .into_response();
             }
             Err(reason) => {
                 count(platform, "unavailable");
                 tracing::error!(platform, error = %reason, "cannot publish to the bus; asking the platform to retry");
-                return (StatusCode::SERVICE_UNAVAILABLE, "message bus unavailable, retry later\n").into_response();
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "message bus unavailable, retry later\n",
+                )
+                    .into_response();
             }
         }
     }
     if duplicates > 0 {
-        tracing::debug!(platform, duplicates, "platform retry of an accepted message");
+        tracing::debug!(
+            platform,
+            duplicates,
+            "platform retry of an accepted message"
+        );
         count(platform, "duplicate");
     } else {
         count(platform, "accepted");
@@ -143,5 +194,6 @@ async fn publish(state: &IngressState, platform: &'static str, envelopes: Vec<cl
 }
 
 fn count(platform: &'static str, outcome: &'static str) {
-    metrics::counter!(INGRESS_REQUESTS_TOTAL, "platform" => platform, "outcome" => outcome).increment(1);
+    metrics::counter!(INGRESS_REQUESTS_TOTAL, "platform" => platform, "outcome" => outcome)
+        .increment(1);
 }

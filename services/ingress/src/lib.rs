@@ -47,10 +47,18 @@ pub(crate) struct IngressState {
 }
 
 /// Returns the router for `inbounds`, publishing through `bus`.
-pub fn router(settings: &IngressSettings, bus: Arc<dyn Bus>, inbounds: Vec<Arc<dyn Inbound>>, shutdown: Shutdown) -> Router {
+pub fn router(
+    settings: &IngressSettings,
+    bus: Arc<dyn Bus>,
+    inbounds: Vec<Arc<dyn Inbound>>,
+    shutdown: Shutdown,
+) -> Router {
     let mut by_platform: HashMap<String, Vec<Arc<dyn Inbound>>> = HashMap::new();
     for inbound in &inbounds {
-        by_platform.entry(inbound.platform().to_string()).or_default().push(inbound.clone());
+        by_platform
+            .entry(inbound.platform().to_string())
+            .or_default()
+            .push(inbound.clone());
     }
     let defaults = by_platform
         .into_iter()
@@ -58,7 +66,9 @@ pub fn router(settings: &IngressSettings, bus: Arc<dyn Bus>, inbounds: Vec<Arc<d
             let chosen = if accounts.len() == 1 {
                 accounts.into_iter().next()
             } else {
-                accounts.into_iter().find(|inbound| inbound.bot_id() == "default")
+                accounts
+                    .into_iter()
+                    .find(|inbound| inbound.bot_id() == "default")
             };
             chosen.map(|inbound| (platform, inbound))
         })
@@ -66,7 +76,12 @@ pub fn router(settings: &IngressSettings, bus: Arc<dyn Bus>, inbounds: Vec<Arc<d
     let state = Arc::new(IngressState {
         inbounds: inbounds
             .into_iter()
-            .map(|inbound| ((inbound.platform().to_string(), inbound.bot_id().to_string()), inbound))
+            .map(|inbound| {
+                (
+                    (inbound.platform().to_string(), inbound.bot_id().to_string()),
+                    inbound,
+                )
+            })
             .collect(),
         defaults,
         publisher: Publisher::start(bus.clone(), settings.dedupe_window, settings.max_stream_len),
@@ -74,8 +89,14 @@ pub fn router(settings: &IngressSettings, bus: Arc<dyn Bus>, inbounds: Vec<Arc<d
         shutdown,
     });
     Router::new()
-        .route("/clawdbot/{platform}/callback", any(handler::default_account))
-        .route("/clawdbot/{platform}/{id}/callback", any(handler::named_account))
+        .route(
+            "/clawdbot/{platform}/callback",
+            any(handler::default_account),
+        )
+        .route(
+            "/clawdbot/{platform}/{id}/callback",
+            any(handler::named_account),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(handler::ready))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

@@ -32,7 +32,12 @@ impl Publisher {
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>(QUEUE);
         let jobs_rx = Arc::new(Mutex::new(jobs_rx));
         for _ in 0..LOOPS {
-            tokio::spawn(publish_loop(bus.clone(), jobs_rx.clone(), dedupe_window, max_len));
+            tokio::spawn(publish_loop(
+                bus.clone(),
+                jobs_rx.clone(),
+                dedupe_window,
+                max_len,
+            ));
         }
         Self { jobs_tx }
     }
@@ -50,7 +55,12 @@ impl Publisher {
     }
 }
 
-async fn publish_loop(bus: Arc<dyn Bus>, jobs_rx: Arc<Mutex<mpsc::Receiver<Job>>>, dedupe_window: Duration, max_len: u64) {
+async fn publish_loop(
+    bus: Arc<dyn Bus>,
+    jobs_rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    dedupe_window: Duration,
+    max_len: u64,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     loop {
         {

@@ -9,8 +9,8 @@
 //! [`build_inbounds`] / [`build_outbounds`] match on each. Adding a platform means one folder
 //! plus one field here; the compiler points at the rest.
 
-pub mod onebot;
 mod one_or_many;
+pub mod onebot;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,7 +39,10 @@ impl PlatformsConfig {
             let path = self.onebot.path(onebot::NAME, index);
             problems.extend(account.validate(&path));
         }
-        problems.extend(duplicate_ids(onebot::NAME, self.onebot.iter().map(|a| a.id.as_str())));
+        problems.extend(duplicate_ids(
+            onebot::NAME,
+            self.onebot.iter().map(|a| a.id.as_str()),
+        ));
         problems
     }
 
@@ -54,7 +57,9 @@ fn duplicate_ids<'a>(platform: &str, ids: impl Iterator<Item = &'a str>) -> Vec<
     let mut problems = Vec::new();
     for id in ids {
         if seen.insert(id, ()).is_some() {
-            problems.push(format!("`{platform}`: two accounts have the id `{id}`; ids must be unique"));
+            problems.push(format!(
+                "`{platform}`: two accounts have the id `{id}`; ids must be unique"
+            ));
         }
     }
     problems
@@ -76,7 +81,10 @@ pub enum Inbox {
     /// Messages or events to publish to the inbound stream.
     Envelopes(Vec<Envelope>),
     /// The platform expects this answer (a URL-verification handshake, say) and nothing else.
-    Handshake { content_type: &'static str, body: Vec<u8> },
+    Handshake {
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
     /// A valid request with nothing to publish (a heartbeat), answered with success.
     Nothing,
 }

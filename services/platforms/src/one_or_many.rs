@@ -13,7 +13,10 @@ pub struct OneOrMany<T> {
 
 impl<T> Default for OneOrMany<T> {
     fn default() -> Self {
-        Self { items: Vec::new(), is_list: false }
+        Self {
+            items: Vec::new(),
+            is_list: false,
+        }
     }
 }
 
@@ -30,12 +33,19 @@ impl<T> OneOrMany<T> {
 
     /// Returns the key path of the `index`-th account, as the user wrote it.
     pub fn path(&self, key: &str, index: usize) -> String {
-        if self.is_list { format!("{key}[{index}]") } else { key.to_string() }
+        if self.is_list {
+            format!("{key}[{index}]")
+        } else {
+            key.to_string()
+        }
     }
 
     /// Builds a section from a list of accounts.
     pub fn many(items: Vec<T>) -> Self {
-        Self { items, is_list: true }
+        Self {
+            items,
+            is_list: true,
+        }
     }
 }
 
@@ -48,10 +58,16 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
         match value {
             serde_json::Value::Null => Ok(Self::default()),
             serde_json::Value::Array(_) => serde_json::from_value(value)
-                .map(|items| Self { items, is_list: true })
+                .map(|items| Self {
+                    items,
+                    is_list: true,
+                })
                 .map_err(D::Error::custom),
             _ => serde_json::from_value(value)
-                .map(|item| Self { items: vec![item], is_list: false })
+                .map(|item| Self {
+                    items: vec![item],
+                    is_list: false,
+                })
                 .map_err(D::Error::custom),
         }
     }

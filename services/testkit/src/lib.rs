@@ -37,9 +37,14 @@ pub(crate) fn block_on_side<F>(future: F)
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let joined = std::thread::spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(future),
-        Err(error) => eprintln!("clean-up runtime: {error}"),
+    let joined = std::thread::spawn(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(future),
+            Err(error) => eprintln!("clean-up runtime: {error}"),
+        }
     })
     .join();
     if joined.is_err() {
@@ -48,7 +53,13 @@ where
 }
 
 /// Builds a OneBot v11 group message event, as NapCat posts it (segment array form).
-pub fn onebot_group_message(self_id: i64, group_id: i64, user_id: i64, message_id: i64, text: &str) -> String {
+pub fn onebot_group_message(
+    self_id: i64,
+    group_id: i64,
+    user_id: i64,
+    message_id: i64,
+    text: &str,
+) -> String {
     serde_json::json!({
         "time": 1_700_000_000,
         "self_id": self_id,
@@ -70,7 +81,8 @@ pub fn onebot_group_message(self_id: i64, group_id: i64, user_id: i64, message_i
 pub fn onebot_signature(secret: &str, body: &[u8]) -> String {
     use hmac::{KeyInit, Mac};
     #[allow(clippy::expect_used)]
-    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("any key length");
+    let mut mac =
+        hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(body);
     format!("sha1={}", hex::encode(mac.finalize().into_bytes()))
 }

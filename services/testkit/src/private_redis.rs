@@ -17,15 +17,32 @@ impl PrivateRedis {
     pub async fn start() -> Self {
         let port = crate::free_port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start redis-server (is it installed?): {error}"));
-        let redis = Self { port, child: Some(child) };
+            .unwrap_or_else(|error| {
+                panic!("cannot start redis-server (is it installed?): {error}")
+            });
+        let redis = Self {
+            port,
+            child: Some(child),
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while tokio::time::Instant::now() < deadline {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return redis;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

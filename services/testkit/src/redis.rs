@@ -6,7 +6,8 @@ use clawdbot_bus::redis::RedisBus;
 
 /// The Redis URL tests use: `CLAWDBOT_TEST_REDIS_URL`, or the local default.
 pub fn redis_url() -> String {
-    std::env::var("CLAWDBOT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string())
+    std::env::var("CLAWDBOT_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string())
 }
 
 /// A bus on the test Redis with a random key prefix; every key under it is deleted on drop.
@@ -27,7 +28,11 @@ impl TestRedis {
         let bus = RedisBus::connect(&url, &prefix)
             .await
             .unwrap_or_else(|error| panic!("test Redis at {url} is unreachable: {error} (start it, or set CLAWDBOT_TEST_REDIS_URL)"));
-        Self { url, prefix, bus: Arc::new(bus) }
+        Self {
+            url,
+            prefix,
+            bus: Arc::new(bus),
+        }
     }
 
     /// Returns a plain connection, for assertions on raw keys.
@@ -41,15 +46,26 @@ impl Drop for TestRedis {
         let url = self.url.clone();
         let pattern = self.bus.keys().pattern();
         crate::block_on_side(async move {
-            let Ok(client) = redis::Client::open(url) else { return };
-            let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
+            let Ok(client) = redis::Client::open(url) else {
+                return;
+            };
+            let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                return;
+            };
             let mut cursor: u64 = 0;
             loop {
-                let scanned: redis::RedisResult<(u64, Vec<String>)> =
-                    redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).query_async(&mut conn).await;
+                let scanned: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await;
                 let Ok((next, keys)) = scanned else { return };
                 if !keys.is_empty() {
-                    let _deleted: redis::RedisResult<u64> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+                    let _deleted: redis::RedisResult<u64> =
+                        redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
                 }
                 if next == 0 {
                     return;

@@ -72,13 +72,17 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     bus.ensure_group(Stream::Inbound, &settings.group).await?;
-    let mut consumer = bus.consumer(Stream::Inbound, &settings.group, &settings.consumer_name).await?;
+    let mut consumer = bus
+        .consumer(Stream::Inbound, &settings.group, &settings.consumer_name)
+        .await?;
     let handler = Handler {
         bus,
         router,
         egress,
         group: settings.group.clone(),
-        context: SkillContext { pool: settings.group.clone() },
+        context: SkillContext {
+            pool: settings.group.clone(),
+        },
     };
     let permits = Arc::new(Semaphore::new(settings.concurrency));
     let mut batches = JoinSet::new();
@@ -129,7 +133,10 @@ async fn reclaim(
     batches: &mut JoinSet<()>,
     permits: &Arc<Semaphore>,
 ) {
-    let claimed = match consumer.reclaim(settings.reclaim_idle, settings.batch_size).await {
+    let claimed = match consumer
+        .reclaim(settings.reclaim_idle, settings.batch_size)
+        .await
+    {
         Ok(claimed) => claimed,
         Err(error) => {
             telemetry::count_error(COMPONENT, error.kind());
@@ -141,11 +148,16 @@ async fn reclaim(
         return;
     }
     tracing::info!(count = claimed.len(), "reclaimed idle entries");
-    let (exhausted, retry): (Vec<Entry>, Vec<Entry>) =
-        claimed.into_iter().partition(|entry| entry.deliveries > settings.max_deliveries);
+    let (exhausted, retry): (Vec<Entry>, Vec<Entry>) = claimed
+        .into_iter()
+        .partition(|entry| entry.deliveries > settings.max_deliveries);
     for entry in exhausted {
         let reason = format!("not processed after {} deliveries", entry.deliveries - 1);
-        if let Err(error) = handler.bus.dead_letter(Stream::Inbound, &handler.group, &entry, &reason).await {
+        if let Err(error) = handler
+            .bus
+            .dead_letter(Stream::Inbound, &handler.group, &entry, &reason)
+            .await
+        {
             telemetry::count_error(COMPONENT, error.kind());
             tracing::warn!(error = %error, entry_id = %entry.id, "dead-lettering failed; will retry");
         }
@@ -153,11 +165,20 @@ async fn reclaim(
     spawn_batch(batches, permits, handler, retry).await;
 }
 
-async fn spawn_batch(batches: &mut JoinSet<()>, permits: &Arc<Semaphore>, handler: &Handler, entries: Vec<Entry>) {
+async fn spawn_batch(
+    batches: &mut JoinSet<()>,
+    permits: &Arc<Semaphore>,
+    handler: &Handler,
+    entries: Vec<Entry>,
+) {
     if entries.is_empty() {
         return;
     }
-    let Ok(permit) = permits.clone().acquire_many_owned(entries.len() as u32).await else {
+    let Ok(permit) = permits
+        .clone()
+        .acquire_many_owned(entries.len() as u32)
+        .await
+    else {
         return;
     };
     let handler = handler.clone();
@@ -169,7 +190,8 @@ async fn spawn_batch(batches: &mut JoinSet<()>, permits: &Arc<Semaphore>, handle
 
 impl Handler {
     async fn process_batch(&self, entries: Vec<Entry>) {
-        let outcomes = futures::future::join_all(entries.iter().map(|entry| self.process(entry))).await;
+        let outcomes =
+            futures::future::join_all(entries.iter().map(|entry| self.process(entry))).await;
         let mut acks = Vec::with_capacity(entries.len());
         for (entry, outcome) in entries.iter().zip(outcomes) {
             match outcome {
@@ -178,7 +200,11 @@ impl Handler {
                     tracing::warn!(entry_id = %entry.id, deliveries = entry.deliveries, reason, "message left for retry");
                 }
                 Outcome::DeadLetter(reason) => {
-                    if let Err(error) = self.bus.dead_letter(Stream::Inbound, &self.group, entry, &reason).await {
+                    if let Err(error) = self
+                        .bus
+                        .dead_letter(Stream::Inbound, &self.group, entry, &reason)
+                        .await
+                    {
                         telemetry::count_error(COMPONENT, error.kind());
                         tracing::warn!(error = %error, entry_id = %entry.id, "dead-lettering failed; will retry");
                     }
@@ -192,7 +218,8 @@ impl Handler {
             tracing::warn!(error = %error, count = acks.len(), "ack failed; entries will be reclaimed");
             return;
         }
-        metrics::counter!(WORKER_ACKED_TOTAL, "group" => self.group.clone()).increment(acks.len() as u64);
+        metrics::counter!(WORKER_ACKED_TOTAL, "group" => self.group.clone())
+            .increment(acks.len() as u64);
     }
 
     async fn process(&self, entry: &Entry) -> Outcome {
@@ -206,7 +233,10 @@ impl Handler {
             message_id = %envelope.message_id,
             stream_id = %entry.id,
         );
-        let trace = TraceContext { traceparent: entry.traceparent.clone(), tracestate: String::new() };
+        let trace = TraceContext {
+            traceparent: entry.traceparent.clone(),
+            tracestate: String::new(),
+        };
         telemetry::set_remote_parent(&span, Some(&trace));
         self.dispatch(&envelope).instrument(span).await
     }
@@ -215,15 +245,23 @@ impl Handler {
         for skill in self.router.route(envelope) {
             let span = tracing::info_span!("skill", skill = skill.name());
             let started = std::time::Instant::now();
-            let result = skill.handle(envelope, &self.context).instrument(span.clone()).await;
-            metrics::histogram!(SKILLS_LATENCY_SECONDS, "skill" => skill.name()).record(started.elapsed().as_secs_f64());
+            let result = skill
+                .handle(envelope, &self.context)
+                .instrument(span.clone())
+                .await;
+            metrics::histogram!(SKILLS_LATENCY_SECONDS, "skill" => skill.name())
+                .record(started.elapsed().as_secs_f64());
             let replies = match result {
                 Ok(replies) => replies,
                 Err(error) => {
                     telemetry::count_error(COMPONENT, error.kind());
                     return match error {
-                        SkillError::Retryable(reason) => Outcome::Retry(format!("skill `{}`: {reason}", skill.name())),
-                        SkillError::Permanent(reason) => Outcome::DeadLetter(format!("skill `{}`: {reason}", skill.name())),
+                        SkillError::Retryable(reason) => {
+                            Outcome::Retry(format!("skill `{}`: {reason}", skill.name()))
+                        }
+                        SkillError::Permanent(reason) => {
+                            Outcome::DeadLetter(format!("skill `{}`: {reason}", skill.name()))
+                        }
                     };
                 }
             };
@@ -241,7 +279,11 @@ impl Handler {
 
     async fn send(&self, reply: clawdbot_core::proto::Reply) -> Outcome {
         let reply_id = reply.id.clone();
-        let traceparent = reply.trace.as_ref().map(|t| t.traceparent.clone()).unwrap_or_default();
+        let traceparent = reply
+            .trace
+            .as_ref()
+            .map(|t| t.traceparent.clone())
+            .unwrap_or_default();
         let mut request = tonic::Request::new(SendRequest { reply: Some(reply) });
         request.set_timeout(EGRESS_CALL_TIMEOUT);
         if let Ok(value) = traceparent.parse() {
@@ -257,9 +299,9 @@ impl Handler {
                 }
                 Outcome::Ack
             }
-            Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                Outcome::DeadLetter(format!("egress refused reply `{reply_id}`: {}", status.message()))
-            }
+            Err(status) if status.code() == tonic::Code::InvalidArgument => Outcome::DeadLetter(
+                format!("egress refused reply `{reply_id}`: {}", status.message()),
+            ),
             Err(status) => {
                 telemetry::count_error(COMPONENT, "egress_unavailable");
                 Outcome::Retry(format!("egress: {}: {}", status.code(), status.message()))

@@ -31,8 +31,19 @@ pub struct HistorySettings {
 ///
 /// # Errors
 /// The groups cannot be set up (Redis unreachable at start).
-pub async fn run(settings: HistorySettings, bus: Arc<dyn Bus>, store: Arc<dyn Store>, shutdown: Shutdown) -> anyhow::Result<()> {
-    let inbound = writer(Stream::Inbound, settings.clone(), bus.clone(), store.clone(), shutdown.clone());
+pub async fn run(
+    settings: HistorySettings,
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let inbound = writer(
+        Stream::Inbound,
+        settings.clone(),
+        bus.clone(),
+        store.clone(),
+        shutdown.clone(),
+    );
     let outbound = writer(Stream::Outbound, settings, bus, store, shutdown);
     let (inbound, outbound) = tokio::join!(inbound, outbound);
     inbound.and(outbound)
@@ -46,12 +57,16 @@ async fn writer(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     bus.ensure_group(stream, HISTORY_GROUP).await?;
-    let mut consumer = bus.consumer(stream, HISTORY_GROUP, &settings.consumer_name).await?;
+    let mut consumer = bus
+        .consumer(stream, HISTORY_GROUP, &settings.consumer_name)
+        .await?;
     let mut next_reclaim = tokio::time::Instant::now();
     while !shutdown.is_triggered() {
         let entries = if tokio::time::Instant::now() >= next_reclaim {
             next_reclaim = tokio::time::Instant::now() + settings.reclaim_idle / 2;
-            consumer.reclaim(settings.reclaim_idle, settings.batch_size).await
+            consumer
+                .reclaim(settings.reclaim_idle, settings.batch_size)
+                .await
         } else {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -81,7 +96,12 @@ async fn pause_after(shutdown: &Shutdown, kind: &'static str, reason: &str) {
     }
 }
 
-async fn write_batch(stream: Stream, entries: &[Entry], bus: &dyn Bus, store: &dyn Store) -> Result<(), (&'static str, String)> {
+async fn write_batch(
+    stream: Stream,
+    entries: &[Entry],
+    bus: &dyn Bus,
+    store: &dyn Store,
+) -> Result<(), (&'static str, String)> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -94,19 +114,31 @@ async fn write_batch(stream: Stream, entries: &[Entry], bus: &dyn Bus, store: &d
                 written.push(entry.id.clone());
             }
             Err(reason) => {
-                bus.dead_letter(stream, HISTORY_GROUP, entry, &reason).await.map_err(|e| (e.kind(), e.to_string()))?;
+                bus.dead_letter(stream, HISTORY_GROUP, entry, &reason)
+                    .await
+                    .map_err(|e| (e.kind(), e.to_string()))?;
             }
         }
     }
-    let new_rows = store.write_history(&records).await.map_err(|e| (e.kind(), e.to_string()))?;
-    bus.ack(stream, HISTORY_GROUP, &written).await.map_err(|e| (e.kind(), e.to_string()))?;
-    let direction = if stream == Stream::Inbound { "in" } else { "out" };
+    let new_rows = store
+        .write_history(&records)
+        .await
+        .map_err(|e| (e.kind(), e.to_string()))?;
+    bus.ack(stream, HISTORY_GROUP, &written)
+        .await
+        .map_err(|e| (e.kind(), e.to_string()))?;
+    let direction = if stream == Stream::Inbound {
+        "in"
+    } else {
+        "out"
+    };
     metrics::counter!(HISTORY_ROWS_TOTAL, "direction" => direction).increment(new_rows);
     Ok(())
 }
 
 fn timestamp(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn kind_name(kind: i32) -> String {
@@ -123,7 +155,8 @@ fn kind_name(kind: i32) -> String {
 fn to_record(stream: Stream, entry: &Entry) -> Result<HistoryRecord, String> {
     match stream {
         Stream::Inbound => {
-            let envelope = Envelope::decode(entry.payload.as_slice()).map_err(|e| format!("undecodable envelope: {e}"))?;
+            let envelope = Envelope::decode(entry.payload.as_slice())
+                .map_err(|e| format!("undecodable envelope: {e}"))?;
             let conversation = envelope.conversation.clone().unwrap_or_default();
             Ok(HistoryRecord {
                 id: envelope.id.clone(),
@@ -132,7 +165,11 @@ fn to_record(stream: Stream, entry: &Entry) -> Result<HistoryRecord, String> {
                 bot_id: envelope.bot_id.clone(),
                 conversation_kind: kind_name(conversation.kind),
                 conversation_id: conversation.id,
-                sender_id: envelope.sender.as_ref().map(|s| s.user_id.clone()).unwrap_or_default(),
+                sender_id: envelope
+                    .sender
+                    .as_ref()
+                    .map(|s| s.user_id.clone())
+                    .unwrap_or_default(),
                 platform_message_id: envelope.message_id.clone(),
                 event_type: envelope.event_type.clone(),
                 skill: String::new(),
@@ -144,11 +181,16 @@ fn to_record(stream: Stream, entry: &Entry) -> Result<HistoryRecord, String> {
             })
         }
         Stream::Outbound => {
-            let record = DeliveryRecord::decode(entry.payload.as_slice()).map_err(|e| format!("undecodable delivery record: {e}"))?;
+            let record = DeliveryRecord::decode(entry.payload.as_slice())
+                .map_err(|e| format!("undecodable delivery record: {e}"))?;
             let reply = record.reply.unwrap_or_default();
             let response = record.response.unwrap_or_default();
             let conversation = reply.conversation.clone().unwrap_or_default();
-            let status = if response.status == DeliveryStatus::Delivered as i32 { "delivered" } else { "failed" };
+            let status = if response.status == DeliveryStatus::Delivered as i32 {
+                "delivered"
+            } else {
+                "failed"
+            };
             Ok(HistoryRecord {
                 id: reply.id.clone(),
                 direction: Direction::Out,

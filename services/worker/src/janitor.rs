@@ -17,7 +17,9 @@ pub async fn run(bus: Arc<dyn Bus>, every: Duration, shutdown: Shutdown) {
         }
         for stream in [Stream::Inbound, Stream::Outbound] {
             match bus.trim(stream).await {
-                Ok(trimmed) if trimmed > 0 => tracing::debug!(stream = stream.as_str(), trimmed, "stream trimmed"),
+                Ok(trimmed) if trimmed > 0 => {
+                    tracing::debug!(stream = stream.as_str(), trimmed, "stream trimmed")
+                }
                 Ok(_) => {}
                 Err(error) => {
                     telemetry::count_error("janitor", error.kind());
@@ -26,10 +28,13 @@ pub async fn run(bus: Arc<dyn Bus>, every: Duration, shutdown: Shutdown) {
             }
         }
         for stream in [Stream::Inbound, Stream::Outbound, Stream::Dead] {
-            let Ok(stats) = bus.stats(stream).await else { continue };
+            let Ok(stats) = bus.stats(stream).await else {
+                continue;
+            };
             metrics::gauge!(STREAM_LENGTH, "stream" => stream.as_str()).set(stats.length as f64);
             for (group, pending, _lag) in stats.groups {
-                metrics::gauge!(STREAM_PENDING, "stream" => stream.as_str(), "group" => group).set(pending as f64);
+                metrics::gauge!(STREAM_PENDING, "stream" => stream.as_str(), "group" => group)
+                    .set(pending as f64);
             }
         }
     }

@@ -25,6 +25,8 @@ impl Router {
     /// Returns the skills `msg` reaches.
     pub fn route<'a>(&'a self, msg: &'a Envelope) -> impl Iterator<Item = &'a Arc<dyn Skill>> + 'a {
         let routable = msg.kind() == EventKind::Message;
-        self.skills.iter().filter(move |skill| routable && skill.accepts(msg))
+        self.skills
+            .iter()
+            .filter(move |skill| routable && skill.accepts(msg))
     }
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use redis::Value;
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply, StreamReadReply};
+use redis::streams::{
+    StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply, StreamReadReply,
+};
 
 use super::{COMMAND_TIMEOUT, redis_error, timed};
 use crate::keys::Keys;
@@ -23,7 +25,13 @@ pub struct RedisConsumer {
 }
 
 impl RedisConsumer {
-    pub(crate) fn new(conn: ConnectionManager, keys: &Keys, stream: Stream, group: &str, name: &str) -> Self {
+    pub(crate) fn new(
+        conn: ConnectionManager,
+        keys: &Keys,
+        stream: Stream,
+        group: &str,
+        name: &str,
+    ) -> Self {
         Self {
             conn,
             stream: keys.stream(stream),
@@ -51,9 +59,16 @@ impl RedisConsumer {
         let reply: Option<StreamReadReply> =
             match tokio::time::timeout(deadline, cmd.query_async(&mut self.conn)).await {
                 Ok(result) => result.map_err(redis_error("XREADGROUP"))?,
-                Err(_) => return Err(BusError::Timeout { command: "XREADGROUP", timeout: deadline }),
+                Err(_) => {
+                    return Err(BusError::Timeout {
+                        command: "XREADGROUP",
+                        timeout: deadline,
+                    });
+                }
             };
-        let ids = reply.map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect()).unwrap_or_else(Vec::new);
+        let ids: Vec<StreamId> = reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+            .unwrap_or_default();
         // A new read is the first delivery.
         Ok(ids.into_iter().map(|id| to_entry(id, 1)).collect())
     }
@@ -82,12 +97,13 @@ impl Consumer for RedisConsumer {
             .arg("COUNT")
             .arg(count)
             .clone();
-        let reply: StreamAutoClaimReply = match timed("XAUTOCLAIM", cmd.query_async(&mut self.conn)).await {
-            Err(BusError::Redis { source, .. }) if source.code() == Some("NOGROUP") => {
-                return Ok(Vec::new());
-            }
-            other => other?,
-        };
+        let reply: StreamAutoClaimReply =
+            match timed("XAUTOCLAIM", cmd.query_async(&mut self.conn)).await {
+                Err(BusError::Redis { source, .. }) if source.code() == Some("NOGROUP") => {
+                    return Ok(Vec::new());
+                }
+                other => other?,
+            };
         self.reclaim_cursor = reply.next_stream_id;
         if reply.claimed.is_empty() {
             return Ok(Vec::new());
@@ -106,7 +122,10 @@ impl Consumer for RedisConsumer {
 
 impl RedisConsumer {
     /// Returns the delivery count of each claimed entry (XAUTOCLAIM does not report it).
-    async fn delivery_counts(&mut self, claimed: &[StreamId]) -> Result<HashMap<String, u64>, BusError> {
+    async fn delivery_counts(
+        &mut self,
+        claimed: &[StreamId],
+    ) -> Result<HashMap<String, u64>, BusError> {
         let (Some(first), Some(last)) = (claimed.first(), claimed.last()) else {
             return Ok(HashMap::new());
         };
@@ -118,8 +137,13 @@ impl RedisConsumer {
             .arg(claimed.len())
             .arg(&self.name)
             .clone();
-        let reply: StreamPendingCountReply = timed("XPENDING", cmd.query_async(&mut self.conn)).await?;
-        Ok(reply.ids.into_iter().map(|p| (p.id, p.times_delivered as u64)).collect())
+        let reply: StreamPendingCountReply =
+            timed("XPENDING", cmd.query_async(&mut self.conn)).await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|p| (p.id, p.times_delivered as u64))
+            .collect())
     }
 }
 
@@ -138,7 +162,12 @@ fn to_entry(id: StreamId, deliveries: u64) -> Entry {
 }
 
 /// Acknowledges `ids` in `group`.
-pub(crate) async fn ack(conn: &mut ConnectionManager, stream: &str, group: &str, ids: &[String]) -> Result<(), BusError> {
+pub(crate) async fn ack(
+    conn: &mut ConnectionManager,
+    stream: &str,
+    group: &str,
+    ids: &[String],
+) -> Result<(), BusError> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -185,8 +214,18 @@ pub(crate) async fn dead_letter(
 }
 
 /// Creates `group` on `stream` starting at the beginning, creating the stream if needed.
-pub(crate) async fn create_group(conn: &mut ConnectionManager, stream: &str, group: &str) -> Result<(), BusError> {
-    let cmd = redis::cmd("XGROUP").arg("CREATE").arg(stream).arg(group).arg("0").arg("MKSTREAM").clone();
+pub(crate) async fn create_group(
+    conn: &mut ConnectionManager,
+    stream: &str,
+    group: &str,
+) -> Result<(), BusError> {
+    let cmd = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .clone();
     match timed::<()>("XGROUP CREATE", cmd.query_async(conn)).await {
         Err(BusError::Redis { source, .. }) if source.code() == Some("BUSYGROUP") => Ok(()),
         other => other,
@@ -195,23 +234,41 @@ pub(crate) async fn create_group(conn: &mut ConnectionManager, stream: &str, gro
 
 /// Trims `stream` below the oldest entry that some group still needs: its oldest pending entry,
 /// or the first it has not read yet. A stream without groups is left alone.
-pub(crate) async fn trim_acknowledged(conn: &mut ConnectionManager, stream: &str) -> Result<u64, BusError> {
-    let groups: StreamInfoGroupsReply =
-        match timed("XINFO GROUPS", redis::cmd("XINFO").arg("GROUPS").arg(stream).query_async(conn)).await {
-            Ok(groups) => groups,
-            // No such stream yet: nothing to trim.
-            Err(BusError::Redis { source, .. }) if source.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
-                return Ok(0);
-            }
-            Err(error) => return Err(error),
-        };
+pub(crate) async fn trim_acknowledged(
+    conn: &mut ConnectionManager,
+    stream: &str,
+) -> Result<u64, BusError> {
+    let groups: StreamInfoGroupsReply = match timed(
+        "XINFO GROUPS",
+        redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(stream)
+            .query_async(conn),
+    )
+    .await
+    {
+        Ok(groups) => groups,
+        // No such stream yet: nothing to trim.
+        Err(BusError::Redis { source, .. })
+            if source.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+        {
+            return Ok(0);
+        }
+        Err(error) => return Err(error),
+    };
     if groups.groups.is_empty() {
         return Ok(0);
     }
     let mut min_needed: Option<(u64, u64)> = None;
     for group in &groups.groups {
         let needed = if group.pending > 0 {
-            let cmd = redis::cmd("XPENDING").arg(stream).arg(&group.name).arg("-").arg("+").arg(1).clone();
+            let cmd = redis::cmd("XPENDING")
+                .arg(stream)
+                .arg(&group.name)
+                .arg("-")
+                .arg("+")
+                .arg(1)
+                .clone();
             let reply: StreamPendingCountReply = timed("XPENDING", cmd.query_async(conn)).await?;
             match reply.ids.first().and_then(|p| parse_id(&p.id)) {
                 Some(id) => id,
@@ -229,7 +286,12 @@ pub(crate) async fn trim_acknowledged(conn: &mut ConnectionManager, stream: &str
         return Ok(0);
     };
     // `~` lets Redis drop only whole radix-tree nodes: it may keep a few entries more, never less.
-    let cmd = redis::cmd("XTRIM").arg(stream).arg("MINID").arg("~").arg(format!("{ms}-{seq}")).clone();
+    let cmd = redis::cmd("XTRIM")
+        .arg(stream)
+        .arg("MINID")
+        .arg("~")
+        .arg(format!("{ms}-{seq}"))
+        .clone();
     timed("XTRIM", cmd.query_async(conn)).await
 }
 

@@ -18,7 +18,8 @@ impl ReplyLedger for RedisBus {
             .arg(lease.as_millis().max(1) as u64)
             .arg(&token)
             .clone();
-        let reply: String = run_script(&self.scripts, &mut self.conn.clone(), "ledger claim", &cmd).await?;
+        let reply: String =
+            run_script(&self.scripts, &mut self.conn.clone(), "ledger claim", &cmd).await?;
         Ok(match reply.as_str() {
             "claimed" => Claim::Claimed(token),
             "inflight" => Claim::InFlight,
@@ -47,14 +48,31 @@ impl ReplyLedger for RedisBus {
             .arg(record)
             .arg(traceparent)
             .clone();
-        let _completed: i64 = run_script(&self.scripts, &mut self.conn.clone(), "ledger complete", &cmd).await?;
+        let _completed: i64 = run_script(
+            &self.scripts,
+            &mut self.conn.clone(),
+            "ledger complete",
+            &cmd,
+        )
+        .await?;
         Ok(())
     }
 
     async fn release(&self, reply_id: &str, token: &str) -> Result<(), BusError> {
         let key = self.keys.reply(reply_id);
-        let cmd = self.scripts.ledger_release.evalsha(&[&key]).arg(token).clone();
-        let _released: i64 = run_script(&self.scripts, &mut self.conn.clone(), "ledger release", &cmd).await?;
+        let cmd = self
+            .scripts
+            .ledger_release
+            .evalsha(&[&key])
+            .arg(token)
+            .clone();
+        let _released: i64 = run_script(
+            &self.scripts,
+            &mut self.conn.clone(),
+            "ledger release",
+            &cmd,
+        )
+        .await?;
         Ok(())
     }
 }

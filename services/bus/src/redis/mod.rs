@@ -14,8 +14,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamInfoGroupsReply;
 
-use crate::{Bus, BusError, Consumer, Entry, Publish, Published, ReplyLedger, Stream, StreamStats};
 use crate::keys::Keys;
+use crate::{Bus, BusError, Consumer, Entry, Publish, Published, ReplyLedger, Stream, StreamStats};
 pub use consumer::RedisConsumer;
 use scripts::Scripts;
 
@@ -42,7 +42,10 @@ pub(crate) async fn timed<T>(
 ) -> Result<T, BusError> {
     match tokio::time::timeout(COMMAND_TIMEOUT, future).await {
         Ok(result) => result.map_err(redis_error(command)),
-        Err(_) => Err(BusError::Timeout { command, timeout: COMMAND_TIMEOUT }),
+        Err(_) => Err(BusError::Timeout {
+            command,
+            timeout: COMMAND_TIMEOUT,
+        }),
     }
 }
 
@@ -65,11 +68,19 @@ impl RedisBus {
         let client = redis::Client::open(url).map_err(redis_error("connect"))?;
         let conn = timed(
             "connect",
-            ConnectionManager::new_with_config(client.clone(), manager_config(Some(COMMAND_TIMEOUT))),
+            ConnectionManager::new_with_config(
+                client.clone(),
+                manager_config(Some(COMMAND_TIMEOUT)),
+            ),
         )
         .await?;
         let scripts = Scripts::new();
-        Ok(Self { client, conn, keys: Keys::new(prefix), scripts })
+        Ok(Self {
+            client,
+            conn,
+            keys: Keys::new(prefix),
+            scripts,
+        })
     }
 
     /// Returns the key layout.
@@ -142,7 +153,12 @@ impl Bus for RedisBus {
             .collect())
     }
 
-    async fn append(&self, stream: Stream, payload: &[u8], traceparent: &str) -> Result<String, BusError> {
+    async fn append(
+        &self,
+        stream: Stream,
+        payload: &[u8],
+        traceparent: &str,
+    ) -> Result<String, BusError> {
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("XADD")
             .arg(self.keys.stream(stream))
@@ -172,7 +188,9 @@ impl Bus for RedisBus {
             ConnectionManager::new_with_config(self.client.clone(), manager_config(None)),
         )
         .await?;
-        Ok(Box::new(RedisConsumer::new(conn, &self.keys, stream, group, consumer)))
+        Ok(Box::new(RedisConsumer::new(
+            conn, &self.keys, stream, group, consumer,
+        )))
     }
 
     async fn trim(&self, stream: Stream) -> Result<u64, BusError> {
@@ -182,13 +200,20 @@ impl Bus for RedisBus {
     async fn stats(&self, stream: Stream) -> Result<StreamStats, BusError> {
         let key = self.keys.stream(stream);
         let mut conn = self.conn.clone();
-        let length: u64 = timed("XLEN", redis::cmd("XLEN").arg(&key).query_async(&mut conn)).await?;
+        let length: u64 =
+            timed("XLEN", redis::cmd("XLEN").arg(&key).query_async(&mut conn)).await?;
         let groups: StreamInfoGroupsReply = if length == 0 {
             StreamInfoGroupsReply::default()
         } else {
-            timed("XINFO GROUPS", redis::cmd("XINFO").arg("GROUPS").arg(&key).query_async(&mut conn))
-                .await
-                .unwrap_or_default()
+            timed(
+                "XINFO GROUPS",
+                redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(&key)
+                    .query_async(&mut conn),
+            )
+            .await
+            .unwrap_or_default()
         };
         Ok(StreamStats {
             length,
@@ -207,12 +232,31 @@ impl Bus for RedisBus {
     }
 
     async fn ack(&self, stream: Stream, group: &str, ids: &[String]) -> Result<(), BusError> {
-        consumer::ack(&mut self.conn.clone(), &self.keys.stream(stream), group, ids).await
+        consumer::ack(
+            &mut self.conn.clone(),
+            &self.keys.stream(stream),
+            group,
+            ids,
+        )
+        .await
     }
 
-    async fn dead_letter(&self, stream: Stream, group: &str, entry: &Entry, reason: &str) -> Result<(), BusError> {
+    async fn dead_letter(
+        &self,
+        stream: Stream,
+        group: &str,
+        entry: &Entry,
+        reason: &str,
+    ) -> Result<(), BusError> {
         let streams = (self.keys.stream(stream), self.keys.stream(Stream::Dead));
-        consumer::dead_letter(&mut self.conn.clone(), (&streams.0, &streams.1), group, entry, reason).await?;
+        consumer::dead_letter(
+            &mut self.conn.clone(),
+            (&streams.0, &streams.1),
+            group,
+            entry,
+            reason,
+        )
+        .await?;
         metrics::counter!(clawdbot_core::telemetry::DEAD_LETTERS_TOTAL, "group" => group.to_string()).increment(1);
         tracing::warn!(stream = stream.as_str(), group, entry_id = %entry.id, reason, "entry moved to dead letters");
         Ok(())

@@ -11,7 +11,10 @@ pub(crate) struct LuaScript {
 
 impl LuaScript {
     fn new(source: &'static str) -> Self {
-        Self { source, hash: redis::Script::new(source).get_hash().to_string() }
+        Self {
+            source,
+            hash: redis::Script::new(source).get_hash().to_string(),
+        }
     }
 
     /// Returns an `EVALSHA` command for this script with `keys`; add the arguments to it.
@@ -49,10 +52,18 @@ impl Scripts {
         &self,
         conn: &mut redis::aio::ConnectionManager,
     ) -> Result<(), BusError> {
-        for script in [&self.publish, &self.ledger_claim, &self.ledger_complete, &self.ledger_release] {
+        for script in [
+            &self.publish,
+            &self.ledger_claim,
+            &self.ledger_complete,
+            &self.ledger_release,
+        ] {
             let _hash: String = super::timed(
                 "SCRIPT LOAD",
-                redis::cmd("SCRIPT").arg("LOAD").arg(script.source).query_async(conn),
+                redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(script.source)
+                    .query_async(conn),
             )
             .await?;
         }

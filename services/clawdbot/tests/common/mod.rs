@@ -33,7 +33,11 @@ pub struct Ports {
 
 impl Ports {
     pub fn new() -> Self {
-        Self { ingress: free_port(), egress: free_port(), metrics: free_port() }
+        Self {
+            ingress: free_port(),
+            egress: free_port(),
+            metrics: free_port(),
+        }
     }
 }
 
@@ -42,9 +46,18 @@ impl Setup {
         let redis = TestRedis::new().await;
         let postgres = TestPostgres::new().await;
         let mock = MockOneBot::start(Some(TOKEN)).await;
-        let dir = std::env::temp_dir().join(format!("clawdbot-test-{}", clawdbot_testkit::random_suffix()));
+        let dir = std::env::temp_dir().join(format!(
+            "clawdbot-test-{}",
+            clawdbot_testkit::random_suffix()
+        ));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        Self { redis, postgres, mock, dir, http: reqwest::Client::new() }
+        Self {
+            redis,
+            postgres,
+            mock,
+            dir,
+            http: reqwest::Client::new(),
+        }
     }
 
     /// Writes a config for this setup, with `egress_port` as where workers reach egress and
@@ -76,18 +89,30 @@ telemetry:
             dsn = self.postgres.url,
             schema = self.postgres.schema,
         );
-        let path = self.dir.join(format!("clawdbot-{}.yaml", clawdbot_testkit::random_suffix()));
+        let path = self.dir.join(format!(
+            "clawdbot-{}.yaml",
+            clawdbot_testkit::random_suffix()
+        ));
         std::fs::write(&path, text).expect("write config");
         path
     }
 
     /// The default config: the test Redis, egress on `ports.egress`, quick reclaim.
     pub fn default_config(&self, ports: &Ports) -> PathBuf {
-        self.config(&self.redis.url, ports.egress, "worker:\n  reclaim_idle_secs: 1\n  block_ms: 200\n")
+        self.config(
+            &self.redis.url,
+            ports.egress,
+            "worker:\n  reclaim_idle_secs: 1\n  block_ms: 200\n",
+        )
     }
 
     /// Posts a OneBot event to the ingress on `port`, signed with `signature` (None: unsigned).
-    pub async fn post(&self, port: u16, body: &str, signature: Option<&str>) -> reqwest::StatusCode {
+    pub async fn post(
+        &self,
+        port: u16,
+        body: &str,
+        signature: Option<&str>,
+    ) -> reqwest::StatusCode {
         let mut request = self
             .http
             .post(format!("http://127.0.0.1:{port}/clawdbot/onebot/callback"))
@@ -101,7 +126,13 @@ telemetry:
     }
 
     /// Posts a correctly signed group message.
-    pub async fn post_group_message(&self, port: u16, group_id: i64, message_id: i64, text: &str) -> reqwest::StatusCode {
+    pub async fn post_group_message(
+        &self,
+        port: u16,
+        group_id: i64,
+        message_id: i64,
+        text: &str,
+    ) -> reqwest::StatusCode {
         let body = clawdbot_testkit::onebot_group_message(SELF_ID, group_id, 42, message_id, text);
         let signature = onebot_signature(SECRET, body.as_bytes());
         self.post(port, &body, Some(&signature)).await
@@ -137,10 +168,20 @@ impl Clawdbot {
         if let Some(port) = listen {
             command.arg("--listen").arg(format!("127.0.0.1:{port}"));
         }
-        command.arg("--metrics-listen").arg(format!("127.0.0.1:{}", ports.metrics));
-        command.env("CLAWDBOT_LOG", "info").stdout(Stdio::from(log_file.try_clone().expect("log"))).stderr(Stdio::from(log_file)).kill_on_drop(true);
+        command
+            .arg("--metrics-listen")
+            .arg(format!("127.0.0.1:{}", ports.metrics));
+        command
+            .env("CLAWDBOT_LOG", "info")
+            .stdout(Stdio::from(log_file.try_clone().expect("log")))
+            .stderr(Stdio::from(log_file))
+            .kill_on_drop(true);
         let child = command.spawn().expect("clawdbot starts");
-        let mut process = Self { child, ports: ports.clone(), log };
+        let mut process = Self {
+            child,
+            ports: ports.clone(),
+            log,
+        };
         process.wait_serving(role).await;
         process
     }
@@ -175,7 +216,10 @@ impl Clawdbot {
     pub async fn terminate(&mut self) -> (Duration, std::process::ExitStatus) {
         let started = std::time::Instant::now();
         if let Some(pid) = self.child.id() {
-            let _sent = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            let _sent = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
         }
         let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await

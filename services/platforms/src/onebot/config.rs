@@ -33,16 +33,21 @@ pub struct OneBotConfig {
     pub retry_backoff_ms: u64,
 }
 
-fn number_or_numeric_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+fn number_or_numeric_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<i64, D::Error> {
     use serde::de::Error;
     match serde_json::Value::deserialize(deserializer)? {
-        serde_json::Value::Number(number) => {
-            number.as_i64().ok_or_else(|| D::Error::custom(format!("`{number}` is not an integer")))
-        }
-        serde_json::Value::String(text) => {
-            text.trim().parse().map_err(|_| D::Error::custom(format!("`{text}` is not an integer")))
-        }
-        other => Err(D::Error::custom(format!("expected a QQ number, got `{other}`"))),
+        serde_json::Value::Number(number) => number
+            .as_i64()
+            .ok_or_else(|| D::Error::custom(format!("`{number}` is not an integer"))),
+        serde_json::Value::String(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| D::Error::custom(format!("`{text}` is not an integer"))),
+        other => Err(D::Error::custom(format!(
+            "expected a QQ number, got `{other}`"
+        ))),
     }
 }
 
@@ -64,7 +69,10 @@ impl OneBotConfig {
     pub fn validate(&self, path: &str) -> Vec<String> {
         let mut problems = Vec::new();
         let id_ok = !self.id.is_empty()
-            && self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !id_ok {
             problems.push(format!(
                 "`{path}.id` must be letters, digits, `_` or `-`, got `{}`",
@@ -72,10 +80,15 @@ impl OneBotConfig {
             ));
         }
         if self.self_id <= 0 {
-            problems.push(format!("`{path}.self_id` must be the bot's QQ number, got `{}`", self.self_id));
+            problems.push(format!(
+                "`{path}.self_id` must be the bot's QQ number, got `{}`",
+                self.self_id
+            ));
         }
         if self.secret.as_deref() == Some("") {
-            problems.push(format!("`{path}.secret` is empty: remove it to accept unsigned events"));
+            problems.push(format!(
+                "`{path}.secret` is empty: remove it to accept unsigned events"
+            ));
         }
         if !(self.api_root.starts_with("http://") || self.api_root.starts_with("https://")) {
             problems.push(format!(

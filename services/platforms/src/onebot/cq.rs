@@ -13,13 +13,18 @@ pub struct RawSegment {
 impl RawSegment {
     /// Returns the value of parameter `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.data.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.data
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// Escapes plain text for a CQ string.
 pub fn escape_text(text: &str) -> String {
-    text.replace('&', "&amp;").replace('[', "&#91;").replace(']', "&#93;")
+    text.replace('&', "&amp;")
+        .replace('[', "&#91;")
+        .replace(']', "&#93;")
 }
 
 /// Escapes a CQ parameter value.
@@ -29,7 +34,10 @@ pub fn escape_param(value: &str) -> String {
 
 /// Reverses [`escape_text`] and [`escape_param`].
 pub fn unescape(text: &str) -> String {
-    text.replace("&#44;", ",").replace("&#91;", "[").replace("&#93;", "]").replace("&amp;", "&")
+    text.replace("&#44;", ",")
+        .replace("&#91;", "[")
+        .replace("&#93;", "]")
+        .replace("&amp;", "&")
 }
 
 /// Parses a CQ string into segments; text between codes becomes `text` segments.

@@ -58,6 +58,8 @@ fn flexible_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64
             .parse()
             .map(Some)
             .map_err(|_| D::Error::custom(format!("id `{text}` is not an integer"))),
-        other => Err(D::Error::custom(format!("id must be a number, got `{other}`"))),
+        other => Err(D::Error::custom(format!(
+            "id must be a number, got `{other}`"
+        ))),
     }
 }

@@ -56,7 +56,9 @@ impl Inbound for OneBotInbound {
         let header = req
             .headers
             .get(SIGNATURE_HEADER)
-            .ok_or(InboundError::MissingSignature { header: "X-Signature" })?;
+            .ok_or(InboundError::MissingSignature {
+                header: "X-Signature",
+            })?;
         let signature = header
             .to_str()
             .ok()
@@ -66,7 +68,8 @@ impl Inbound for OneBotInbound {
         let mut mac = hmac(secret);
         mac.update(req.body);
         // Constant-time comparison.
-        mac.verify_slice(&signature).map_err(|_| InboundError::BadSignature)
+        mac.verify_slice(&signature)
+            .map_err(|_| InboundError::BadSignature)
     }
 
     fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError> {
@@ -84,7 +87,9 @@ impl Inbound for OneBotInbound {
             "message" | "message_sent" => self.message(event).map(|e| Inbox::Envelopes(vec![e])),
             "notice" | "request" => Ok(Inbox::Envelopes(vec![self.other_event(event, req.body)])),
             "meta_event" => Ok(Inbox::Nothing),
-            other => Err(InboundError::UnsupportedEvent(format!("post_type `{other}`"))),
+            other => Err(InboundError::UnsupportedEvent(format!(
+                "post_type `{other}`"
+            ))),
         }
     }
 }
@@ -92,9 +97,9 @@ impl Inbound for OneBotInbound {
 impl OneBotInbound {
     fn message(&self, event: Event) -> Result<Envelope, InboundError> {
         let message_type = event.message_type.clone().unwrap_or_default();
-        let message_id = event
-            .message_id
-            .ok_or_else(|| InboundError::MalformedBody("message event without `message_id`".into()))?;
+        let message_id = event.message_id.ok_or_else(|| {
+            InboundError::MalformedBody("message event without `message_id`".into())
+        })?;
         let user_id = event
             .user_id
             .ok_or_else(|| InboundError::MalformedBody("message event without `user_id`".into()))?;
@@ -103,16 +108,28 @@ impl OneBotInbound {
                 let group_id = event.group_id.ok_or_else(|| {
                     InboundError::MalformedBody("group message without `group_id`".into())
                 })?;
-                Conversation { kind: ConversationKind::Group.into(), id: group_id.to_string() }
+                Conversation {
+                    kind: ConversationKind::Group.into(),
+                    id: group_id.to_string(),
+                }
             }
-            "private" => Conversation { kind: ConversationKind::Private.into(), id: user_id.to_string() },
+            "private" => Conversation {
+                kind: ConversationKind::Private.into(),
+                id: user_id.to_string(),
+            },
             other => {
-                return Err(InboundError::UnsupportedEvent(format!("message_type `{other}`")));
+                return Err(InboundError::UnsupportedEvent(format!(
+                    "message_type `{other}`"
+                )));
             }
         };
         let raw_segments = match &event.message {
             Some(message) => decode_message(message)?,
-            None => return Err(InboundError::MalformedBody("message event without `message`".into())),
+            None => {
+                return Err(InboundError::MalformedBody(
+                    "message event without `message`".into(),
+                ));
+            }
         };
         let segments: Vec<Segment> = raw_segments.iter().map(to_segment).collect();
         let self_id = self.config.self_id.to_string();
@@ -128,11 +145,19 @@ impl OneBotInbound {
             self_id,
             message_id: message_id.to_string(),
             kind: EventKind::Message.into(),
-            event_type: event_type(&event.post_type, Some(&message_type), event.sub_type.as_deref()),
+            event_type: event_type(
+                &event.post_type,
+                Some(&message_type),
+                event.sub_type.as_deref(),
+            ),
             conversation: Some(conversation),
             sender: Some(Sender {
                 user_id: user_id.to_string(),
-                display_name: sender.card.filter(|card| !card.is_empty()).or(sender.nickname).unwrap_or_default(),
+                display_name: sender
+                    .card
+                    .filter(|card| !card.is_empty())
+                    .or(sender.nickname)
+                    .unwrap_or_default(),
                 is_admin: role == "owner" || role == "admin",
                 role,
             }),
@@ -158,11 +183,24 @@ impl OneBotInbound {
     /// Notices and requests: published for history, never routed to skills. The event JSON is
     /// kept whole as a raw segment since it has no normalized form.
     fn other_event(&self, event: Event, body: &[u8]) -> Envelope {
-        let sub = event.notice_type.as_deref().or(event.request_type.as_deref());
-        let kind = if event.post_type == "notice" { EventKind::Notice } else { EventKind::Request };
+        let sub = event
+            .notice_type
+            .as_deref()
+            .or(event.request_type.as_deref());
+        let kind = if event.post_type == "notice" {
+            EventKind::Notice
+        } else {
+            EventKind::Request
+        };
         let conversation = match (event.group_id, event.user_id) {
-            (Some(group_id), _) => Some(Conversation { kind: ConversationKind::Group.into(), id: group_id.to_string() }),
-            (None, Some(user_id)) => Some(Conversation { kind: ConversationKind::Private.into(), id: user_id.to_string() }),
+            (Some(group_id), _) => Some(Conversation {
+                kind: ConversationKind::Group.into(),
+                id: group_id.to_string(),
+            }),
+            (None, Some(user_id)) => Some(Conversation {
+                kind: ConversationKind::Private.into(),
+                id: user_id.to_string(),
+            }),
             (None, None) => None,
         };
         Envelope {
@@ -175,7 +213,10 @@ impl OneBotInbound {
             kind: kind.into(),
             event_type: event_type(&event.post_type, sub, event.sub_type.as_deref()),
             conversation,
-            sender: event.user_id.map(|user_id| Sender { user_id: user_id.to_string(), ..Default::default() }),
+            sender: event.user_id.map(|user_id| Sender {
+                user_id: user_id.to_string(),
+                ..Default::default()
+            }),
             segments: vec![Segment {
                 kind: Some(SegmentKind::Raw(Raw {
                     platform: NAME.to_string(),

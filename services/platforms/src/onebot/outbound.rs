@@ -53,16 +53,21 @@ impl OneBotOutbound {
             .as_ref()
             .ok_or_else(|| OutboundError::InvalidReply("reply has no conversation".into()))?;
         let target: i64 = conversation.id.parse().map_err(|_| {
-            OutboundError::InvalidReply(format!("conversation id `{}` is not a QQ number", conversation.id))
+            OutboundError::InvalidReply(format!(
+                "conversation id `{}` is not a QQ number",
+                conversation.id
+            ))
         })?;
         let message = to_onebot(&reply.segments);
         match conversation.kind() {
-            ConversationKind::Group => {
-                Ok(("send_group_msg", json!({"group_id": target, "message": message})))
-            }
-            ConversationKind::Private => {
-                Ok(("send_private_msg", json!({"user_id": target, "message": message})))
-            }
+            ConversationKind::Group => Ok((
+                "send_group_msg",
+                json!({"group_id": target, "message": message}),
+            )),
+            ConversationKind::Private => Ok((
+                "send_private_msg",
+                json!({"user_id": target, "message": message}),
+            )),
             other => Err(OutboundError::InvalidReply(format!(
                 "OneBot cannot send to a {} conversation",
                 other.as_str_name()
@@ -80,7 +85,10 @@ impl OneBotOutbound {
         if let Some(token) = &self.config.access_token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|error| format!("transport: {error}"))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|error| format!("transport: {error}"))?;
         let status = response.status();
         if status.is_server_error() {
             return Err(format!("http {status}"));
@@ -117,9 +125,17 @@ impl Outbound for OneBotOutbound {
         for attempt in 1..=self.config.max_attempts {
             match self.attempt(&url, &body).await {
                 Ok(Ok(platform_message_id)) => {
-                    return Ok(Delivered { platform_message_id, attempts: attempt });
+                    return Ok(Delivered {
+                        platform_message_id,
+                        attempts: attempt,
+                    });
                 }
-                Ok(Err(reason)) => return Err(OutboundError::Refused { reason, attempts: attempt }),
+                Ok(Err(reason)) => {
+                    return Err(OutboundError::Refused {
+                        reason,
+                        attempts: attempt,
+                    });
+                }
                 Err(reason) => {
                     tracing::warn!(action, attempt, error = %reason, "onebot api call failed");
                     last_error = reason;
@@ -130,6 +146,9 @@ impl Outbound for OneBotOutbound {
                 backoff = backoff.saturating_mul(2);
             }
         }
-        Err(OutboundError::Unavailable { reason: last_error, attempts: self.config.max_attempts })
+        Err(OutboundError::Unavailable {
+            reason: last_error,
+            attempts: self.config.max_attempts,
+        })
     }
 }

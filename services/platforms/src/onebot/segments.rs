@@ -37,7 +37,10 @@ fn decode_array_item(item: &Value) -> Result<RawSegment, InboundError> {
             )));
         }
     };
-    Ok(RawSegment { kind: kind.to_string(), data })
+    Ok(RawSegment {
+        kind: kind.to_string(),
+        data,
+    })
 }
 
 /// Data values are strings in the spec; numbers and booleans appear in practice.
@@ -53,7 +56,11 @@ fn value_to_string(value: &Value) -> String {
 /// as `Raw` so that a reply to OneBot can send them back unchanged.
 pub(super) fn to_segment(raw: &RawSegment) -> Segment {
     let get = |key: &str| raw.get(key).unwrap_or_default().to_string();
-    let media = || Media { url: non_empty_or(get("url"), get("file")), file_id: get("file"), ..Default::default() };
+    let media = || Media {
+        url: non_empty_or(get("url"), get("file")),
+        file_id: get("file"),
+        ..Default::default()
+    };
     let kind = match raw.kind.as_str() {
         "text" => return Segment::text(get("text")),
         "at" if raw.get("qq") == Some("all") => SegmentKind::Mention(Mention {
@@ -69,8 +76,13 @@ pub(super) fn to_segment(raw: &RawSegment) -> Segment {
         "image" => SegmentKind::Image(media()),
         "record" => SegmentKind::Voice(media()),
         "video" => SegmentKind::Video(media()),
-        "file" => SegmentKind::File(Media { name: get("name"), ..media() }),
-        "reply" => SegmentKind::Quote(Quote { message_id: get("id") }),
+        "file" => SegmentKind::File(Media {
+            name: get("name"),
+            ..media()
+        }),
+        "reply" => SegmentKind::Quote(Quote {
+            message_id: get("id"),
+        }),
         "share" => SegmentKind::Link(LinkCard {
             url: get("url"),
             title: get("title"),
@@ -78,8 +90,11 @@ pub(super) fn to_segment(raw: &RawSegment) -> Segment {
             image_url: get("image"),
         }),
         _ => {
-            let data: Map<String, Value> =
-                raw.data.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let data: Map<String, Value> = raw
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             SegmentKind::Raw(Raw {
                 platform: NAME.to_string(),
                 r#type: raw.kind.clone(),
@@ -105,7 +120,9 @@ fn encode_one(segment: &Segment) -> Option<Value> {
     let media_file = |media: &Media| non_empty_or(media.url.clone(), media.file_id.clone());
     Some(match segment.kind.as_ref()? {
         SegmentKind::Text(text) => json!({"type": "text", "data": {"text": text.text}}),
-        SegmentKind::Mention(mention) if mention.all => json!({"type": "at", "data": {"qq": "all"}}),
+        SegmentKind::Mention(mention) if mention.all => {
+            json!({"type": "at", "data": {"qq": "all"}})
+        }
         SegmentKind::Mention(mention) => json!({"type": "at", "data": {"qq": mention.user_id}}),
         SegmentKind::Image(media) => json!({"type": "image", "data": {"file": media_file(media)}}),
         SegmentKind::Voice(media) => json!({"type": "record", "data": {"file": media_file(media)}}),
@@ -117,12 +134,16 @@ fn encode_one(segment: &Segment) -> Option<Value> {
         SegmentKind::Link(link) => json!({"type": "share", "data": {
             "url": link.url, "title": link.title, "content": link.description, "image": link.image_url,
         }}),
-        SegmentKind::Markdown(markdown) => json!({"type": "text", "data": {"text": markdown.markdown}}),
+        SegmentKind::Markdown(markdown) => {
+            json!({"type": "text", "data": {"text": markdown.markdown}})
+        }
         SegmentKind::Quote(quote) => json!({"type": "reply", "data": {"id": quote.message_id}}),
         SegmentKind::Raw(raw) if raw.platform == NAME => {
             let data: Value = serde_json::from_str(&raw.data_json).unwrap_or(Value::Null);
             json!({"type": raw.r#type, "data": data})
         }
-        SegmentKind::Raw(raw) => json!({"type": "text", "data": {"text": format!("[{}]", raw.r#type)}}),
+        SegmentKind::Raw(raw) => {
+            json!({"type": "text", "data": {"text": format!("[{}]", raw.r#type)}})
+        }
     })
 }

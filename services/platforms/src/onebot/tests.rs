@@ -25,7 +25,11 @@ fn account(secret: Option<&str>, self_id: i64) -> OneBotConfig {
     }
 }
 
-fn run(inbound: &OneBotInbound, headers: &[(&str, &str)], body: &[u8]) -> Result<Inbox, InboundError> {
+fn run(
+    inbound: &OneBotInbound,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Inbox, InboundError> {
     let mut map = http::HeaderMap::new();
     for (name, value) in headers {
         map.insert(
@@ -33,7 +37,12 @@ fn run(inbound: &OneBotInbound, headers: &[(&str, &str)], body: &[u8]) -> Result
             http::HeaderValue::from_str(value).expect("header value"),
         );
     }
-    let req = WebhookRequest { method: &http::Method::POST, headers: &map, query: None, body };
+    let req = WebhookRequest {
+        method: &http::Method::POST,
+        headers: &map,
+        query: None,
+        body,
+    };
     inbound.verify(&req)?;
     inbound.parse(&req)
 }
@@ -47,9 +56,15 @@ fn single(inbox: Inbox) -> clawdbot_core::Envelope {
 
 #[test]
 fn shared_vectors_copy_is_current() {
-    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/protocols/onebot11.vectors.json");
+    let shared = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/protocols/onebot11.vectors.json"
+    );
     if let Ok(text) = std::fs::read_to_string(shared) {
-        assert_eq!(text, VECTORS, "fixtures/onebot11.vectors.json differs from shared/protocols");
+        assert_eq!(
+            text, VECTORS,
+            "fixtures/onebot11.vectors.json differs from shared/protocols"
+        );
     }
 }
 
@@ -62,7 +77,12 @@ fn signature_vectors_reproduce() {
         let secret = vector["secret"].as_str().expect("secret");
         let body = vector["body"].as_str().expect("body");
         let expected = vector["expected_header"].as_str().expect("expected_header");
-        assert_eq!(signature_header(secret, body.as_bytes()), expected, "{}", vector["id"]);
+        assert_eq!(
+            signature_header(secret, body.as_bytes()),
+            expected,
+            "{}",
+            vector["id"]
+        );
     }
 }
 
@@ -71,7 +91,9 @@ fn signed_vector_bodies_verify_and_decode() {
     let vectors = vectors();
     for vector in vectors["vectors"].as_array().expect("vectors") {
         let body = vector["body"].as_str().expect("body").as_bytes();
-        let self_id = serde_json::from_slice::<Value>(body).expect("json")["self_id"].as_i64().expect("self_id");
+        let self_id = serde_json::from_slice::<Value>(body).expect("json")["self_id"]
+            .as_i64()
+            .expect("self_id");
         let inbound = OneBotInbound::new(account(vector["secret"].as_str(), self_id));
         let header = vector["expected_header"].as_str().expect("header");
         let envelope = single(run(&inbound, &[("x-signature", header)], body).expect("verifies"));
@@ -92,7 +114,9 @@ fn utf8_vector_decodes_cjk_text_and_negative_message_id() {
     let conversation = envelope.conversation.expect("conversation");
     assert_eq!(conversation.kind(), ConversationKind::Group);
     assert_eq!(conversation.id, "123456");
-    let Some(reply_context::Platform::Onebot(context)) = envelope.reply_context.and_then(|c| c.platform) else {
+    let Some(reply_context::Platform::Onebot(context)) =
+        envelope.reply_context.and_then(|c| c.platform)
+    else {
         panic!("onebot reply context");
     };
     assert_eq!(context.group_id, 123456);
@@ -119,16 +143,28 @@ fn cq_escape_vectors_reproduce() {
 fn bad_or_missing_signature_is_refused() {
     let inbound = OneBotInbound::new(account(Some("s3cr3t"), 10001));
     let body = br#"{"post_type":"message","self_id":10001,"message_type":"private","message_id":1,"user_id":2,"message":"hi"}"#;
-    assert!(matches!(run(&inbound, &[], body), Err(InboundError::MissingSignature { .. })));
+    assert!(matches!(
+        run(&inbound, &[], body),
+        Err(InboundError::MissingSignature { .. })
+    ));
     let wrong = signature_header("other", body);
-    assert!(matches!(run(&inbound, &[("x-signature", &wrong)], body), Err(InboundError::BadSignature)));
-    assert!(matches!(run(&inbound, &[("x-signature", "sha1=zz")], body), Err(InboundError::BadSignature)));
+    assert!(matches!(
+        run(&inbound, &[("x-signature", &wrong)], body),
+        Err(InboundError::BadSignature)
+    ));
+    assert!(matches!(
+        run(&inbound, &[("x-signature", "sha1=zz")], body),
+        Err(InboundError::BadSignature)
+    ));
     let right = signature_header("s3cr3t", body);
     assert!(run(&inbound, &[("x-signature", &right)], body).is_ok());
     // One byte changed after signing: the signature is over the raw bytes.
     let mut tampered = body.to_vec();
     tampered[body.len() - 3] = b'o';
-    assert!(matches!(run(&inbound, &[("x-signature", &right)], &tampered), Err(InboundError::BadSignature)));
+    assert!(matches!(
+        run(&inbound, &[("x-signature", &right)], &tampered),
+        Err(InboundError::BadSignature)
+    ));
 }
 
 #[test]
@@ -160,7 +196,10 @@ fn string_ids_are_accepted() {
     let body = br#"{"post_type":"message","self_id":"10001","message_type":"private","message_id":"9","user_id":"42","message":"hi"}"#;
     let envelope = single(run(&inbound, &[], body).expect("decodes"));
     assert_eq!(envelope.sender.expect("sender").user_id, "42");
-    assert_eq!(envelope.conversation.expect("conversation").kind(), ConversationKind::Private);
+    assert_eq!(
+        envelope.conversation.expect("conversation").kind(),
+        ConversationKind::Private
+    );
 }
 
 #[test]
@@ -170,7 +209,8 @@ fn notices_are_published_and_meta_events_are_dropped() {
     let envelope = single(run(&inbound, &[], notice).expect("notice"));
     assert_eq!(envelope.kind(), EventKind::Notice);
     assert_eq!(envelope.event_type, "notice.group_increase.approve");
-    let heartbeat = br#"{"post_type":"meta_event","self_id":10001,"meta_event_type":"heartbeat","time":1}"#;
+    let heartbeat =
+        br#"{"post_type":"meta_event","self_id":10001,"meta_event_type":"heartbeat","time":1}"#;
     assert!(matches!(run(&inbound, &[], heartbeat), Ok(Inbox::Nothing)));
 }
 
@@ -186,7 +226,10 @@ fn malformed_and_unknown_events_are_refused_with_a_reason() {
     ];
     for (body, reason) in cases {
         let error = run(&inbound, &[], body).expect_err("refused");
-        assert!(error.to_string().contains(reason), "{error} should mention {reason}");
+        assert!(
+            error.to_string().contains(reason),
+            "{error} should mention {reason}"
+        );
         assert!(error.status().is_client_error());
     }
 }
@@ -194,7 +237,11 @@ fn malformed_and_unknown_events_are_refused_with_a_reason() {
 #[test]
 fn replies_encode_as_segment_arrays() {
     use clawdbot_core::proto::Segment;
-    let encoded = segments::to_onebot(&[Segment::text("a [b]"), Segment::mention("5"), Segment::image("http://x")]);
+    let encoded = segments::to_onebot(&[
+        Segment::text("a [b]"),
+        Segment::mention("5"),
+        Segment::image("http://x"),
+    ]);
     assert_eq!(
         encoded,
         serde_json::json!([

@@ -46,8 +46,14 @@ impl Skill for EchoSkill {
 
     async fn handle(&self, msg: &Envelope, _cx: &SkillContext) -> Result<Vec<Reply>, SkillError> {
         let segments = arguments(msg).unwrap_or_default();
-        let blank = segments.iter().all(|s| s.as_text().is_some_and(|t| t.trim().is_empty()));
-        let segments = if blank { vec![Segment::text("usage: /echo <text>")] } else { segments };
+        let blank = segments
+            .iter()
+            .all(|s| s.as_text().is_some_and(|t| t.trim().is_empty()));
+        let segments = if blank {
+            vec![Segment::text("usage: /echo <text>")]
+        } else {
+            segments
+        };
         Ok(vec![msg.reply(NAME, 0, segments)])
     }
 }
@@ -57,16 +63,35 @@ mod tests {
     use super::*;
 
     fn message(segments: Vec<Segment>) -> Envelope {
-        Envelope { id: "e1".into(), kind: EventKind::Message.into(), segments, ..Default::default() }
+        Envelope {
+            id: "e1".into(),
+            kind: EventKind::Message.into(),
+            segments,
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
     async fn echoes_the_text_and_keeps_other_segments() {
-        let msg = message(vec![Segment::text("/echo 你好 "), Segment::mention("7"), Segment::image("http://i")]);
+        let msg = message(vec![
+            Segment::text("/echo 你好 "),
+            Segment::mention("7"),
+            Segment::image("http://i"),
+        ]);
         assert!(EchoSkill.accepts(&msg));
-        let replies = EchoSkill.handle(&msg, &SkillContext::default()).await.expect("handled");
+        let replies = EchoSkill
+            .handle(&msg, &SkillContext::default())
+            .await
+            .expect("handled");
         assert_eq!(replies.len(), 1);
-        assert_eq!(replies[0].segments, vec![Segment::text("你好 "), Segment::mention("7"), Segment::image("http://i")]);
+        assert_eq!(
+            replies[0].segments,
+            vec![
+                Segment::text("你好 "),
+                Segment::mention("7"),
+                Segment::image("http://i")
+            ]
+        );
         assert_eq!(replies[0].id, "e1:echo:0");
         assert_eq!(replies[0].in_reply_to, "e1");
     }
@@ -75,16 +100,29 @@ mod tests {
     async fn bare_command_gets_usage() {
         let msg = message(vec![Segment::text("/echo")]);
         assert!(EchoSkill.accepts(&msg));
-        let replies = EchoSkill.handle(&msg, &SkillContext::default()).await.expect("handled");
-        assert_eq!(replies[0].segments, vec![Segment::text("usage: /echo <text>")]);
+        let replies = EchoSkill
+            .handle(&msg, &SkillContext::default())
+            .await
+            .expect("handled");
+        assert_eq!(
+            replies[0].segments,
+            vec![Segment::text("usage: /echo <text>")]
+        );
     }
 
     #[test]
     fn other_messages_are_not_accepted() {
         for text in ["hello", "/echoes x", "echo x"] {
-            assert!(!EchoSkill.accepts(&message(vec![Segment::text(text)])), "{text}");
+            assert!(
+                !EchoSkill.accepts(&message(vec![Segment::text(text)])),
+                "{text}"
+            );
         }
-        let notice = Envelope { kind: EventKind::Notice.into(), segments: vec![Segment::text("/echo x")], ..Default::default() };
+        let notice = Envelope {
+            kind: EventKind::Notice.into(),
+            segments: vec![Segment::text("/echo x")],
+            ..Default::default()
+        };
         assert!(!EchoSkill.accepts(&notice));
     }
 }

@@ -13,8 +13,13 @@ const MIGRATION_LOCK: i64 = 0x636c_6177_6462_6f74; // "clawdbot"
 
 pub(super) async fn run(client: &mut deadpool_postgres::Object) -> Result<Vec<i32>, StoreError> {
     let query = |context: &'static str| move |source| StoreError::Query { context, source };
-    let tx = client.transaction().await.map_err(query("begin migrations"))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(query("migration lock"))?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(query("begin migrations"))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(query("migration lock"))?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS clawdbot_migrations (
             version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
@@ -33,10 +38,21 @@ pub(super) async fn run(client: &mut deadpool_postgres::Object) -> Result<Vec<i3
         if applied.contains(version) {
             continue;
         }
-        tx.batch_execute(sql).await.map_err(|source| StoreError::Migration { version: *version, source })?;
-        tx.execute("INSERT INTO clawdbot_migrations (version) VALUES ($1)", &[version])
+        tx.batch_execute(sql)
             .await
-            .map_err(|source| StoreError::Migration { version: *version, source })?;
+            .map_err(|source| StoreError::Migration {
+                version: *version,
+                source,
+            })?;
+        tx.execute(
+            "INSERT INTO clawdbot_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(|source| StoreError::Migration {
+            version: *version,
+            source,
+        })?;
         tracing::info!(version, "migration applied");
         newly_applied.push(*version);
     }
@@ -45,7 +61,9 @@ pub(super) async fn run(client: &mut deadpool_postgres::Object) -> Result<Vec<i3
 }
 
 /// Connects once, outside the pool, with `config` as given.
-async fn connect_once(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+async fn connect_once(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, connection) = config.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
@@ -57,7 +75,9 @@ async fn connect_once(config: &tokio_postgres::Config) -> Result<tokio_postgres:
 
 /// Creates the configured database when the server says it does not exist, so that
 /// `storage.dsn` can name a database nobody created by hand yet.
-pub(super) async fn create_database_if_missing(config: &tokio_postgres::Config) -> Result<(), StoreError> {
+pub(super) async fn create_database_if_missing(
+    config: &tokio_postgres::Config,
+) -> Result<(), StoreError> {
     let error = match connect_once(config).await {
         Ok(_client) => return Ok(()),
         Err(error) => error,
@@ -76,19 +96,37 @@ pub(super) async fn create_database_if_missing(config: &tokio_postgres::Config) 
             Ok(())
         }
         // Another process created it meanwhile.
-        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => Ok(()),
-        Err(source) => Err(StoreError::Query { context: "create database", source }),
+        Err(error)
+            if error.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) =>
+        {
+            Ok(())
+        }
+        Err(source) => Err(StoreError::Query {
+            context: "create database",
+            source,
+        }),
     }
 }
 
 /// Creates `schema` if missing (tests own one schema each; production uses `public`).
-pub(super) async fn create_schema_if_missing(config: &tokio_postgres::Config, schema: &str) -> Result<(), StoreError> {
+pub(super) async fn create_schema_if_missing(
+    config: &tokio_postgres::Config,
+    schema: &str,
+) -> Result<(), StoreError> {
     let client = connect_once(config).await.map_err(StoreError::Connect)?;
-    let create = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", schema.replace('"', "\"\""));
+    let create = format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+        schema.replace('"', "\"\"")
+    );
     match client.batch_execute(&create).await {
         Ok(()) => Ok(()),
         // Two processes creating it at once: the loser sees a unique violation.
-        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => Ok(()),
-        Err(source) => Err(StoreError::Query { context: "create schema", source }),
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            Ok(())
+        }
+        Err(source) => Err(StoreError::Query {
+            context: "create schema",
+            source,
+        }),
     }
 }

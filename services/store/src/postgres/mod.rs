@@ -28,18 +28,30 @@ impl PostgresStore {
     /// # Errors
     /// An invalid URL, an unreachable server, or a failed migration.
     pub async fn connect(url: &str, schema: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|error| StoreError::InvalidUrl { url: url.to_string(), reason: error.to_string() })?;
+        let mut config =
+            tokio_postgres::Config::from_str(url).map_err(|error| StoreError::InvalidUrl {
+                url: url.to_string(),
+                reason: error.to_string(),
+            })?;
         migrate::create_database_if_missing(&config).await?;
         migrate::create_schema_if_missing(&config, schema).await?;
         config.options(format!("-c search_path={schema}"));
-        let manager =
-            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .build()
             .map_err(|error| StoreError::Pool(error.to_string()))?;
-        let store = Self { pool, schema: schema.to_string(), known_partitions: Mutex::new(HashSet::new()) };
+        let store = Self {
+            pool,
+            schema: schema.to_string(),
+            known_partitions: Mutex::new(HashSet::new()),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -50,7 +62,10 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(|error| StoreError::Pool(error.to_string()))
+        self.pool
+            .get()
+            .await
+            .map_err(|error| StoreError::Pool(error.to_string()))
     }
 
     /// Runs the migrations that have not run yet.
@@ -63,7 +78,8 @@ impl PostgresStore {
     }
 }
 
-const INSERT_BATCH: &str = "INSERT INTO messages (id, direction, platform, bot_id, conversation_kind,
+const INSERT_BATCH: &str =
+    "INSERT INTO messages (id, direction, platform, bot_id, conversation_kind,
     conversation_id, sender_id, platform_message_id, event_type, skill, in_reply_to, status, text,
     payload, created_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -86,7 +102,9 @@ impl Store for PostgresStore {
         }
         let client = self.client().await?;
         partitions::ensure_for(&client, &self.known_partitions, records).await?;
-        let column = |f: fn(&HistoryRecord) -> &str| records.iter().map(|r| f(r).to_string()).collect::<Vec<_>>();
+        let column = |f: fn(&HistoryRecord) -> &str| {
+            records.iter().map(|r| f(r).to_string()).collect::<Vec<_>>()
+        };
         let ids = column(|r| &r.id);
         let directions = column(|r| r.direction.as_str());
         let platforms = column(|r| &r.platform);
@@ -106,13 +124,28 @@ impl Store for PostgresStore {
             .execute(
                 INSERT_BATCH,
                 &[
-                    &ids, &directions, &platforms, &bots, &kinds, &conversations, &senders,
-                    &message_ids, &event_types, &skills, &in_reply_to, &statuses, &texts,
-                    &payloads, &created,
+                    &ids,
+                    &directions,
+                    &platforms,
+                    &bots,
+                    &kinds,
+                    &conversations,
+                    &senders,
+                    &message_ids,
+                    &event_types,
+                    &skills,
+                    &in_reply_to,
+                    &statuses,
+                    &texts,
+                    &payloads,
+                    &created,
                 ],
             )
             .await
-            .map_err(|source| StoreError::Query { context: "insert history batch", source })
+            .map_err(|source| StoreError::Query {
+                context: "insert history batch",
+                source,
+            })
     }
 
     async fn conversation(
@@ -124,14 +157,24 @@ impl Store for PostgresStore {
     ) -> Result<Vec<HistoryRecord>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(SELECT_CONVERSATION, &[&platform, &bot_id, &conversation_id, &limit])
+            .query(
+                SELECT_CONVERSATION,
+                &[&platform, &bot_id, &conversation_id, &limit],
+            )
             .await
-            .map_err(|source| StoreError::Query { context: "select conversation", source })?;
+            .map_err(|source| StoreError::Query {
+                context: "select conversation",
+                source,
+            })?;
         Ok(rows
             .iter()
             .map(|row| HistoryRecord {
                 id: row.get(0),
-                direction: if row.get::<_, &str>(1) == "in" { Direction::In } else { Direction::Out },
+                direction: if row.get::<_, &str>(1) == "in" {
+                    Direction::In
+                } else {
+                    Direction::Out
+                },
                 platform: row.get(2),
                 bot_id: row.get(3),
                 conversation_kind: row.get(4),
@@ -154,7 +197,10 @@ impl Store for PostgresStore {
         client
             .simple_query("SELECT 1")
             .await
-            .map_err(|source| StoreError::Query { context: "ping", source })?;
+            .map_err(|source| StoreError::Query {
+                context: "ping",
+                source,
+            })?;
         Ok(())
     }
 }

@@ -13,7 +13,10 @@ pub(super) async fn ensure_for(
     known: &Mutex<HashSet<String>>,
     records: &[HistoryRecord],
 ) -> Result<(), StoreError> {
-    let mut months: Vec<(i32, Month)> = records.iter().map(|r| (r.created_at.year(), r.created_at.month())).collect();
+    let mut months: Vec<(i32, Month)> = records
+        .iter()
+        .map(|r| (r.created_at.year(), r.created_at.month()))
+        .collect();
     months.sort_unstable_by_key(|(year, month)| (*year, *month as u8));
     months.dedup();
     for (year, month) in months {
@@ -29,15 +32,30 @@ pub(super) async fn ensure_for(
     Ok(())
 }
 
-async fn create(client: &tokio_postgres::Client, name: &str, year: i32, month: Month) -> Result<(), StoreError> {
+async fn create(
+    client: &tokio_postgres::Client,
+    name: &str,
+    year: i32,
+    month: Month,
+) -> Result<(), StoreError> {
     let (Ok(from), Ok(to)) = (
         Date::from_calendar_date(year, month, 1),
-        Date::from_calendar_date(if month == Month::December { year + 1 } else { year }, month.next(), 1),
+        Date::from_calendar_date(
+            if month == Month::December {
+                year + 1
+            } else {
+                year
+            },
+            month.next(),
+            1,
+        ),
     ) else {
         // Out of time's range: the row lands in the default partition.
         return Ok(());
     };
-    let sql = format!("CREATE TABLE IF NOT EXISTS {name} PARTITION OF messages FOR VALUES FROM ('{from}') TO ('{to}')");
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS {name} PARTITION OF messages FOR VALUES FROM ('{from}') TO ('{to}')"
+    );
     match client.batch_execute(&sql).await {
         Ok(()) => Ok(()),
         // Another writer created it between our IF NOT EXISTS check and the catalog insert.
@@ -47,7 +65,9 @@ async fn create(client: &tokio_postgres::Client, name: &str, year: i32, month: M
         {
             Ok(())
         }
-        Err(source) => Err(StoreError::Query { context: "create month partition", source }),
+        Err(source) => Err(StoreError::Query {
+            context: "create month partition",
+            source,
+        }),
     }
 }
-

@@ -88,16 +88,29 @@ impl MockOneBot {
     /// # Panics
     /// The address cannot be bound.
     pub async fn start_on(address: &str, access_token: Option<&str>) -> Self {
-        let shared = Arc::new(Shared { access_token: access_token.map(str::to_string), ..Default::default() });
-        let listener = tokio::net::TcpListener::bind(address).await.unwrap_or_else(|error| panic!("mock onebot bind {address}: {error}"));
-        let address = listener.local_addr().unwrap_or_else(|error| panic!("mock onebot address: {error}"));
-        let app = axum::Router::new().route("/{action}", post(call)).with_state(shared.clone());
+        let shared = Arc::new(Shared {
+            access_token: access_token.map(str::to_string),
+            ..Default::default()
+        });
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .unwrap_or_else(|error| panic!("mock onebot bind {address}: {error}"));
+        let address = listener
+            .local_addr()
+            .unwrap_or_else(|error| panic!("mock onebot address: {error}"));
+        let app = axum::Router::new()
+            .route("/{action}", post(call))
+            .with_state(shared.clone());
         let server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 eprintln!("mock onebot stopped: {error}");
             }
         });
-        Self { address, shared, _server: server }
+        Self {
+            address,
+            shared,
+            _server: server,
+        }
     }
 
     /// Returns the `api_root` to configure clawdbot with.
@@ -114,12 +127,20 @@ impl MockOneBot {
 
     /// Returns every accepted message so far.
     pub fn sent(&self) -> Vec<SentMessage> {
-        self.shared.sent.lock().map(|sent| sent.clone()).unwrap_or_default()
+        self.shared
+            .sent
+            .lock()
+            .map(|sent| sent.clone())
+            .unwrap_or_default()
     }
 
     /// Returns how many messages were accepted so far.
     pub fn sent_count(&self) -> usize {
-        self.shared.sent.lock().map(|sent| sent.len()).unwrap_or_default()
+        self.shared
+            .sent
+            .lock()
+            .map(|sent| sent.len())
+            .unwrap_or_default()
     }
 
     /// Returns how many calls were answered with a failure (programmed or auth).
@@ -142,26 +163,43 @@ impl MockOneBot {
     }
 }
 
-async fn call(State(shared): State<Arc<Shared>>, Path(action): Path<String>, headers: HeaderMap, body: Option<Json<Value>>) -> Response {
+async fn call(
+    State(shared): State<Arc<Shared>>,
+    Path(action): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Response {
     if let Some(token) = &shared.access_token {
-        let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         match given {
             None => return refuse(&shared, StatusCode::UNAUTHORIZED),
             Some(given) if given != token => return refuse(&shared, StatusCode::FORBIDDEN),
             Some(_) => {}
         }
     }
-    if !matches!(action.as_str(), "send_group_msg" | "send_private_msg" | "send_msg") {
+    if !matches!(
+        action.as_str(),
+        "send_group_msg" | "send_private_msg" | "send_msg"
+    ) {
         return refuse(&shared, StatusCode::NOT_FOUND);
     }
     let Some(Json(body)) = body else {
         return refuse(&shared, StatusCode::BAD_REQUEST);
     };
-    let failure = shared.failures.lock().ok().and_then(|mut queue| queue.pop_front());
+    let failure = shared
+        .failures
+        .lock()
+        .ok()
+        .and_then(|mut queue| queue.pop_front());
     match failure {
         Some(Failure::Http(status)) => {
             shared.failed_calls.fetch_add(1, Ordering::Relaxed);
-            return StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+            return StatusCode::from_u16(status)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response();
         }
         Some(Failure::Retcode(retcode)) => {
             shared.failed_calls.fetch_add(1, Ordering::Relaxed);
