@@ -57,13 +57,13 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
         let value = serde_json::Value::deserialize(deserializer)?;
         match value {
             serde_json::Value::Null => Ok(Self::default()),
-            serde_json::Value::Array(_) => serde_json::from_value(value)
+            serde_json::Value::Array(_) => located(value)
                 .map(|items| Self {
                     items,
                     is_list: true,
                 })
                 .map_err(D::Error::custom),
-            _ => serde_json::from_value(value)
+            _ => located(value)
                 .map(|item| Self {
                     items: vec![item],
                     is_list: false,
@@ -71,4 +71,16 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
                 .map_err(D::Error::custom),
         }
     }
+}
+
+/// Deserializes `value`, naming the inner key path in the error (`[1].self_id: ...`).
+fn located<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        if path == "." {
+            error.into_inner().to_string()
+        } else {
+            format!("at `{path}`: {}", error.into_inner())
+        }
+    })
 }
