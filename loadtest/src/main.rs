@@ -1,1 +1,96 @@
-fn main() {}
+//! The OneBot load generator and benchmark report.
+//!
+//! Starts the mock OneBot HTTP API (the same one the tests use) and clawdbot itself from the
+//! release binary — in cluster mode (one ingress, N workers, one egress as separate processes)
+//! or as one `clawdbot up` process — against the local Redis and Postgres (a fresh key prefix
+//! and schema, removed afterwards). Then it sends signed `/echo` events at a fixed rate or
+//! concurrency for a bounded time, waits for the last replies, and prints one table row:
+//! echoes/s, latency from event sent to reply at the mock, lost, duplicated, and each clawdbot
+//! process's peak RSS. Traffic goes to 127.0.0.1 only and stops by itself.
+
+mod generator;
+mod processes;
+mod report;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use clawdbot_testkit::mock::onebot::MockOneBot;
+use clawdbot_testkit::{TestPostgres, TestRedis};
+
+/// Benchmark clawdbot's OneBot echo path end to end.
+#[derive(Debug, Parser)]
+pub struct Args {
+    /// `cluster` (one ingress, --workers workers, one egress) or `up` (one process).
+    #[arg(long, default_value = "cluster")]
+    pub mode: Mode,
+    /// Events per second to offer; 0 means closed loop with --concurrency.
+    #[arg(long, default_value_t = 5000)]
+    pub rate: u64,
+    /// In-flight requests (closed loop when --rate 0, the cap on in-flight otherwise).
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// How long to send, in seconds (at most 300).
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+    /// Worker processes in cluster mode.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Write history to Postgres (the `history` consumer group).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub history: bool,
+    /// The clawdbot binary.
+    #[arg(long, default_value = "target/release/clawdbot")]
+    pub bin: std::path::PathBuf,
+    /// Print the table header before the row.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub header: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+pub enum Mode {
+    Cluster,
+    Up,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(args.duration <= 300, "--duration is capped at 300 s");
+    anyhow::ensure!(
+        args.bin.exists(),
+        "no clawdbot binary at `{}`: run `cargo build --release` first",
+        args.bin.display()
+    );
+    let redis = TestRedis::new().await;
+    let postgres = TestPostgres::new().await;
+    let mock = MockOneBot::start(Some(processes::TOKEN)).await;
+    let cluster = processes::Cluster::start(&args, &redis, &postgres, &mock)
+        .await
+        .context("starting clawdbot")?;
+
+    let sent = generator::run(&args, cluster.ingress_port).await;
+    // Let the tail drain: wait until every accepted event is answered, or nothing has arrived
+    // for 3 s, or 20 s passed.
+    let accepted = sent.accepted();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (mut seen, mut last_progress) = (mock.sent_count(), tokio::time::Instant::now());
+    while mock.sent_count() < accepted && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = mock.sent_count();
+        if now != seen {
+            (seen, last_progress) = (now, tokio::time::Instant::now());
+        } else if last_progress.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    let peaks = cluster.peak_rss();
+    let report = report::Report::compute(&args, &sent, &mock.sent(), peaks);
+    drop(cluster);
+    if args.header {
+        println!("{}", report::Report::header());
+    }
+    println!("{}", report.row());
+    Ok(())
+}

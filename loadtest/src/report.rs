@@ -1,0 +1,126 @@
+//! Turns what was sent and what the mock received into one table row.
+
+use std::collections::HashMap;
+
+use clawdbot_testkit::mock::onebot::SentMessage;
+use hdrhistogram::Histogram;
+
+use crate::generator::Sent;
+use crate::{Args, Mode};
+
+pub struct Report {
+    mode: String,
+    offered: String,
+    accepted: usize,
+    echoes_per_sec: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    lost: usize,
+    duplicated: usize,
+    refused: u64,
+    rss: String,
+}
+
+impl Report {
+    pub fn compute(
+        args: &Args,
+        sent: &Sent,
+        replies: &[SentMessage],
+        peaks: Vec<(String, f64)>,
+    ) -> Self {
+        let sent_at: HashMap<u64, std::time::Instant> = sent.accepted.iter().copied().collect();
+        let mut received: HashMap<u64, usize> = HashMap::new();
+        let mut latency =
+            Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
+        let mut last_reply = None;
+        for reply in replies {
+            let Some(seq) = reply
+                .text()
+                .strip_prefix("lt")
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let count = received.entry(seq).or_default();
+            *count += 1;
+            if *count == 1
+                && let Some(at) = sent_at.get(&seq)
+            {
+                let micros = reply.received_at.saturating_duration_since(*at).as_micros() as u64;
+                let _recorded = latency.record(micros.max(1));
+            }
+            last_reply = Some(
+                last_reply.map_or(reply.received_at, |last: std::time::Instant| {
+                    last.max(reply.received_at)
+                }),
+            );
+        }
+        let lost = sent_at
+            .keys()
+            .filter(|seq| !received.contains_key(seq))
+            .count();
+        let duplicated = received.values().filter(|&&n| n > 1).count();
+        let answered = received
+            .keys()
+            .filter(|seq| sent_at.contains_key(seq))
+            .count();
+        let elapsed = match (sent.started, last_reply) {
+            (Some(start), Some(end)) => end
+                .saturating_duration_since(start)
+                .as_secs_f64()
+                .max(0.001),
+            _ => args.duration as f64,
+        };
+        let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+        Self {
+            mode: match args.mode {
+                Mode::Cluster => format!(
+                    "cluster ({} workers{})",
+                    args.workers,
+                    if args.history { ", history" } else { "" }
+                ),
+                Mode::Up => format!("up{}", if args.history { " (history)" } else { "" }),
+            },
+            offered: if args.rate == 0 {
+                format!("closed loop x{}", args.concurrency)
+            } else {
+                format!("{}/s", args.rate)
+            },
+            accepted: sent.accepted(),
+            echoes_per_sec: answered as f64 / elapsed,
+            p50_ms: ms(0.50),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+            lost,
+            duplicated,
+            refused: sent.refused,
+            rss: peaks
+                .iter()
+                .map(|(role, mib)| format!("{role} {mib:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    pub fn header() -> String {
+        "| mode | offered | accepted | echoes/s | p50 ms | p95 ms | p99 ms | lost | duplicated | refused | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|".to_string()
+    }
+
+    pub fn row(&self) -> String {
+        format!(
+            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} |",
+            self.mode,
+            self.offered,
+            self.accepted,
+            self.echoes_per_sec,
+            self.p50_ms,
+            self.p95_ms,
+            self.p99_ms,
+            self.lost,
+            self.duplicated,
+            self.refused,
+            self.rss
+        )
+    }
+}
