@@ -1,0 +1,369 @@
+//! The bus contract on a real Redis: atomic dedupe+append, backpressure, consumer groups,
+//! reclaim with delivery counts, dead letters, safe trimming, and the reply ledger.
+
+use std::time::Duration;
+
+use clawdbot_bus::{Bus, Claim, Publish, Published, Stream};
+use clawdbot_testkit::TestRedis;
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+fn item(payload: &str, dedupe: Option<&str>) -> Publish {
+    Publish {
+        payload: payload.as_bytes().to_vec(),
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        dedupe_key: dedupe.map(str::to_string),
+    }
+}
+
+async fn xlen(redis: &TestRedis, stream: Stream) -> u64 {
+    redis.bus.stats(stream).await.expect("stats").length
+}
+
+#[tokio::test]
+async fn a_repeated_message_id_is_appended_once_and_order_is_kept_in_a_batch() {
+    let redis = TestRedis::new().await;
+    let outcomes = redis
+        .bus
+        .publish(
+            &[
+                item("a", Some("p:b:1")),
+                item("b", Some("p:b:2")),
+                item("a again", Some("p:b:1")),
+                item("notice", None),
+                item("notice", None),
+            ],
+            WINDOW,
+            0,
+        )
+        .await
+        .expect("published");
+    assert!(matches!(outcomes[0], Published::Appended(_)));
+    assert!(matches!(outcomes[1], Published::Appended(_)));
+    assert_eq!(outcomes[2], Published::Duplicate);
+    assert!(
+        matches!(outcomes[3], Published::Appended(_)),
+        "no dedupe key: always appended"
+    );
+    assert!(matches!(outcomes[4], Published::Appended(_)));
+    assert_eq!(xlen(&redis, Stream::Inbound).await, 4);
+    let again = redis
+        .bus
+        .publish(&[item("a", Some("p:b:1"))], WINDOW, 0)
+        .await
+        .expect("published");
+    assert_eq!(again, vec![Published::Duplicate]);
+}
+
+#[tokio::test]
+async fn a_full_stream_refuses_without_remembering_the_message() {
+    let redis = TestRedis::new().await;
+    let outcomes = redis
+        .bus
+        .publish(
+            &[
+                item("1", Some("k1")),
+                item("2", Some("k2")),
+                item("3", Some("k3")),
+            ],
+            WINDOW,
+            2,
+        )
+        .await
+        .expect("published");
+    assert_eq!(outcomes[2], Published::Full);
+    // The refused message's id was not recorded, so the platform's retry is accepted later.
+    let retry = redis
+        .bus
+        .publish(&[item("3", Some("k3"))], WINDOW, 10)
+        .await
+        .expect("published");
+    assert!(matches!(retry[0], Published::Appended(_)), "{retry:?}");
+}
+
+#[tokio::test]
+async fn pending_entries_are_reclaimed_with_their_delivery_count_and_acked_once() {
+    let redis = TestRedis::new().await;
+    redis
+        .bus
+        .ensure_group(Stream::Inbound, "skills")
+        .await
+        .expect("group");
+    redis
+        .bus
+        .ensure_group(Stream::Inbound, "skills")
+        .await
+        .expect("creating it twice is fine");
+    redis
+        .bus
+        .publish(&[item("x", Some("x")), item("y", Some("y"))], WINDOW, 0)
+        .await
+        .expect("published");
+
+    let mut dying = redis
+        .bus
+        .consumer(Stream::Inbound, "skills", "dying")
+        .await
+        .expect("consumer");
+    let taken = dying
+        .read(10, Duration::from_millis(100))
+        .await
+        .expect("read");
+    assert_eq!(taken.len(), 2);
+    assert_eq!(taken[0].payload, b"x");
+    assert_eq!(taken[0].deliveries, 1);
+    assert!(taken[0].traceparent.starts_with("00-4bf9"));
+
+    let mut survivor = redis
+        .bus
+        .consumer(Stream::Inbound, "skills", "survivor")
+        .await
+        .expect("consumer");
+    assert!(
+        survivor
+            .read(10, Duration::from_millis(50))
+            .await
+            .expect("read")
+            .is_empty(),
+        "nothing new"
+    );
+    assert!(
+        survivor
+            .reclaim(Duration::from_secs(60), 10)
+            .await
+            .expect("reclaim")
+            .is_empty(),
+        "not idle long enough"
+    );
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let reclaimed = survivor
+        .reclaim(Duration::from_millis(50), 10)
+        .await
+        .expect("reclaim");
+    assert_eq!(reclaimed.len(), 2);
+    assert!(reclaimed.iter().all(|e| e.deliveries == 2), "{reclaimed:?}");
+    assert_eq!(reclaimed[1].payload, b"y");
+
+    let ids: Vec<String> = reclaimed.iter().map(|e| e.id.clone()).collect();
+    redis
+        .bus
+        .ack(Stream::Inbound, "skills", &ids)
+        .await
+        .expect("ack");
+    let stats = redis.bus.stats(Stream::Inbound).await.expect("stats");
+    assert_eq!(stats.groups, vec![("skills".to_string(), 0, 0)]);
+}
+
+#[tokio::test]
+async fn dead_lettering_keeps_the_entry_and_its_reason_and_acks_it() {
+    let redis = TestRedis::new().await;
+    redis
+        .bus
+        .ensure_group(Stream::Inbound, "skills")
+        .await
+        .expect("group");
+    redis
+        .bus
+        .publish(&[item("poison", Some("p"))], WINDOW, 0)
+        .await
+        .expect("published");
+    let mut consumer = redis
+        .bus
+        .consumer(Stream::Inbound, "skills", "c")
+        .await
+        .expect("consumer");
+    let entry = consumer
+        .read(1, Duration::from_millis(100))
+        .await
+        .expect("read")
+        .remove(0);
+    redis
+        .bus
+        .dead_letter(Stream::Inbound, "skills", &entry, "undecodable envelope")
+        .await
+        .expect("dead letter");
+    assert_eq!(xlen(&redis, Stream::Dead).await, 1);
+    let stats = redis.bus.stats(Stream::Inbound).await.expect("stats");
+    assert_eq!(stats.groups[0].1, 0, "acked");
+    let mut conn = redis.connection();
+    let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("{{{}}}:dead", redis.prefix))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .expect("xrange");
+    let fields = &dead.ids[0].map;
+    assert_eq!(
+        redis::from_redis_value_ref::<String>(&fields["reason"]).expect("reason"),
+        "undecodable envelope"
+    );
+    assert_eq!(
+        redis::from_redis_value_ref::<Vec<u8>>(&fields["e"]).expect("payload"),
+        b"poison"
+    );
+    assert_eq!(
+        redis::from_redis_value_ref::<String>(&fields["source_id"]).expect("source"),
+        entry.id
+    );
+}
+
+#[tokio::test]
+async fn trimming_never_drops_what_a_group_still_needs() {
+    let redis = TestRedis::new().await;
+    redis
+        .bus
+        .ensure_group(Stream::Inbound, "skills")
+        .await
+        .expect("group");
+    redis
+        .bus
+        .ensure_group(Stream::Inbound, "history")
+        .await
+        .expect("group");
+    let items: Vec<Publish> = (0..10).map(|i| item(&i.to_string(), None)).collect();
+    redis
+        .bus
+        .publish(&items, WINDOW, 0)
+        .await
+        .expect("published");
+
+    let mut skills = redis
+        .bus
+        .consumer(Stream::Inbound, "skills", "w")
+        .await
+        .expect("consumer");
+    let read = skills
+        .read(10, Duration::from_millis(100))
+        .await
+        .expect("read");
+    let first_five: Vec<String> = read[..5].iter().map(|e| e.id.clone()).collect();
+    redis
+        .bus
+        .ack(Stream::Inbound, "skills", &first_five)
+        .await
+        .expect("ack");
+    // `history` has read nothing yet: nothing may go.
+    assert_eq!(redis.bus.trim(Stream::Inbound).await.expect("trim"), 0);
+    assert_eq!(xlen(&redis, Stream::Inbound).await, 10);
+
+    let mut history = redis
+        .bus
+        .consumer(Stream::Inbound, "history", "h")
+        .await
+        .expect("consumer");
+    let all: Vec<String> = history
+        .read(10, Duration::from_millis(100))
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.id.clone())
+        .collect();
+    redis
+        .bus
+        .ack(Stream::Inbound, "history", &all)
+        .await
+        .expect("ack");
+    // Now only `skills`' five pending entries are needed.
+    assert_eq!(redis.bus.trim(Stream::Inbound).await.expect("trim"), 5);
+    let reclaimed = skills.reclaim(Duration::ZERO, 10).await.expect("reclaim");
+    assert_eq!(reclaimed.len(), 5, "every unacked entry survived the trim");
+    assert_eq!(reclaimed[0].payload, b"5");
+
+    let rest: Vec<String> = reclaimed.iter().map(|e| e.id.clone()).collect();
+    redis
+        .bus
+        .ack(Stream::Inbound, "skills", &rest)
+        .await
+        .expect("ack");
+    assert_eq!(redis.bus.trim(Stream::Inbound).await.expect("trim"), 5);
+    assert_eq!(xlen(&redis, Stream::Inbound).await, 0);
+    // A stream nobody created is left alone.
+    assert_eq!(redis.bus.trim(Stream::Outbound).await.expect("trim"), 0);
+}
+
+#[tokio::test]
+async fn the_reply_ledger_tells_in_flight_from_done_and_leases_expire() {
+    let redis = TestRedis::new().await;
+    let ledger = redis.bus.ledger();
+    let Claim::Claimed(token) = ledger
+        .claim("r1", Duration::from_secs(30))
+        .await
+        .expect("claim")
+    else {
+        panic!("first claim")
+    };
+    assert_eq!(
+        ledger
+            .claim("r1", Duration::from_secs(30))
+            .await
+            .expect("claim"),
+        Claim::InFlight
+    );
+    ledger.release("r1", "someone-else").await.expect("release");
+    assert_eq!(
+        ledger
+            .claim("r1", Duration::from_secs(30))
+            .await
+            .expect("claim"),
+        Claim::InFlight,
+        "a stranger cannot release it"
+    );
+    ledger
+        .complete(
+            "r1",
+            &token,
+            "{\"status\":1}",
+            Duration::from_secs(60),
+            b"record",
+            "",
+        )
+        .await
+        .expect("complete");
+    assert_eq!(
+        ledger
+            .claim("r1", Duration::from_secs(30))
+            .await
+            .expect("claim"),
+        Claim::Done("{\"status\":1}".into())
+    );
+    assert_eq!(
+        xlen(&redis, Stream::Outbound).await,
+        1,
+        "one outbound record"
+    );
+
+    // A holder that dies never completes: the lease expires and a retry may deliver.
+    assert!(matches!(
+        ledger
+            .claim("r2", Duration::from_millis(100))
+            .await
+            .expect("claim"),
+        Claim::Claimed(_)
+    ));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(matches!(
+        ledger
+            .claim("r2", Duration::from_secs(30))
+            .await
+            .expect("claim"),
+        Claim::Claimed(_)
+    ));
+
+    // Released after a transient failure: claimable at once.
+    let Claim::Claimed(token) = ledger
+        .claim("r3", Duration::from_secs(30))
+        .await
+        .expect("claim")
+    else {
+        panic!("claim r3")
+    };
+    ledger.release("r3", &token).await.expect("release");
+    assert!(matches!(
+        ledger
+            .claim("r3", Duration::from_secs(30))
+            .await
+            .expect("claim"),
+        Claim::Claimed(_)
+    ));
+}
