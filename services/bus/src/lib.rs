@@ -219,34 +219,49 @@ pub enum Claim {
     InFlight,
 }
 
+/// One finished delivery, for [`ReplyLedger::complete_many`].
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub reply_id: String,
+    /// The token [`ReplyLedger::claim_many`] returned.
+    pub token: String,
+    /// The result to return to later calls with the same id.
+    pub result: String,
+    /// The outbound record to append (a `DeliveryRecord`, protobuf-encoded).
+    pub record: Vec<u8>,
+    pub traceparent: String,
+}
+
 /// Idempotency records for replies: "being delivered" (a lease that expires, so a process that
 /// dies mid-delivery does not block the retry forever) versus "done" (with the result).
+/// Every call takes a batch and costs one round trip.
 #[async_trait::async_trait]
 pub trait ReplyLedger: Send + Sync {
-    /// Claims the delivery of `reply_id` for `lease`.
+    /// Claims the delivery of each reply for `lease`; results in the same order.
     ///
     /// # Errors
     /// The bus is unreachable.
-    async fn claim(&self, reply_id: &str, lease: Duration) -> Result<Claim, BusError>;
-
-    /// Records `result` as the final outcome of `reply_id` for `ttl`, and appends `record` to the
-    /// outbound stream, in one atomic step.
-    ///
-    /// # Errors
-    /// The bus is unreachable.
-    async fn complete(
+    async fn claim_many(
         &self,
-        reply_id: &str,
-        token: &str,
-        result: &str,
+        reply_ids: &[String],
+        lease: Duration,
+    ) -> Result<Vec<Claim>, BusError>;
+
+    /// Records each result as the final outcome of its reply for `ttl`, and appends its record
+    /// to the outbound stream, atomically per reply.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn complete_many(
+        &self,
+        completions: &[Completion],
         ttl: Duration,
-        record: &[u8],
-        traceparent: &str,
     ) -> Result<(), BusError>;
 
-    /// Gives the lease back after a transient failure, so that a retry may deliver.
+    /// Gives leases back after transient failures, so that a retry may deliver. Each is
+    /// released only if its token still holds it.
     ///
     /// # Errors
     /// The bus is unreachable.
-    async fn release(&self, reply_id: &str, token: &str) -> Result<(), BusError>;
+    async fn release_many(&self, leases: &[(String, String)]) -> Result<(), BusError>;
 }

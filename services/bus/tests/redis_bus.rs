@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use clawdbot_bus::{Bus, Claim, Publish, Published, Stream};
+use clawdbot_bus::{Bus, Claim, Completion, Publish, Published, Stream};
 use clawdbot_testkit::TestRedis;
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -282,49 +282,54 @@ async fn trimming_never_drops_what_a_group_still_needs() {
     assert_eq!(redis.bus.trim(Stream::Outbound).await.expect("trim"), 0);
 }
 
+async fn claim(redis: &TestRedis, id: &str, lease: Duration) -> Claim {
+    redis
+        .bus
+        .ledger()
+        .claim_many(&[id.to_string()], lease)
+        .await
+        .expect("claim")
+        .remove(0)
+}
+
+async fn release(redis: &TestRedis, id: &str, token: &str) {
+    redis
+        .bus
+        .ledger()
+        .release_many(&[(id.to_string(), token.to_string())])
+        .await
+        .expect("release");
+}
+
 #[tokio::test]
 async fn the_reply_ledger_tells_in_flight_from_done_and_leases_expire() {
     let redis = TestRedis::new().await;
-    let ledger = redis.bus.ledger();
-    let Claim::Claimed(token) = ledger
-        .claim("r1", Duration::from_secs(30))
-        .await
-        .expect("claim")
-    else {
+    let lease = Duration::from_secs(30);
+    let Claim::Claimed(token) = claim(&redis, "r1", lease).await else {
         panic!("first claim")
     };
+    assert_eq!(claim(&redis, "r1", lease).await, Claim::InFlight);
+    release(&redis, "r1", "someone-else").await;
     assert_eq!(
-        ledger
-            .claim("r1", Duration::from_secs(30))
-            .await
-            .expect("claim"),
-        Claim::InFlight
-    );
-    ledger.release("r1", "someone-else").await.expect("release");
-    assert_eq!(
-        ledger
-            .claim("r1", Duration::from_secs(30))
-            .await
-            .expect("claim"),
+        claim(&redis, "r1", lease).await,
         Claim::InFlight,
         "a stranger cannot release it"
     );
-    ledger
-        .complete(
-            "r1",
-            &token,
-            "{\"status\":1}",
-            Duration::from_secs(60),
-            b"record",
-            "",
-        )
+    let completion = Completion {
+        reply_id: "r1".into(),
+        token,
+        result: "{\"status\":1}".into(),
+        record: b"record".to_vec(),
+        traceparent: String::new(),
+    };
+    redis
+        .bus
+        .ledger()
+        .complete_many(&[completion], Duration::from_secs(60))
         .await
         .expect("complete");
     assert_eq!(
-        ledger
-            .claim("r1", Duration::from_secs(30))
-            .await
-            .expect("claim"),
+        claim(&redis, "r1", lease).await,
         Claim::Done("{\"status\":1}".into())
     );
     assert_eq!(
@@ -335,35 +340,51 @@ async fn the_reply_ledger_tells_in_flight_from_done_and_leases_expire() {
 
     // A holder that dies never completes: the lease expires and a retry may deliver.
     assert!(matches!(
-        ledger
-            .claim("r2", Duration::from_millis(100))
-            .await
-            .expect("claim"),
+        claim(&redis, "r2", Duration::from_millis(100)).await,
         Claim::Claimed(_)
     ));
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(matches!(
-        ledger
-            .claim("r2", Duration::from_secs(30))
-            .await
-            .expect("claim"),
+        claim(&redis, "r2", lease).await,
         Claim::Claimed(_)
     ));
 
     // Released after a transient failure: claimable at once.
-    let Claim::Claimed(token) = ledger
-        .claim("r3", Duration::from_secs(30))
-        .await
-        .expect("claim")
-    else {
+    let Claim::Claimed(token) = claim(&redis, "r3", lease).await else {
         panic!("claim r3")
     };
-    ledger.release("r3", &token).await.expect("release");
+    release(&redis, "r3", &token).await;
     assert!(matches!(
-        ledger
-            .claim("r3", Duration::from_secs(30))
-            .await
-            .expect("claim"),
+        claim(&redis, "r3", lease).await,
         Claim::Claimed(_)
     ));
+
+    // A batch answers in order.
+    let ids: Vec<String> = ["r1", "r3", "r4"].iter().map(|s| s.to_string()).collect();
+    let claims = redis
+        .bus
+        .ledger()
+        .claim_many(&ids, lease)
+        .await
+        .expect("claims");
+    assert!(matches!(claims[0], Claim::Done(_)));
+    assert_eq!(claims[1], Claim::InFlight);
+    assert!(matches!(claims[2], Claim::Claimed(_)));
+}
+
+#[tokio::test]
+async fn forgotten_scripts_are_loaded_again() {
+    let redis = TestRedis::new().await;
+    let mut conn = redis.connection();
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .expect("flush");
+    let outcomes = redis
+        .bus
+        .publish(&[item("after flush", Some("f"))], WINDOW, 0)
+        .await
+        .expect("published");
+    assert!(matches!(outcomes[0], Published::Appended(_)));
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use clawdbot_bus::{Bus, Consumer, Entry, Stream};
 use clawdbot_core::proto::egress_client::EgressClient;
-use clawdbot_core::proto::{DeliveryStatus, Envelope, SendRequest, TraceContext};
+use clawdbot_core::proto::{
+    DeliveryStatus, Envelope, Reply, SendBatchRequest, SendResult, TraceContext, send_result,
+};
 use clawdbot_core::shutdown::Shutdown;
 use clawdbot_core::skill::{SkillContext, SkillError};
 use clawdbot_core::telemetry::{self, SKILLS_LATENCY_SECONDS, WORKER_ACKED_TOTAL};
@@ -189,9 +191,30 @@ async fn spawn_batch(
 }
 
 impl Handler {
+    /// Runs the skills of every entry, sends all their replies in as few egress calls as the
+    /// batch allows, then acks what is done in one XACK.
     async fn process_batch(&self, entries: Vec<Entry>) {
-        let outcomes =
-            futures::future::join_all(entries.iter().map(|entry| self.process(entry))).await;
+        let prepared =
+            futures::future::join_all(entries.iter().map(|entry| self.prepare(entry))).await;
+        let mut owners = Vec::new();
+        let mut replies = Vec::new();
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for (index, prepared) in prepared.into_iter().enumerate() {
+            match prepared {
+                Ok(entry_replies) => {
+                    owners.extend(std::iter::repeat_n(index, entry_replies.len()));
+                    replies.extend(entry_replies);
+                    outcomes.push(Outcome::Ack);
+                }
+                Err(outcome) => outcomes.push(outcome),
+            }
+        }
+        for (owner, outcome) in owners.into_iter().zip(self.send_all(replies).await) {
+            outcomes[owner] = worse(
+                std::mem::replace(&mut outcomes[owner], Outcome::Ack),
+                outcome,
+            );
+        }
         let mut acks = Vec::with_capacity(entries.len());
         for (entry, outcome) in entries.iter().zip(outcomes) {
             match outcome {
@@ -222,11 +245,11 @@ impl Handler {
             .increment(acks.len() as u64);
     }
 
-    async fn process(&self, entry: &Entry) -> Outcome {
-        let envelope = match Envelope::decode(entry.payload.as_slice()) {
-            Ok(envelope) => envelope,
-            Err(error) => return Outcome::DeadLetter(format!("undecodable envelope: {error}")),
-        };
+    /// Decodes an entry and runs the skills it reaches; returns their replies, or the outcome
+    /// when the entry is settled without sending anything.
+    async fn prepare(&self, entry: &Entry) -> Result<Vec<Reply>, Outcome> {
+        let envelope = Envelope::decode(entry.payload.as_slice())
+            .map_err(|error| Outcome::DeadLetter(format!("undecodable envelope: {error}")))?;
         let span = tracing::info_span!(
             "skill_dispatch",
             platform = %envelope.platform,
@@ -238,10 +261,11 @@ impl Handler {
             tracestate: String::new(),
         };
         telemetry::set_remote_parent(&span, Some(&trace));
-        self.dispatch(&envelope).instrument(span).await
+        self.run_skills(&envelope).instrument(span).await
     }
 
-    async fn dispatch(&self, envelope: &Envelope) -> Outcome {
+    async fn run_skills(&self, envelope: &Envelope) -> Result<Vec<Reply>, Outcome> {
+        let mut all = Vec::new();
         for skill in self.router.route(envelope) {
             let span = tracing::info_span!("skill", skill = skill.name());
             let started = std::time::Instant::now();
@@ -251,61 +275,103 @@ impl Handler {
                 .await;
             metrics::histogram!(SKILLS_LATENCY_SECONDS, "skill" => skill.name())
                 .record(started.elapsed().as_secs_f64());
-            let replies = match result {
-                Ok(replies) => replies,
+            match result {
+                Ok(replies) => {
+                    let trace = span.in_scope(telemetry::current_trace_context);
+                    all.extend(replies.into_iter().map(|mut reply| {
+                        reply.trace = Some(trace.clone());
+                        reply
+                    }));
+                }
                 Err(error) => {
                     telemetry::count_error(COMPONENT, error.kind());
-                    return match error {
+                    return Err(match error {
                         SkillError::Retryable(reason) => {
                             Outcome::Retry(format!("skill `{}`: {reason}", skill.name()))
                         }
                         SkillError::Permanent(reason) => {
                             Outcome::DeadLetter(format!("skill `{}`: {reason}", skill.name()))
                         }
-                    };
-                }
-            };
-            for mut reply in replies {
-                reply.trace = Some(span.in_scope(telemetry::current_trace_context));
-                if let outcome @ (Outcome::Retry(_) | Outcome::DeadLetter(_)) =
-                    self.send(reply).instrument(span.clone()).await
-                {
-                    return outcome;
+                    });
                 }
             }
         }
-        Outcome::Ack
+        Ok(all)
     }
 
-    async fn send(&self, reply: clawdbot_core::proto::Reply) -> Outcome {
-        let reply_id = reply.id.clone();
-        let traceparent = reply
-            .trace
-            .as_ref()
-            .map(|t| t.traceparent.clone())
-            .unwrap_or_default();
-        let mut request = tonic::Request::new(SendRequest { reply: Some(reply) });
-        request.set_timeout(EGRESS_CALL_TIMEOUT);
-        if let Ok(value) = traceparent.parse() {
-            request.metadata_mut().insert("traceparent", value);
+    /// Sends replies through egress, one `SendBatch` call per chunk; outcomes in order.
+    async fn send_all(&self, replies: Vec<Reply>) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(replies.len());
+        let mut replies = replies.into_iter().peekable();
+        while replies.peek().is_some() {
+            let chunk: Vec<Reply> = replies.by_ref().take(EGRESS_BATCH).collect();
+            outcomes.extend(self.send_chunk(chunk).await);
         }
-        match self.egress.clone().send(request).await {
-            Ok(response) => {
-                let response = response.into_inner();
-                if response.status == DeliveryStatus::Failed as i32 {
-                    // The platform refused it for good: retrying cannot help, so the message
-                    // is done; the refusal is in egress's log and in history.
-                    tracing::warn!(reply_id, error = %response.error, "platform refused the reply");
-                }
-                Outcome::Ack
-            }
-            Err(status) if status.code() == tonic::Code::InvalidArgument => Outcome::DeadLetter(
-                format!("egress refused reply `{reply_id}`: {}", status.message()),
-            ),
+        outcomes
+    }
+
+    async fn send_chunk(&self, replies: Vec<Reply>) -> Vec<Outcome> {
+        let ids: Vec<String> = replies.iter().map(|r| r.id.clone()).collect();
+        let mut request = tonic::Request::new(SendBatchRequest { replies });
+        request.set_timeout(EGRESS_CALL_TIMEOUT);
+        let results = match self.egress.clone().send_batch(request).await {
+            Ok(response) => response.into_inner().results,
             Err(status) => {
                 telemetry::count_error(COMPONENT, "egress_unavailable");
-                Outcome::Retry(format!("egress: {}: {}", status.code(), status.message()))
+                let reason = format!("egress: {}: {}", status.code(), status.message());
+                return ids.iter().map(|_| Outcome::Retry(reason.clone())).collect();
             }
+        };
+        if results.len() != ids.len() {
+            let reason = format!(
+                "egress answered {} results for {} replies",
+                results.len(),
+                ids.len()
+            );
+            return ids.iter().map(|_| Outcome::Retry(reason.clone())).collect();
         }
+        ids.iter()
+            .zip(results)
+            .map(|(reply_id, result)| reply_outcome(reply_id, result))
+            .collect()
+    }
+}
+
+/// Replies per `SendBatch` call.
+const EGRESS_BATCH: usize = 500;
+
+fn reply_outcome(reply_id: &str, result: SendResult) -> Outcome {
+    match result.result {
+        Some(send_result::Result::Response(response)) => {
+            if response.status == DeliveryStatus::Failed as i32 {
+                // The platform refused it for good: retrying cannot help, so the message is
+                // done; the refusal is in egress's log and in history.
+                tracing::warn!(reply_id, error = %response.error, "platform refused the reply");
+            }
+            Outcome::Ack
+        }
+        Some(send_result::Result::Error(error))
+            if error.code == tonic::Code::InvalidArgument as i32 =>
+        {
+            Outcome::DeadLetter(format!(
+                "egress refused reply `{reply_id}`: {}",
+                error.message
+            ))
+        }
+        Some(send_result::Result::Error(error)) => {
+            telemetry::count_error(COMPONENT, "egress_unavailable");
+            Outcome::Retry(format!("egress: {}", error.message))
+        }
+        None => Outcome::Retry("egress sent an empty result".to_string()),
+    }
+}
+
+/// Combines two outcomes of one message: retrying wins (the replies already delivered are
+/// idempotent), then dead-lettering, then acking.
+fn worse(a: Outcome, b: Outcome) -> Outcome {
+    match (a, b) {
+        (retry @ Outcome::Retry(_), _) | (_, retry @ Outcome::Retry(_)) => retry,
+        (dead @ Outcome::DeadLetter(_), _) | (_, dead @ Outcome::DeadLetter(_)) => dead,
+        _ => Outcome::Ack,
     }
 }

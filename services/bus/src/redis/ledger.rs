@@ -1,83 +1,108 @@
-//! The reply ledger on Redis: egress's idempotency records.
+//! The reply ledger on Redis: egress's idempotency records, one pipelined round trip per batch.
 
 use std::time::Duration;
 
 use super::RedisBus;
-use super::scripts::run_script;
-use crate::{BusError, Claim, ReplyLedger, Stream};
+use super::scripts::run_pipeline;
+use crate::{BusError, Claim, Completion, ReplyLedger, Stream};
 
 #[async_trait::async_trait]
 impl ReplyLedger for RedisBus {
-    async fn claim(&self, reply_id: &str, lease: Duration) -> Result<Claim, BusError> {
-        let token = uuid_token();
-        let key = self.keys.reply(reply_id);
-        let cmd = self
-            .scripts
-            .ledger_claim
-            .evalsha(&[&key])
-            .arg(lease.as_millis().max(1) as u64)
-            .arg(&token)
-            .clone();
-        let reply: String =
-            run_script(&self.scripts, &mut self.conn.clone(), "ledger claim", &cmd).await?;
-        Ok(match reply.as_str() {
-            "claimed" => Claim::Claimed(token),
-            "inflight" => Claim::InFlight,
-            done => Claim::Done(done.strip_prefix('D').unwrap_or(done).to_string()),
-        })
+    async fn claim_many(
+        &self,
+        reply_ids: &[String],
+        lease: Duration,
+    ) -> Result<Vec<Claim>, BusError> {
+        if reply_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lease_ms = lease.as_millis().max(1) as u64;
+        let tokens: Vec<String> = reply_ids
+            .iter()
+            .map(|_| uuid::Uuid::new_v4().simple().to_string())
+            .collect();
+        let mut pipe = redis::pipe();
+        for (reply_id, token) in reply_ids.iter().zip(&tokens) {
+            let key = self.keys.reply(reply_id);
+            pipe.add_command(
+                self.scripts
+                    .ledger_claim
+                    .evalsha(&[&key])
+                    .arg(lease_ms)
+                    .arg(token)
+                    .clone(),
+            );
+        }
+        let replies: Vec<String> =
+            run_pipeline(&self.scripts, &mut self.conn.clone(), "ledger claim", &pipe).await?;
+        Ok(replies
+            .into_iter()
+            .zip(tokens)
+            .map(|(reply, token)| match reply.as_str() {
+                "claimed" => Claim::Claimed(token),
+                "inflight" => Claim::InFlight,
+                done => Claim::Done(done.strip_prefix('D').unwrap_or(done).to_string()),
+            })
+            .collect())
     }
 
-    async fn complete(
+    async fn complete_many(
         &self,
-        reply_id: &str,
-        token: &str,
-        result: &str,
+        completions: &[Completion],
         ttl: Duration,
-        record: &[u8],
-        traceparent: &str,
     ) -> Result<(), BusError> {
-        let key = self.keys.reply(reply_id);
+        if completions.is_empty() {
+            return Ok(());
+        }
         let stream = self.keys.stream(Stream::Outbound);
-        let cmd = self
-            .scripts
-            .ledger_complete
-            .evalsha(&[&key, &stream])
-            .arg(token)
-            .arg(result)
-            .arg(ttl.as_millis().max(1) as u64)
-            .arg(record)
-            .arg(traceparent)
-            .clone();
-        let _completed: i64 = run_script(
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        let mut pipe = redis::pipe();
+        for completion in completions {
+            let key = self.keys.reply(&completion.reply_id);
+            pipe.add_command(
+                self.scripts
+                    .ledger_complete
+                    .evalsha(&[&key, &stream])
+                    .arg(&completion.token)
+                    .arg(&completion.result)
+                    .arg(ttl_ms)
+                    .arg(&completion.record)
+                    .arg(&completion.traceparent)
+                    .clone(),
+            );
+        }
+        let _completed: Vec<i64> = run_pipeline(
             &self.scripts,
             &mut self.conn.clone(),
             "ledger complete",
-            &cmd,
+            &pipe,
         )
         .await?;
         Ok(())
     }
 
-    async fn release(&self, reply_id: &str, token: &str) -> Result<(), BusError> {
-        let key = self.keys.reply(reply_id);
-        let cmd = self
-            .scripts
-            .ledger_release
-            .evalsha(&[&key])
-            .arg(token)
-            .clone();
-        let _released: i64 = run_script(
+    async fn release_many(&self, leases: &[(String, String)]) -> Result<(), BusError> {
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (reply_id, token) in leases {
+            let key = self.keys.reply(reply_id);
+            pipe.add_command(
+                self.scripts
+                    .ledger_release
+                    .evalsha(&[&key])
+                    .arg(token)
+                    .clone(),
+            );
+        }
+        let _released: Vec<i64> = run_pipeline(
             &self.scripts,
             &mut self.conn.clone(),
             "ledger release",
-            &cmd,
+            &pipe,
         )
         .await?;
         Ok(())
     }
-}
-
-/// A random lease token; only its holder may complete or release the lease.
-fn uuid_token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
 }

@@ -93,7 +93,7 @@ impl RedisBus {
         self.conn.clone()
     }
 
-    async fn publish_once(
+    async fn publish_pipelined(
         &self,
         items: &[Publish],
         dedupe_window: Duration,
@@ -119,8 +119,7 @@ impl RedisBus {
                     .clone(),
             );
         }
-        let mut conn = self.conn.clone();
-        timed("publish", pipe.query_async(&mut conn)).await
+        scripts::run_pipeline(&self.scripts, &mut self.conn.clone(), "publish", &pipe).await
     }
 }
 
@@ -135,14 +134,9 @@ impl Bus for RedisBus {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let replies = match self.publish_once(items, dedupe_window, max_len).await {
-            Err(error) if scripts::is_noscript(&error) => {
-                // Redis restarted and forgot the scripts: load them and try once more.
-                self.scripts.load(&mut self.conn.clone()).await?;
-                self.publish_once(items, dedupe_window, max_len).await?
-            }
-            other => other?,
-        };
+        let replies = self
+            .publish_pipelined(items, dedupe_window, max_len)
+            .await?;
         Ok(replies
             .into_iter()
             .map(|reply| match reply.as_str() {

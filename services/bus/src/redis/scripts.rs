@@ -76,17 +76,17 @@ pub(crate) fn is_noscript(error: &BusError) -> bool {
     matches!(error, BusError::Redis { source, .. } if source.code() == Some("NOSCRIPT"))
 }
 
-/// Runs `cmd`, loading the scripts first if Redis has forgotten them.
-pub(crate) async fn run_script<T: redis::FromRedisValue>(
+/// Runs `pipe`, loading the scripts first if Redis has forgotten them.
+pub(crate) async fn run_pipeline<T: redis::FromRedisValue>(
     scripts: &Scripts,
     conn: &mut redis::aio::ConnectionManager,
     command: &'static str,
-    cmd: &redis::Cmd,
+    pipe: &redis::Pipeline,
 ) -> Result<T, BusError> {
-    match super::timed(command, cmd.query_async(conn)).await {
+    match super::timed(command, pipe.query_async(conn)).await {
         Err(error) if is_noscript(&error) => {
             scripts.load(conn).await?;
-            super::timed(command, cmd.query_async(conn)).await
+            super::timed(command, pipe.query_async(conn)).await
         }
         other => other,
     }
