@@ -179,6 +179,7 @@ async fn start_worker(
             consumer_name,
             batch_size: core.history.batch_size,
             block: Duration::from_millis(core.worker.block_ms),
+            linger: Duration::from_millis(core.history.linger_ms),
             reclaim_idle: Duration::from_secs(core.worker.reclaim_idle_secs),
         };
         shutdown.spawn(log_exit(

@@ -161,6 +161,7 @@ impl CoreConfig {
             1,
             10_000,
         );
+        range(&mut problems, "history.linger_ms", self.history.linger_ms, 0, 10_000);
         range(
             &mut problems,
             "history.batch_size",
@@ -334,8 +335,11 @@ impl Default for WorkerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct HistoryConfig {
     pub enabled: bool,
-    /// Rows per INSERT.
+    /// Rows per INSERT, at most.
     pub batch_size: usize,
+    /// How long the writer gathers rows before writing a partial batch: fewer, larger INSERTs
+    /// under load, at the price of history lagging replies by this much.
+    pub linger_ms: u64,
 }
 
 impl Default for HistoryConfig {
@@ -343,6 +347,7 @@ impl Default for HistoryConfig {
         Self {
             enabled: true,
             batch_size: 500,
+            linger_ms: 200,
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clawdbot_bus::{Bus, Entry, HISTORY_GROUP, Stream};
+use clawdbot_bus::{Bus, BusError, Consumer, Entry, HISTORY_GROUP, Stream};
 use clawdbot_core::proto::{ConversationKind, DeliveryRecord, DeliveryStatus, Envelope};
 use clawdbot_core::shutdown::Shutdown;
 use clawdbot_core::telemetry::{self, HISTORY_ROWS_TOTAL};
@@ -23,6 +23,8 @@ pub struct HistorySettings {
     pub consumer_name: String,
     pub batch_size: usize,
     pub block: Duration,
+    /// How long to gather a partial batch before writing it.
+    pub linger: Duration,
     /// Entries left pending this long (a writer died, or the store failed) are retried.
     pub reclaim_idle: Duration,
 }
@@ -70,7 +72,7 @@ async fn writer(
         } else {
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                read = consumer.read(settings.batch_size, settings.block) => read,
+                read = gather(&mut *consumer, &settings) => read,
             }
         };
         let entries = match entries {
@@ -85,6 +87,25 @@ async fn writer(
         }
     }
     Ok(())
+}
+
+/// Reads one batch: waits up to `block` for the first entries, then keeps reading for up to
+/// `linger` until the batch is full, so that a steady trickle becomes few large INSERTs.
+async fn gather(consumer: &mut dyn Consumer, settings: &HistorySettings) -> Result<Vec<Entry>, BusError> {
+    let mut batch = consumer.read(settings.batch_size, settings.block).await?;
+    if batch.is_empty() || settings.linger.is_zero() {
+        return Ok(batch);
+    }
+    let until = tokio::time::Instant::now() + settings.linger;
+    while batch.len() < settings.batch_size {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let more = consumer.read(settings.batch_size - batch.len(), left.max(Duration::from_millis(1))).await?;
+        batch.extend(more);
+    }
+    Ok(batch)
 }
 
 async fn pause_after(shutdown: &Shutdown, kind: &'static str, reason: &str) {
