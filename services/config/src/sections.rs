@@ -161,7 +161,13 @@ impl CoreConfig {
             1,
             10_000,
         );
-        range(&mut problems, "history.linger_ms", self.history.linger_ms, 0, 10_000);
+        range(
+            &mut problems,
+            "history.linger_ms",
+            self.history.linger_ms,
+            0,
+            10_000,
+        );
         range(
             &mut problems,
             "history.batch_size",
@@ -294,7 +300,7 @@ impl Default for EgressConfig {
             listen: "0.0.0.0:6771".to_string(),
             endpoint: "http://127.0.0.1:6771".to_string(),
             lease_secs: 60,
-            result_ttl_secs: 86400,
+            result_ttl_secs: 3600,
         }
     }
 }
@@ -346,8 +352,8 @@ impl Default for HistoryConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            batch_size: 500,
-            linger_ms: 200,
+            batch_size: 1000,
+            linger_ms: 500,
         }
     }
 }

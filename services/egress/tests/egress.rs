@@ -37,6 +37,7 @@ async fn harness(max_attempts: u32) -> Harness {
             timeout_secs: 2,
             max_attempts,
             retry_backoff_ms: 10,
+            max_in_flight: 8,
         }]),
     };
     let outbounds = clawdbot_platforms::build_outbounds(&platforms).expect("outbounds");

@@ -91,7 +91,10 @@ async fn writer(
 
 /// Reads one batch: waits up to `block` for the first entries, then keeps reading for up to
 /// `linger` until the batch is full, so that a steady trickle becomes few large INSERTs.
-async fn gather(consumer: &mut dyn Consumer, settings: &HistorySettings) -> Result<Vec<Entry>, BusError> {
+async fn gather(
+    consumer: &mut dyn Consumer,
+    settings: &HistorySettings,
+) -> Result<Vec<Entry>, BusError> {
     let mut batch = consumer.read(settings.batch_size, settings.block).await?;
     if batch.is_empty() || settings.linger.is_zero() {
         return Ok(batch);
@@ -102,7 +105,12 @@ async fn gather(consumer: &mut dyn Consumer, settings: &HistorySettings) -> Resu
         if left.is_zero() {
             break;
         }
-        let more = consumer.read(settings.batch_size - batch.len(), left.max(Duration::from_millis(1))).await?;
+        let more = consumer
+            .read(
+                settings.batch_size - batch.len(),
+                left.max(Duration::from_millis(1)),
+            )
+            .await?;
         batch.extend(more);
     }
     Ok(batch)

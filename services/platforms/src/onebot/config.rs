@@ -31,6 +31,10 @@ pub struct OneBotConfig {
     /// Back-off before the first retry; doubled for each further one.
     #[serde(default = "default_retry_backoff_ms")]
     pub retry_backoff_ms: u64,
+    /// API calls in flight at once for this account; more wait their turn. Also the number of
+    /// kept-alive connections, so that a burst reuses connections instead of opening new ones.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
 }
 
 fn number_or_numeric_string<'de, D: serde::Deserializer<'de>>(
@@ -62,6 +66,9 @@ fn default_max_attempts() -> u32 {
 }
 fn default_retry_backoff_ms() -> u64 {
     100
+}
+fn default_max_in_flight() -> usize {
+    32
 }
 
 impl OneBotConfig {
@@ -106,6 +113,12 @@ impl OneBotConfig {
             problems.push(format!(
                 "`{path}.max_attempts` must be between 1 and 10, got `{}`",
                 self.max_attempts
+            ));
+        }
+        if !(1..=1024).contains(&self.max_in_flight) {
+            problems.push(format!(
+                "`{path}.max_in_flight` must be between 1 and 1024, got `{}`",
+                self.max_in_flight
             ));
         }
         problems

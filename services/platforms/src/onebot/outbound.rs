@@ -14,6 +14,8 @@ use crate::{Delivered, Outbound, OutboundError};
 pub struct OneBotOutbound {
     config: OneBotConfig,
     client: reqwest::Client,
+    /// Bounds the calls in flight to `max_in_flight` (a per-account queue).
+    in_flight: tokio::sync::Semaphore,
 }
 
 /// The API's answer: `{"status","retcode","data","message","wording"}`.
@@ -40,10 +42,15 @@ impl OneBotOutbound {
     pub fn new(config: OneBotConfig) -> Result<Self, OutboundError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(config.max_in_flight)
             .build()
             .map_err(|error| OutboundError::InvalidReply(format!("http client: {error}")))?;
-        Ok(Self { config, client })
+        let in_flight = tokio::sync::Semaphore::new(config.max_in_flight);
+        Ok(Self {
+            config,
+            client,
+            in_flight,
+        })
     }
 
     /// Returns the API action and its body for `reply`.
@@ -81,6 +88,12 @@ impl OneBotOutbound {
         url: &str,
         body: &serde_json::Value,
     ) -> Result<Result<String, String>, String> {
+        // The semaphore is never closed, so acquiring only fails if that changes.
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| "outbound queue closed".to_string())?;
         let mut request = self.client.post(url).json(body);
         if let Some(token) = &self.config.access_token {
             request = request.bearer_auth(token);

@@ -22,6 +22,7 @@ fn account(secret: Option<&str>, self_id: i64) -> OneBotConfig {
         timeout_secs: 5,
         max_attempts: 3,
         retry_backoff_ms: 100,
+        max_in_flight: 4,
     }
 }
 
