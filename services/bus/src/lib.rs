@@ -17,6 +17,7 @@
 //!   refuses new entries ([`Published::Full`]) instead of growing without bound.
 
 pub mod keys;
+pub mod memory;
 pub mod redis;
 
 use std::time::Duration;
@@ -58,6 +59,17 @@ pub struct Entry {
     pub traceparent: String,
     /// How many times the entry has been delivered, this time included.
     pub deliveries: u64,
+}
+
+/// An entry of the dead-letter stream: the original payload and why it landed there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: String,
+    pub payload: Vec<u8>,
+    pub reason: String,
+    /// The stream id it had where it failed.
+    pub source_id: String,
+    pub group: String,
 }
 
 /// Length and per-group state of a stream, for metrics and `status`.
@@ -185,6 +197,12 @@ pub trait Bus: Send + Sync {
         entry: &Entry,
         reason: &str,
     ) -> Result<(), BusError>;
+
+    /// Returns up to `limit` dead letters, oldest first.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError>;
 
     /// Returns the reply ledger egress uses for idempotency.
     fn ledger(&self) -> &dyn ReplyLedger;

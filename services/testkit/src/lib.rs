@@ -9,6 +9,7 @@
 //!
 //! Only dev-dependencies and the load generator use this crate.
 
+pub mod bus;
 pub mod mock;
 mod postgres;
 mod private_redis;

@@ -11,6 +11,7 @@ use redis::streams::{
 
 use super::{COMMAND_TIMEOUT, redis_error, timed};
 use crate::keys::Keys;
+use crate::memory::KEEP_WITHOUT_READERS;
 use crate::{BusError, Consumer, Entry, Stream};
 
 /// A consumer with its own connection.
@@ -257,7 +258,14 @@ pub(crate) async fn trim_acknowledged(
         Err(error) => return Err(error),
     };
     if groups.groups.is_empty() {
-        return Ok(0);
+        // Nobody reads it (outbound records with history off, dead letters): keep the newest.
+        let cmd = redis::cmd("XTRIM")
+            .arg(stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(KEEP_WITHOUT_READERS)
+            .clone();
+        return timed("XTRIM", cmd.query_async(conn)).await;
     }
     let mut min_needed: Option<(u64, u64)> = None;
     for group in &groups.groups {

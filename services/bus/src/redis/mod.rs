@@ -15,7 +15,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamInfoGroupsReply;
 
 use crate::keys::Keys;
-use crate::{Bus, BusError, Consumer, Entry, Publish, Published, ReplyLedger, Stream, StreamStats};
+use crate::{
+    Bus, BusError, Consumer, DeadLetter, Entry, Publish, Published, ReplyLedger, Stream,
+    StreamStats,
+};
 pub use consumer::RedisConsumer;
 use scripts::Scripts;
 
@@ -254,6 +257,38 @@ impl Bus for RedisBus {
         metrics::counter!(clawdbot_core::telemetry::DEAD_LETTERS_TOTAL, "group" => group.to_string()).increment(1);
         tracing::warn!(stream = stream.as_str(), group, entry_id = %entry.id, reason, "entry moved to dead letters");
         Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
+        let cmd = redis::cmd("XRANGE")
+            .arg(self.keys.stream(Stream::Dead))
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .clone();
+        let reply: redis::streams::StreamRangeReply =
+            timed("XRANGE", cmd.query_async(&mut self.conn.clone())).await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|id| {
+                let field = |name: &str| -> Vec<u8> {
+                    id.map
+                        .get(name)
+                        .and_then(|value| redis::from_redis_value_ref(value).ok())
+                        .unwrap_or_default()
+                };
+                let text = |name: &str| String::from_utf8_lossy(&field(name)).into_owned();
+                DeadLetter {
+                    payload: field("e"),
+                    reason: text("reason"),
+                    source_id: text("source_id"),
+                    group: text("group"),
+                    id: id.id.clone(),
+                }
+            })
+            .collect())
     }
 
     fn ledger(&self) -> &dyn ReplyLedger {

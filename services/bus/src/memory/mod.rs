@@ -1,0 +1,183 @@
+//! The bus in process memory (the embedded backend): the same contract as Redis Streams —
+//! consumer groups, pending entries, acks, reclaim after an idle time with delivery counts,
+//! dead letters, dedupe and the reply ledger — for `clawdbot up` on a machine with nothing else
+//! installed. Everything lives behind one mutex; no lock is held across an await.
+//!
+//! Entries acked by every group are dropped at once (not only by the janitor's periodic trim),
+//! so memory follows the backlog, and a full inbound stream refuses new items like Redis does.
+
+mod consumer;
+mod ledger;
+mod state;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::{
+    Bus, BusError, Consumer, DeadLetter, Entry, Publish, Published, ReplyLedger, Stream,
+    StreamStats,
+};
+use consumer::MemoryConsumer;
+pub use state::KEEP_WITHOUT_READERS;
+use state::State;
+
+/// The in-process bus. Cheap to clone; clones share the streams.
+#[derive(Clone, Default)]
+pub struct MemoryBus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+pub(crate) struct Inner {
+    state: Mutex<State>,
+    /// Wakes readers blocked on a stream; one per stream.
+    inbound: Notify,
+    outbound: Notify,
+    dead: Notify,
+}
+
+impl Inner {
+    /// Locks the state. A poisoned lock means a panic mid-update elsewhere; the state is plain
+    /// data that every update leaves consistent, so it is used as is.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn notify(&self, stream: Stream) -> &Notify {
+        match stream {
+            Stream::Inbound => &self.inbound,
+            Stream::Outbound => &self.outbound,
+            Stream::Dead => &self.dead,
+        }
+    }
+}
+
+impl MemoryBus {
+    /// Returns an empty bus.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Bus for MemoryBus {
+    async fn publish(
+        &self,
+        items: &[Publish],
+        dedupe_window: Duration,
+        max_len: u64,
+    ) -> Result<Vec<Published>, BusError> {
+        let outcomes = {
+            let mut state = self.inner.lock();
+            let now = Instant::now();
+            items
+                .iter()
+                .map(|item| state.publish(item, now, dedupe_window, max_len))
+                .collect::<Vec<_>>()
+        };
+        if outcomes.iter().any(|o| matches!(o, Published::Appended(_))) {
+            self.inner.inbound.notify_waiters();
+        }
+        Ok(outcomes)
+    }
+
+    async fn append(
+        &self,
+        stream: Stream,
+        payload: &[u8],
+        traceparent: &str,
+    ) -> Result<String, BusError> {
+        let id = self.inner.lock().append(
+            stream,
+            payload.to_vec(),
+            traceparent.to_string(),
+            Vec::new(),
+        );
+        self.inner.notify(stream).notify_waiters();
+        Ok(id)
+    }
+
+    async fn ensure_group(&self, stream: Stream, group: &str) -> Result<(), BusError> {
+        self.inner.lock().stream_mut(stream).ensure_group(group);
+        Ok(())
+    }
+
+    async fn consumer(
+        &self,
+        stream: Stream,
+        group: &str,
+        consumer: &str,
+    ) -> Result<Box<dyn Consumer>, BusError> {
+        self.inner.lock().stream_mut(stream).ensure_group(group);
+        Ok(Box::new(MemoryConsumer::new(
+            self.inner.clone(),
+            stream,
+            group,
+            consumer,
+        )))
+    }
+
+    async fn trim(&self, stream: Stream) -> Result<u64, BusError> {
+        Ok(self.inner.lock().stream_mut(stream).trim())
+    }
+
+    async fn stats(&self, stream: Stream) -> Result<StreamStats, BusError> {
+        Ok(self.inner.lock().stream_mut(stream).stats())
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    async fn ack(&self, stream: Stream, group: &str, ids: &[String]) -> Result<(), BusError> {
+        self.inner.lock().stream_mut(stream).ack(group, ids);
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        stream: Stream,
+        group: &str,
+        entry: &Entry,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        {
+            let mut state = self.inner.lock();
+            let fields = vec![
+                ("reason".to_string(), reason.to_string()),
+                ("source".to_string(), stream.as_str().to_string()),
+                ("source_id".to_string(), entry.id.clone()),
+                ("group".to_string(), group.to_string()),
+                ("deliveries".to_string(), entry.deliveries.to_string()),
+            ];
+            state.append(
+                Stream::Dead,
+                entry.payload.clone(),
+                entry.traceparent.clone(),
+                fields,
+            );
+            state
+                .stream_mut(stream)
+                .ack(group, std::slice::from_ref(&entry.id));
+        }
+        metrics::counter!(clawdbot_core::telemetry::DEAD_LETTERS_TOTAL, "group" => group.to_string()).increment(1);
+        tracing::warn!(stream = stream.as_str(), group, entry_id = %entry.id, reason, "entry moved to dead letters");
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
+        Ok(self
+            .inner
+            .lock()
+            .stream_mut(Stream::Dead)
+            .dead_letters(limit))
+    }
+
+    fn ledger(&self) -> &dyn ReplyLedger {
+        self
+    }
+}

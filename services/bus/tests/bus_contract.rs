@@ -1,0 +1,426 @@
+//! The bus contract, on both backends (Redis Streams and the in-process bus): atomic
+//! dedupe+append, backpressure, consumer groups, reclaim with delivery counts, dead letters,
+//! safe trimming, and the reply ledger.
+
+use std::time::Duration;
+
+use clawdbot_bus::{Bus, Claim, Completion, Publish, Published, Stream};
+use clawdbot_testkit::bus::TestBus;
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+fn item(payload: &str, dedupe: Option<&str>) -> Publish {
+    Publish {
+        payload: payload.as_bytes().to_vec(),
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        dedupe_key: dedupe.map(str::to_string),
+    }
+}
+
+clawdbot_testkit::bus_suite!(cases;
+    a_repeated_message_id_is_appended_once_and_order_is_kept_in_a_batch,
+    a_full_stream_refuses_without_remembering_the_message,
+    pending_entries_are_reclaimed_with_their_delivery_count_and_acked_once,
+    dead_lettering_keeps_the_entry_and_its_reason_and_acks_it,
+    trimming_never_drops_what_a_group_still_needs,
+    the_reply_ledger_tells_in_flight_from_done_and_leases_expire,
+    a_blocked_read_wakes_up_when_an_entry_arrives,
+);
+
+mod cases {
+    use super::*;
+
+    async fn xlen(redis: &TestBus, stream: Stream) -> u64 {
+        redis.bus.stats(stream).await.expect("stats").length
+    }
+
+    pub async fn a_repeated_message_id_is_appended_once_and_order_is_kept_in_a_batch(
+        redis: TestBus,
+    ) {
+        let outcomes = redis
+            .bus
+            .publish(
+                &[
+                    item("a", Some("p:b:1")),
+                    item("b", Some("p:b:2")),
+                    item("a again", Some("p:b:1")),
+                    item("notice", None),
+                    item("notice", None),
+                ],
+                WINDOW,
+                0,
+            )
+            .await
+            .expect("published");
+        assert!(matches!(outcomes[0], Published::Appended(_)));
+        assert!(matches!(outcomes[1], Published::Appended(_)));
+        assert_eq!(outcomes[2], Published::Duplicate);
+        assert!(
+            matches!(outcomes[3], Published::Appended(_)),
+            "no dedupe key: always appended"
+        );
+        assert!(matches!(outcomes[4], Published::Appended(_)));
+        assert_eq!(xlen(&redis, Stream::Inbound).await, 4);
+        let again = redis
+            .bus
+            .publish(&[item("a", Some("p:b:1"))], WINDOW, 0)
+            .await
+            .expect("published");
+        assert_eq!(again, vec![Published::Duplicate]);
+    }
+
+    pub async fn a_full_stream_refuses_without_remembering_the_message(redis: TestBus) {
+        let outcomes = redis
+            .bus
+            .publish(
+                &[
+                    item("1", Some("k1")),
+                    item("2", Some("k2")),
+                    item("3", Some("k3")),
+                ],
+                WINDOW,
+                2,
+            )
+            .await
+            .expect("published");
+        assert_eq!(outcomes[2], Published::Full);
+        // The refused message's id was not recorded, so the platform's retry is accepted later.
+        let retry = redis
+            .bus
+            .publish(&[item("3", Some("k3"))], WINDOW, 10)
+            .await
+            .expect("published");
+        assert!(matches!(retry[0], Published::Appended(_)), "{retry:?}");
+    }
+
+    pub async fn pending_entries_are_reclaimed_with_their_delivery_count_and_acked_once(
+        redis: TestBus,
+    ) {
+        redis
+            .bus
+            .ensure_group(Stream::Inbound, "skills")
+            .await
+            .expect("group");
+        redis
+            .bus
+            .ensure_group(Stream::Inbound, "skills")
+            .await
+            .expect("creating it twice is fine");
+        redis
+            .bus
+            .publish(&[item("x", Some("x")), item("y", Some("y"))], WINDOW, 0)
+            .await
+            .expect("published");
+
+        let mut dying = redis
+            .bus
+            .consumer(Stream::Inbound, "skills", "dying")
+            .await
+            .expect("consumer");
+        let taken = dying
+            .read(10, Duration::from_millis(100))
+            .await
+            .expect("read");
+        assert_eq!(taken.len(), 2);
+        assert_eq!(taken[0].payload, b"x");
+        assert_eq!(taken[0].deliveries, 1);
+        assert!(taken[0].traceparent.starts_with("00-4bf9"));
+
+        let mut survivor = redis
+            .bus
+            .consumer(Stream::Inbound, "skills", "survivor")
+            .await
+            .expect("consumer");
+        assert!(
+            survivor
+                .read(10, Duration::from_millis(50))
+                .await
+                .expect("read")
+                .is_empty(),
+            "nothing new"
+        );
+        assert!(
+            survivor
+                .reclaim(Duration::from_secs(60), 10)
+                .await
+                .expect("reclaim")
+                .is_empty(),
+            "not idle long enough"
+        );
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let reclaimed = survivor
+            .reclaim(Duration::from_millis(50), 10)
+            .await
+            .expect("reclaim");
+        assert_eq!(reclaimed.len(), 2);
+        assert!(reclaimed.iter().all(|e| e.deliveries == 2), "{reclaimed:?}");
+        assert_eq!(reclaimed[1].payload, b"y");
+
+        let ids: Vec<String> = reclaimed.iter().map(|e| e.id.clone()).collect();
+        redis
+            .bus
+            .ack(Stream::Inbound, "skills", &ids)
+            .await
+            .expect("ack");
+        let stats = redis.bus.stats(Stream::Inbound).await.expect("stats");
+        assert_eq!(stats.groups, vec![("skills".to_string(), 0, 0)]);
+    }
+
+    pub async fn dead_lettering_keeps_the_entry_and_its_reason_and_acks_it(redis: TestBus) {
+        redis
+            .bus
+            .ensure_group(Stream::Inbound, "skills")
+            .await
+            .expect("group");
+        redis
+            .bus
+            .publish(&[item("poison", Some("p"))], WINDOW, 0)
+            .await
+            .expect("published");
+        let mut consumer = redis
+            .bus
+            .consumer(Stream::Inbound, "skills", "c")
+            .await
+            .expect("consumer");
+        let entry = consumer
+            .read(1, Duration::from_millis(100))
+            .await
+            .expect("read")
+            .remove(0);
+        redis
+            .bus
+            .dead_letter(Stream::Inbound, "skills", &entry, "undecodable envelope")
+            .await
+            .expect("dead letter");
+        assert_eq!(xlen(&redis, Stream::Dead).await, 1);
+        let stats = redis.bus.stats(Stream::Inbound).await.expect("stats");
+        assert_eq!(stats.groups[0].1, 0, "acked");
+        let dead = redis.bus.dead_letters(10).await.expect("dead letters");
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].reason, "undecodable envelope");
+        assert_eq!(dead[0].payload, b"poison");
+        assert_eq!(dead[0].source_id, entry.id);
+        assert_eq!(dead[0].group, "skills");
+    }
+
+    pub async fn trimming_never_drops_what_a_group_still_needs(redis: TestBus) {
+        redis
+            .bus
+            .ensure_group(Stream::Inbound, "skills")
+            .await
+            .expect("group");
+        redis
+            .bus
+            .ensure_group(Stream::Inbound, "history")
+            .await
+            .expect("group");
+        let items: Vec<Publish> = (0..10).map(|i| item(&i.to_string(), None)).collect();
+        redis
+            .bus
+            .publish(&items, WINDOW, 0)
+            .await
+            .expect("published");
+
+        let mut skills = redis
+            .bus
+            .consumer(Stream::Inbound, "skills", "w")
+            .await
+            .expect("consumer");
+        let read = skills
+            .read(10, Duration::from_millis(100))
+            .await
+            .expect("read");
+        let first_five: Vec<String> = read[..5].iter().map(|e| e.id.clone()).collect();
+        redis
+            .bus
+            .ack(Stream::Inbound, "skills", &first_five)
+            .await
+            .expect("ack");
+        // `history` has read nothing yet: nothing may go.
+        assert_eq!(redis.bus.trim(Stream::Inbound).await.expect("trim"), 0);
+        assert_eq!(xlen(&redis, Stream::Inbound).await, 10);
+
+        let mut history = redis
+            .bus
+            .consumer(Stream::Inbound, "history", "h")
+            .await
+            .expect("consumer");
+        let all: Vec<String> = history
+            .read(10, Duration::from_millis(100))
+            .await
+            .expect("read")
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        redis
+            .bus
+            .ack(Stream::Inbound, "history", &all)
+            .await
+            .expect("ack");
+        // Now only `skills`' five pending entries are needed (the in-process bus drops the rest
+        // at the ack already; Redis at the trim).
+        redis.bus.trim(Stream::Inbound).await.expect("trim");
+        assert_eq!(xlen(&redis, Stream::Inbound).await, 5);
+        let reclaimed = skills.reclaim(Duration::ZERO, 10).await.expect("reclaim");
+        assert_eq!(reclaimed.len(), 5, "every unacked entry survived the trim");
+        assert_eq!(reclaimed[0].payload, b"5");
+
+        let rest: Vec<String> = reclaimed.iter().map(|e| e.id.clone()).collect();
+        redis
+            .bus
+            .ack(Stream::Inbound, "skills", &rest)
+            .await
+            .expect("ack");
+        redis.bus.trim(Stream::Inbound).await.expect("trim");
+        assert_eq!(xlen(&redis, Stream::Inbound).await, 0);
+        // A stream nobody created is left alone.
+        assert_eq!(redis.bus.trim(Stream::Outbound).await.expect("trim"), 0);
+    }
+
+    async fn claim(redis: &TestBus, id: &str, lease: Duration) -> Claim {
+        redis
+            .bus
+            .ledger()
+            .claim_many(&[id.to_string()], lease)
+            .await
+            .expect("claim")
+            .remove(0)
+    }
+
+    async fn release(redis: &TestBus, id: &str, token: &str) {
+        redis
+            .bus
+            .ledger()
+            .release_many(&[(id.to_string(), token.to_string())])
+            .await
+            .expect("release");
+    }
+
+    pub async fn the_reply_ledger_tells_in_flight_from_done_and_leases_expire(redis: TestBus) {
+        let lease = Duration::from_secs(30);
+        let Claim::Claimed(token) = claim(&redis, "r1", lease).await else {
+            panic!("first claim")
+        };
+        assert_eq!(claim(&redis, "r1", lease).await, Claim::InFlight);
+        release(&redis, "r1", "someone-else").await;
+        assert_eq!(
+            claim(&redis, "r1", lease).await,
+            Claim::InFlight,
+            "a stranger cannot release it"
+        );
+        let completion = Completion {
+            reply_id: "r1".into(),
+            token,
+            result: "{\"status\":1}".into(),
+            record: b"record".to_vec(),
+            traceparent: String::new(),
+        };
+        redis
+            .bus
+            .ledger()
+            .complete_many(&[completion], Duration::from_secs(60))
+            .await
+            .expect("complete");
+        assert_eq!(
+            claim(&redis, "r1", lease).await,
+            Claim::Done("{\"status\":1}".into())
+        );
+        assert_eq!(
+            xlen(&redis, Stream::Outbound).await,
+            1,
+            "one outbound record"
+        );
+
+        // A holder that dies never completes: the lease expires and a retry may deliver.
+        assert!(matches!(
+            claim(&redis, "r2", Duration::from_millis(100)).await,
+            Claim::Claimed(_)
+        ));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(matches!(
+            claim(&redis, "r2", lease).await,
+            Claim::Claimed(_)
+        ));
+
+        // Released after a transient failure: claimable at once.
+        let Claim::Claimed(token) = claim(&redis, "r3", lease).await else {
+            panic!("claim r3")
+        };
+        release(&redis, "r3", &token).await;
+        assert!(matches!(
+            claim(&redis, "r3", lease).await,
+            Claim::Claimed(_)
+        ));
+
+        // A batch answers in order.
+        let ids: Vec<String> = ["r1", "r3", "r4"].iter().map(|s| s.to_string()).collect();
+        let claims = redis
+            .bus
+            .ledger()
+            .claim_many(&ids, lease)
+            .await
+            .expect("claims");
+        assert!(matches!(claims[0], Claim::Done(_)));
+        assert_eq!(claims[1], Claim::InFlight);
+        assert!(matches!(claims[2], Claim::Claimed(_)));
+    }
+
+    pub async fn a_blocked_read_wakes_up_when_an_entry_arrives(redis: TestBus) {
+        redis
+            .bus
+            .ensure_group(Stream::Inbound, "skills")
+            .await
+            .expect("group");
+        let mut consumer = redis
+            .bus
+            .consumer(Stream::Inbound, "skills", "c")
+            .await
+            .expect("consumer");
+        let bus = redis.bus.clone();
+        let publisher = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            bus.publish(&[item("late", None)], WINDOW, 0)
+                .await
+                .expect("published");
+        });
+        let started = std::time::Instant::now();
+        let entries = consumer
+            .read(10, Duration::from_secs(5))
+            .await
+            .expect("read");
+        assert_eq!(entries.len(), 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "woke up early: {:?}",
+            started.elapsed()
+        );
+        publisher.await.expect("publisher");
+        // And an empty wait ends at its deadline.
+        let started = std::time::Instant::now();
+        assert!(
+            consumer
+                .read(10, Duration::from_millis(100))
+                .await
+                .expect("read")
+                .is_empty()
+        );
+        assert!(started.elapsed() >= Duration::from_millis(90));
+    }
+}
+
+#[tokio::test]
+async fn redis_scripts_forgotten_by_the_server_are_loaded_again() {
+    let redis = clawdbot_testkit::TestRedis::new().await;
+    let mut conn = redis.connection();
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .expect("flush");
+    let outcomes = redis
+        .bus
+        .publish(&[item("after flush", Some("f"))], WINDOW, 0)
+        .await
+        .expect("published");
+    assert!(matches!(outcomes[0], Published::Appended(_)));
+}
