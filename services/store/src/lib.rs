@@ -1,10 +1,11 @@
 //! clawdbot-store: message history.
 //!
 //! [`Store`] is the trait the history writer and skills use; [`postgres::PostgresStore`]
-//! implements it for the cluster (an SQLite implementation for the embedded mode shares the
-//! contract). Migrations live in `migrations/` and run at start and by `clawdbot migrate`.
+//! implements it for the cluster and [`sqlite::SqliteStore`] for the embedded mode, with the
+//! same rows and the same contract. Migrations live in `migrations/` and run at start and by `clawdbot migrate`.
 
 pub mod postgres;
+pub mod sqlite;
 
 use time::OffsetDateTime;
 
@@ -63,6 +64,12 @@ pub enum StoreError {
         #[source]
         source: tokio_postgres::Error,
     },
+    #[error("sqlite: {context}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("migration {version} failed")]
     Migration {
         version: i32,
@@ -79,6 +86,7 @@ impl StoreError {
             StoreError::Connect(_) => "store_connect",
             StoreError::Pool(_) => "store_pool",
             StoreError::Query { .. } => "store_query",
+            StoreError::Sqlite { .. } => "store_sqlite",
             StoreError::Migration { .. } => "store_migration",
         }
     }

@@ -43,32 +43,3 @@ impl TestBus {
         }
     }
 }
-
-/// Generates one `#[tokio::test]` per backend for each suite function named, each taking a
-/// [`TestBus`]: `bus_suite!(suite; first_case, second_case);` where `suite::first_case` is an
-/// `async fn(TestBus)`.
-#[macro_export]
-macro_rules! bus_suite {
-    ($suite:path; $($case:ident),+ $(,)?) => {
-        mod redis_backend {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let bus = $crate::bus::TestBus::new($crate::bus::Backend::Redis).await;
-                    { use $suite as suite; suite::$case(bus).await; }
-                }
-            )+
-        }
-        mod memory_backend {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let bus = $crate::bus::TestBus::new($crate::bus::Backend::Memory).await;
-                    { use $suite as suite; suite::$case(bus).await; }
-                }
-            )+
-        }
-    };
-}

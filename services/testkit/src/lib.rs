@@ -14,6 +14,8 @@ pub mod mock;
 mod postgres;
 mod private_redis;
 mod redis;
+pub mod store;
+mod suite;
 
 pub use postgres::TestPostgres;
 pub use private_redis::PrivateRedis;

@@ -1,0 +1,151 @@
+//! The store contract on both backends (Postgres and SQLite), and what is particular to each.
+
+use clawdbot_store::{Direction, HistoryRecord, Store};
+use clawdbot_testkit::TestPostgres;
+use clawdbot_testkit::store::TestStore;
+use time::macros::datetime;
+
+fn record(
+    id: &str,
+    direction: Direction,
+    conversation: &str,
+    at: time::OffsetDateTime,
+) -> HistoryRecord {
+    HistoryRecord {
+        id: id.to_string(),
+        direction,
+        platform: "onebot".into(),
+        bot_id: "default".into(),
+        conversation_kind: "group".into(),
+        conversation_id: conversation.into(),
+        sender_id: "42".into(),
+        platform_message_id: "7".into(),
+        event_type: "message.group.normal".into(),
+        skill: String::new(),
+        in_reply_to: String::new(),
+        status: String::new(),
+        text: format!("text of {id}"),
+        payload: vec![1, 2, 3],
+        created_at: at,
+    }
+}
+
+clawdbot_testkit::store_suite!(cases;
+    a_replayed_batch_writes_nothing_twice,
+    a_conversation_reads_back_in_order_and_limited_to_the_latest,
+);
+
+mod cases {
+    use super::*;
+
+    pub async fn a_replayed_batch_writes_nothing_twice(fixture: TestStore) {
+        let batch = vec![
+            record("a", Direction::In, "g1", datetime!(2026-11-25 08:00 UTC)),
+            record("a", Direction::Out, "g1", datetime!(2026-11-25 08:00 UTC)),
+            record("b", Direction::In, "g1", datetime!(2026-11-25 08:01 UTC)),
+        ];
+        assert_eq!(fixture.store.write_history(&batch).await.expect("write"), 3);
+        assert_eq!(
+            fixture.store.write_history(&batch).await.expect("replay"),
+            0
+        );
+        let rows = fixture
+            .store
+            .conversation("onebot", "default", "g1", 100)
+            .await
+            .expect("read");
+        assert_eq!(rows.len(), 3);
+    }
+
+    pub async fn a_conversation_reads_back_in_order_and_limited_to_the_latest(fixture: TestStore) {
+        let batch = vec![
+            record("m3", Direction::In, "g1", datetime!(2026-11-25 08:03 UTC)),
+            record("m1", Direction::In, "g1", datetime!(2026-11-25 08:01 UTC)),
+            record(
+                "other",
+                Direction::In,
+                "g2",
+                datetime!(2026-11-25 08:02 UTC),
+            ),
+            record("m2", Direction::In, "g1", datetime!(2026-11-25 08:02 UTC)),
+        ];
+        fixture.store.write_history(&batch).await.expect("write");
+        let rows = fixture
+            .store
+            .conversation("onebot", "default", "g1", 2)
+            .await
+            .expect("read");
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, vec!["m2", "m3"]);
+        assert_eq!(rows[0], batch[3], "every column reads back as written");
+        fixture.store.ping().await.expect("ping");
+    }
+}
+
+#[tokio::test]
+async fn postgres_rows_go_to_month_partitions_created_on_demand() {
+    let pg = TestPostgres::new().await;
+    let batch = vec![
+        record(
+            "oct",
+            Direction::In,
+            "g",
+            datetime!(2026-10-31 23:59:59 UTC),
+        ),
+        record("nov", Direction::In, "g", datetime!(2026-11-01 00:00 UTC)),
+        record("jan", Direction::In, "g", datetime!(2027-01-15 12:00 UTC)),
+    ];
+    pg.store.write_history(&batch).await.expect("write");
+    for (partition, id) in [
+        ("messages_y2026m10", "oct"),
+        ("messages_y2026m11", "nov"),
+        ("messages_y2027m01", "jan"),
+    ] {
+        let rows = pg.query(&format!("SELECT id FROM {partition}")).await;
+        assert_eq!(rows.len(), 1, "{partition}");
+        assert_eq!(rows[0].get::<_, String>(0), id);
+    }
+    let default_rows: i64 = pg.query("SELECT count(*) FROM messages_default").await[0].get(0);
+    assert_eq!(default_rows, 0);
+}
+
+#[tokio::test]
+async fn postgres_migrations_run_once() {
+    let pg = TestPostgres::new().await;
+    assert!(
+        pg.store.migrate().await.expect("migrate").is_empty(),
+        "already applied by connect"
+    );
+    let versions: Vec<i32> = pg
+        .query("SELECT version FROM clawdbot_migrations")
+        .await
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![1]);
+}
+
+#[tokio::test]
+async fn sqlite_history_survives_reopening_the_file() {
+    let fixture = TestStore::new(clawdbot_testkit::store::StoreBackend::Sqlite).await;
+    let batch = vec![record(
+        "kept",
+        Direction::In,
+        "g",
+        datetime!(2026-11-25 08:00 UTC),
+    )];
+    fixture.store.write_history(&batch).await.expect("write");
+    let reopened = fixture.reopen_sqlite().await;
+    let rows = reopened
+        .conversation("onebot", "default", "g", 10)
+        .await
+        .expect("read");
+    assert_eq!(rows, batch);
+    assert_eq!(
+        reopened
+            .write_history(&batch)
+            .await
+            .expect("replay after reopen"),
+        0
+    );
+}
