@@ -53,6 +53,11 @@ impl Keys {
         format!("{}:reply:{reply_id}", self.prefix)
     }
 
+    /// Returns the pub/sub channel of a broadcast channel.
+    pub fn broadcast(&self, channel: &str) -> String {
+        format!("{}:broadcast:{channel}", self.prefix)
+    }
+
     /// Returns the pattern matching every key of this prefix (for test clean-up).
     pub fn pattern(&self) -> String {
         format!("{}:*", self.prefix)

@@ -198,6 +198,24 @@ pub trait Bus: Send + Sync {
         reason: &str,
     ) -> Result<(), BusError>;
 
+    /// Sends `payload` to every current subscriber of `channel`, in every process. Live views
+    /// only (the sandbox chat): nothing is stored, and a subscriber that is not listening at
+    /// that moment misses it.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<(), BusError>;
+
+    /// Subscribes to `channel`. The subscription lives until the receiver is dropped, and
+    /// reconnects by itself after a bus outage (missing what was sent meanwhile).
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<tokio::sync::mpsc::Receiver<Vec<u8>>, BusError>;
+
     /// Returns up to `limit` dead letters, oldest first.
     ///
     /// # Errors

@@ -25,6 +25,7 @@ clawdbot_testkit::bus_suite!(cases;
     trimming_never_drops_what_a_group_still_needs,
     the_reply_ledger_tells_in_flight_from_done_and_leases_expire,
     a_blocked_read_wakes_up_when_an_entry_arrives,
+    a_broadcast_reaches_every_subscriber_of_its_channel,
 );
 
 mod cases {
@@ -405,6 +406,48 @@ mod cases {
                 .is_empty()
         );
         assert!(started.elapsed() >= Duration::from_millis(90));
+    }
+
+    pub async fn a_broadcast_reaches_every_subscriber_of_its_channel(redis: TestBus) {
+        let mut first = redis
+            .bus
+            .subscribe("sandbox:default")
+            .await
+            .expect("subscribe");
+        let mut second = redis
+            .bus
+            .subscribe("sandbox:default")
+            .await
+            .expect("subscribe");
+        let mut other = redis
+            .bus
+            .subscribe("sandbox:other")
+            .await
+            .expect("subscribe");
+        redis
+            .bus
+            .broadcast("sandbox:default", b"hello")
+            .await
+            .expect("broadcast");
+        let wait = Duration::from_secs(2);
+        assert_eq!(
+            tokio::time::timeout(wait, first.recv())
+                .await
+                .expect("first in time"),
+            Some(b"hello".to_vec())
+        );
+        assert_eq!(
+            tokio::time::timeout(wait, second.recv())
+                .await
+                .expect("second in time"),
+            Some(b"hello".to_vec())
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), other.recv())
+                .await
+                .is_err(),
+            "other channel stays quiet"
+        );
     }
 }
 

@@ -24,6 +24,9 @@ pub use state::KEEP_WITHOUT_READERS;
 use state::State;
 
 /// The in-process bus. Cheap to clone; clones share the streams.
+/// Messages a slow subscriber may have waiting before it misses some.
+const SUBSCRIBER_BUFFER: usize = 1024;
+
 #[derive(Clone, Default)]
 pub struct MemoryBus {
     inner: Arc<Inner>,
@@ -167,6 +170,34 @@ impl Bus for MemoryBus {
         metrics::counter!(clawdbot_core::telemetry::DEAD_LETTERS_TOTAL, "group" => group.to_string()).increment(1);
         tracing::warn!(stream = stream.as_str(), group, entry_id = %entry.id, reason, "entry moved to dead letters");
         Ok(())
+    }
+
+    async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<(), BusError> {
+        let sender = self.inner.lock().broadcast_sender(channel);
+        // No subscriber is not an error: live views only.
+        let _receivers = sender.send(std::sync::Arc::new(payload.to_vec()));
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<tokio::sync::mpsc::Receiver<Vec<u8>>, BusError> {
+        let mut receiver = self.inner.lock().broadcast_sender(channel).subscribe();
+        let (tx, rx) = tokio::sync::mpsc::channel(SUBSCRIBER_BUFFER);
+        tokio::spawn(async move {
+            loop {
+                let payload = match receiver.recv().await {
+                    Ok(payload) => payload,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(payload.as_ref().clone()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {

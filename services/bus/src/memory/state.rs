@@ -63,6 +63,7 @@ pub(crate) struct State {
     pub ledger: HashMap<String, (LedgerValue, Instant)>,
     /// Ledger writes since the last sweep of expired records.
     pub ledger_writes: usize,
+    broadcasts: HashMap<String, tokio::sync::broadcast::Sender<std::sync::Arc<Vec<u8>>>>,
 }
 
 fn now_ms() -> u64 {
@@ -73,6 +74,17 @@ fn now_ms() -> u64 {
 }
 
 impl State {
+    /// Returns the sender of a broadcast channel, creating it on first use.
+    pub fn broadcast_sender(
+        &mut self,
+        channel: &str,
+    ) -> tokio::sync::broadcast::Sender<std::sync::Arc<Vec<u8>>> {
+        self.broadcasts
+            .entry(channel.to_string())
+            .or_insert_with(|| tokio::sync::broadcast::channel(1024).0)
+            .clone()
+    }
+
     pub fn stream_mut(&mut self, stream: Stream) -> &mut StreamState {
         self.streams.entry(stream).or_default()
     }

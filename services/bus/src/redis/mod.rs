@@ -5,6 +5,7 @@
 //! holds a connection for its whole wait. Every command has a timeout, so that a Redis outage
 //! turns into an error quickly (ingress answers 503) rather than a hung request.
 
+mod broadcast;
 mod consumer;
 mod ledger;
 mod scripts;
@@ -257,6 +258,22 @@ impl Bus for RedisBus {
         metrics::counter!(clawdbot_core::telemetry::DEAD_LETTERS_TOTAL, "group" => group.to_string()).increment(1);
         tracing::warn!(stream = stream.as_str(), group, entry_id = %entry.id, reason, "entry moved to dead letters");
         Ok(())
+    }
+
+    async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<(), BusError> {
+        let cmd = redis::cmd("PUBLISH")
+            .arg(self.keys.broadcast(channel))
+            .arg(payload)
+            .clone();
+        let _receivers: u64 = timed("PUBLISH", cmd.query_async(&mut self.conn.clone())).await?;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<tokio::sync::mpsc::Receiver<Vec<u8>>, BusError> {
+        broadcast::subscribe(self.client.clone(), self.keys.broadcast(channel)).await
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
