@@ -1,26 +1,37 @@
 //! Wiring: builds the bus, the store and the platforms from the config, binds every listener
 //! (before anything starts, so a taken port fails fast and by name), starts the roles the
 //! command asks for, and runs the shutdown sequence on SIGTERM/SIGINT.
+//!
+//! Backends follow the config: `cluster.redis` set → Redis Streams, else the in-process bus
+//! (`clawdbot up` only); `storage` → Postgres or SQLite, SQLite at [`DEFAULT_SQLITE_PATH`] when
+//! absent. Roles, skills and platforms are the same either way.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axum::routing::get;
 use clawdbot_bus::Bus;
+use clawdbot_bus::memory::MemoryBus;
 use clawdbot_bus::redis::RedisBus;
 use clawdbot_config::{Config, StorageConfig};
-use clawdbot_core::proto::egress_client::EgressClient;
+use clawdbot_core::egress::{GrpcEgress, ReplySender};
 use clawdbot_core::shutdown::{self, Shutdown};
+use clawdbot_egress::EgressService;
+use clawdbot_platforms::PlatformServices;
 use clawdbot_store::Store;
 use clawdbot_store::postgres::PostgresStore;
+use clawdbot_store::sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
 use crate::cli::{Cli, Command};
+use crate::metrics_server::serve_metrics;
 
 /// How long the roles get to finish their work after SIGTERM (Kubernetes waits 30 s by
-/// default; the issue asks for 10).
+/// default; the roles drain well within 10).
 const GRACE: Duration = Duration::from_secs(10);
+/// Where history goes when the config names no storage.
+pub const DEFAULT_SQLITE_PATH: &str = "clawdbot.db";
 
 /// Which roles this process runs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,15 +39,20 @@ struct Roles {
     ingress: bool,
     worker: bool,
     egress: bool,
+    /// All in one process (`clawdbot up`): the sandbox defaults to on and the worker calls
+    /// egress directly.
+    all: bool,
 }
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let (roles, platform) = match &cli.command {
         Command::Up(_) => (
             Roles {
                 ingress: true,
                 worker: true,
                 egress: true,
+                all: true,
             },
             None,
         ),
@@ -78,27 +94,52 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     };
     let metrics_listener = bind(&core.metrics.listen, "metrics.listen").await?;
 
-    let bus = connect_bus(&config).await?;
+    let bus = connect_bus(&config, roles).await?;
     let shutdown = Shutdown::new();
     serve_metrics(metrics_listener, &shutdown)?;
+    let services = PlatformServices {
+        sandbox: config.platforms.sandbox_enabled(roles.all),
+        sandbox_sink: Some(Arc::new(BusSandboxSink(bus.clone()))),
+    };
 
+    let mut local_egress = None;
     if let Some(listener) = egress_listener {
-        let outbounds = clawdbot_platforms::build_outbounds(&config.platforms)
+        let outbounds = clawdbot_platforms::build_outbounds(&config.platforms, &services)
             .context("building platform clients")?;
         let settings = clawdbot_egress::EgressSettings {
             lease: Duration::from_secs(core.egress.lease_secs),
             result_ttl: Duration::from_secs(core.egress.result_ttl_secs),
         };
+        let service = Arc::new(EgressService::new(settings, bus.clone(), outbounds));
         shutdown.spawn(log_exit(
             "egress",
-            clawdbot_egress::run(settings, bus.clone(), outbounds, listener, shutdown.clone()),
+            clawdbot_egress::run(service.clone(), listener, shutdown.clone()),
         ));
+        local_egress = Some(service);
     }
+    let mut store_path = None;
     if roles.worker {
-        start_worker(&config, bus.clone(), &shutdown).await?;
+        let egress: Arc<dyn ReplySender> = match local_egress {
+            Some(service) if roles.all => service,
+            _ => {
+                let channel = tonic::transport::Channel::from_shared(core.egress.endpoint.clone())
+                    .with_context(|| {
+                        format!(
+                            "`egress.endpoint`: `{}` is not a valid URI",
+                            core.egress.endpoint
+                        )
+                    })?
+                    .connect_lazy();
+                Arc::new(GrpcEgress::new(
+                    channel,
+                    clawdbot_worker::consumer::EGRESS_CALL_TIMEOUT,
+                ))
+            }
+        };
+        store_path = start_worker(&config, bus.clone(), egress, &shutdown).await?;
     }
     if let Some(listener) = ingress_listener {
-        let mut inbounds = clawdbot_platforms::build_inbounds(&config.platforms);
+        let mut inbounds = clawdbot_platforms::build_inbounds(&config.platforms, &services);
         if let Some(platform) = &platform {
             inbounds.retain(|inbound| inbound.platform() == platform);
             if inbounds.is_empty() {
@@ -110,13 +151,34 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             dedupe_window: Duration::from_secs(core.ingress.dedupe_window_secs),
             max_stream_len: core.ingress.max_stream_len,
         };
-        let router = clawdbot_ingress::router(&settings, bus.clone(), inbounds, shutdown.clone());
+        let mut router =
+            clawdbot_ingress::router(&settings, bus.clone(), inbounds, shutdown.clone());
+        let serves_sandbox = platform
+            .as_deref()
+            .is_none_or(|p| p == clawdbot_platforms::sandbox::NAME);
+        if let Some(sandbox) = services.sandbox.as_ref().filter(|_| serves_sandbox) {
+            let feed = clawdbot_ingress::SandboxFeed::start(bus.clone(), &sandbox.id)
+                .await
+                .context("subscribing to sandbox replies")?;
+            router = router.merge(feed.routes());
+            println!(
+                "clawdbot: sandbox chat at http://{}/sandbox",
+                browsable(&core.ingress.listen)
+            );
+        }
         shutdown.spawn(log_exit(
             "ingress",
             clawdbot_ingress::run(router, listener, shutdown.clone()),
         ));
     }
-    tracing::info!(role = cli.command.role_name(), "clawdbot running");
+    if let Some(path) = store_path {
+        println!("clawdbot: history in {path}");
+    }
+    tracing::info!(
+        role = cli.command.role_name(),
+        ready_ms = started.elapsed().as_millis() as u64,
+        "clawdbot running"
+    );
     shutdown::signal().await;
     tracing::info!("shutting down");
     shutdown.trigger();
@@ -129,25 +191,26 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Returns an address a browser on this machine can open: `0.0.0.0:8080` → `127.0.0.1:8080`.
+fn browsable(listen: &str) -> String {
+    listen
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]")
+}
+
+/// Starts the worker, the janitor and the history writer; returns where history goes.
 async fn start_worker(
     config: &Config,
     bus: Arc<dyn Bus>,
+    egress: Arc<dyn ReplySender>,
     shutdown: &Shutdown,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let core = &config.core;
     let consumer_name = core
         .worker
         .consumer_name
         .clone()
         .unwrap_or_else(clawdbot_worker::default_consumer_name);
-    let channel = tonic::transport::Channel::from_shared(core.egress.endpoint.clone())
-        .with_context(|| {
-            format!(
-                "`egress.endpoint`: `{}` is not a valid URI",
-                core.egress.endpoint
-            )
-        })?
-        .connect_lazy();
     let settings = clawdbot_worker::WorkerSettings {
         group: clawdbot_bus::SKILLS_GROUP.to_string(),
         consumer_name: consumer_name.clone(),
@@ -160,34 +223,29 @@ async fn start_worker(
     let router = clawdbot_worker::router::Router::new(clawdbot_skills::builtin());
     shutdown.spawn(log_exit(
         "worker",
-        clawdbot_worker::run(
-            settings,
-            bus.clone(),
-            router,
-            EgressClient::new(channel),
-            shutdown.clone(),
-        ),
+        clawdbot_worker::run(settings, bus.clone(), router, egress, shutdown.clone()),
     ));
     shutdown.spawn(clawdbot_worker::run_janitor(
         bus.clone(),
         Duration::from_secs(5),
         shutdown.clone(),
     ));
-    if core.history.enabled {
-        let store = connect_store(config).await?;
-        let settings = clawdbot_worker::HistorySettings {
-            consumer_name,
-            batch_size: core.history.batch_size,
-            block: Duration::from_millis(core.worker.block_ms),
-            linger: Duration::from_millis(core.history.linger_ms),
-            reclaim_idle: Duration::from_secs(core.worker.reclaim_idle_secs),
-        };
-        shutdown.spawn(log_exit(
-            "history",
-            clawdbot_worker::run_history(settings, bus, store, shutdown.clone()),
-        ));
+    if !core.history.enabled {
+        return Ok(None);
     }
-    Ok(())
+    let (store, location) = connect_store(config).await?;
+    let settings = clawdbot_worker::HistorySettings {
+        consumer_name,
+        batch_size: core.history.batch_size,
+        block: Duration::from_millis(core.worker.block_ms),
+        linger: Duration::from_millis(core.history.linger_ms),
+        reclaim_idle: Duration::from_secs(core.worker.reclaim_idle_secs),
+    };
+    shutdown.spawn(log_exit(
+        "history",
+        clawdbot_worker::run_history(settings, bus, store, shutdown.clone()),
+    ));
+    Ok(Some(location))
 }
 
 async fn log_exit(role: &'static str, future: impl Future<Output = anyhow::Result<()>>) {
@@ -206,9 +264,14 @@ async fn bind(address: &str, key: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
-async fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
+async fn connect_bus(config: &Config, roles: Roles) -> anyhow::Result<Arc<dyn Bus>> {
     let Some(cluster) = &config.core.cluster else {
-        bail!("no `cluster.redis` configured: this build needs Redis for the bus");
+        if !roles.all {
+            bail!(
+                "no `cluster.redis` configured: a role running on its own reaches the others through Redis (or run everything with `clawdbot up`)"
+            );
+        }
+        return Ok(Arc::new(MemoryBus::new()));
     };
     let bus = RedisBus::connect(&cluster.redis, &cluster.key_prefix)
         .await
@@ -221,7 +284,8 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
     Ok(Arc::new(bus))
 }
 
-async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the configured store; returns it and a description of where it is.
+async fn connect_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, String)> {
     match &config.core.storage {
         Some(StorageConfig::Postgresql {
             dsn,
@@ -233,23 +297,27 @@ async fn connect_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 .with_context(|| {
                     format!("cannot use Postgres at `{}` (`storage.dsn`)", redact(dsn))
                 })?;
-            Ok(Arc::new(store))
+            Ok((
+                Arc::new(store),
+                format!("Postgres {} (schema {schema})", redact(dsn)),
+            ))
         }
-        Some(StorageConfig::Sqlite { path }) => {
-            bail!(
-                "`storage.type: sqlite` (`{path}`) is not available in this build yet; use postgresql"
-            )
-        }
-        None => bail!(
-            "history is enabled but no `storage` is configured (set `history.enabled: false` to run without)"
-        ),
+        Some(StorageConfig::Sqlite { path }) => open_sqlite(Path::new(path), "storage.path").await,
+        None => open_sqlite(Path::new(DEFAULT_SQLITE_PATH), "storage").await,
     }
 }
 
+async fn open_sqlite(path: &Path, key: &str) -> anyhow::Result<(Arc<dyn Store>, String)> {
+    let store = SqliteStore::open(path)
+        .await
+        .with_context(|| format!("cannot use SQLite file `{}` (`{key}`)", path.display()))?;
+    let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    Ok((Arc::new(store), shown.display().to_string()))
+}
+
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let store = connect_store(config).await?;
-    drop(store);
-    println!("migrations applied");
+    let (_store, location) = connect_store(config).await?;
+    println!("migrations applied: {location}");
     Ok(())
 }
 
@@ -267,28 +335,15 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn serve_metrics(listener: TcpListener, shutdown: &Shutdown) -> anyhow::Result<()> {
-    let handle = crate::telemetry::metrics_recorder()?;
-    let upkeep = handle.clone();
-    let token = shutdown.token();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = token.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(5)) => upkeep.run_upkeep(),
-            }
-        }
-    });
-    let router =
-        axum::Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
-    let token = shutdown.token();
-    tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(error = %error, "metrics server failed");
-        }
-    });
-    Ok(())
+/// Sandbox replies go out on the bus's broadcast, to every ingress process.
+struct BusSandboxSink(Arc<dyn Bus>);
+
+#[async_trait::async_trait]
+impl clawdbot_platforms::sandbox::SandboxSink for BusSandboxSink {
+    async fn deliver(&self, channel: &str, payload: Vec<u8>) -> Result<(), String> {
+        self.0
+            .broadcast(channel, &payload)
+            .await
+            .map_err(|error| error.to_string())
+    }
 }

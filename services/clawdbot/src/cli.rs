@@ -47,9 +47,10 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Args)]
 pub struct ConfigArg {
-    /// A YAML file, or a directory of YAML files merged in name order.
+    /// A YAML file, or a directory of YAML files merged in name order. `clawdbot up` without
+    /// one runs embedded: in-process bus, SQLite history, the sandbox chat.
     #[arg(long, short, env = "CLAWDBOT_CONFIG")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -80,14 +81,14 @@ impl Command {
         }
     }
 
-    fn config_path(&self) -> &PathBuf {
+    fn config_path(&self) -> Option<&PathBuf> {
         match self {
             Command::Up(role)
             | Command::Ingress { role, .. }
             | Command::Worker(role)
-            | Command::Egress(role) => &role.config.config,
-            Command::Migrate(arg) => &arg.config,
-            Command::Config(ConfigCommand::Check { path }) => path,
+            | Command::Egress(role) => role.config.config.as_ref(),
+            Command::Migrate(arg) => arg.config.as_ref(),
+            Command::Config(ConfigCommand::Check { path }) => Some(path),
         }
     }
 }
@@ -98,7 +99,18 @@ impl Cli {
     /// # Errors
     /// Every problem in the config.
     pub fn load_config(&self) -> Result<Config, ConfigError> {
-        let mut config = Config::load(self.command.config_path(), &ProcessEnv)?;
+        let mut config = match self.command.config_path() {
+            Some(path) => Config::load(path, &ProcessEnv)?,
+            None if matches!(self.command, Command::Up(_)) => Config::embedded(),
+            None => {
+                return Err(ConfigError {
+                    problems: vec![format!(
+                        "`clawdbot {}` needs --config (or CLAWDBOT_CONFIG): a role on its own needs `cluster.redis` to reach the others",
+                        self.command.role_name()
+                    )],
+                });
+            }
+        };
         let role = match &self.command {
             Command::Up(role)
             | Command::Ingress { role, .. }

@@ -3,6 +3,7 @@
 
 mod app;
 mod cli;
+mod metrics_server;
 mod telemetry;
 
 use std::process::ExitCode;

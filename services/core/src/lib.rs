@@ -9,6 +9,7 @@
 //!
 //! This crate does no IO (no Redis, Postgres or HTTP server), so anything can depend on it.
 
+pub mod egress;
 pub mod message;
 pub mod shutdown;
 pub mod skill;

@@ -11,10 +11,8 @@ mod service;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clawdbot_bus::Bus;
 use clawdbot_core::proto::egress_server::EgressServer;
 use clawdbot_core::shutdown::Shutdown;
-use clawdbot_platforms::Outbounds;
 use tokio::net::TcpListener;
 
 pub use service::EgressService;
@@ -28,23 +26,20 @@ pub struct EgressSettings {
     pub result_ttl: Duration,
 }
 
-/// Serves the egress gRPC service on `listener` until shutdown, then finishes the calls in
+/// Serves `service` over gRPC on `listener` until shutdown, then finishes the calls in
 /// flight.
 ///
 /// # Errors
 /// The server failed (the listener broke).
 pub async fn run(
-    settings: EgressSettings,
-    bus: Arc<dyn Bus>,
-    outbounds: Outbounds,
+    service: Arc<EgressService>,
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let service = EgressService::new(settings, bus, outbounds);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tracing::info!("egress serving");
     tonic::transport::Server::builder()
-        .add_service(EgressServer::new(service))
+        .add_service(EgressServer::from_arc(service))
         .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
         .await?;
     tracing::info!("egress stopped");

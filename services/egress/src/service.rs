@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use clawdbot_bus::{Bus, Claim, Completion};
+use clawdbot_core::egress::ReplySender;
 use clawdbot_core::proto::egress_server::Egress;
 use clawdbot_core::proto::{
     DeliveryRecord, DeliveryStatus, Reply, SendBatchRequest, SendBatchResponse, SendError,
@@ -245,14 +246,22 @@ impl Egress for EgressService {
         &self,
         request: Request<SendBatchRequest>,
     ) -> Result<Response<SendBatchResponse>, Status> {
-        let replies = request.into_inner().replies;
+        let results = ReplySender::send_batch(self, request.into_inner().replies).await?;
+        Ok(Response::new(SendBatchResponse { results }))
+    }
+}
+
+/// The direct call a worker in the same process makes.
+#[async_trait::async_trait]
+impl ReplySender for EgressService {
+    async fn send_batch(&self, replies: Vec<Reply>) -> Result<Vec<SendResult>, Status> {
         if replies.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(
                 "{} replies in one batch; at most {MAX_BATCH}",
                 replies.len()
             )));
         }
-        let results = self
+        Ok(self
             .deliver_batch(replies)
             .await
             .into_iter()
@@ -265,8 +274,7 @@ impl Egress for EgressService {
                     }),
                 }),
             })
-            .collect();
-        Ok(Response::new(SendBatchResponse { results }))
+            .collect())
     }
 }
 

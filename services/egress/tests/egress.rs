@@ -39,8 +39,10 @@ async fn harness(max_attempts: u32) -> Harness {
             retry_backoff_ms: 10,
             max_in_flight: 8,
         }]),
+        sandbox: None,
     };
-    let outbounds = clawdbot_platforms::build_outbounds(&platforms).expect("outbounds");
+    let outbounds =
+        clawdbot_platforms::build_outbounds(&platforms, &Default::default()).expect("outbounds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -51,13 +53,10 @@ async fn harness(max_attempts: u32) -> Harness {
         lease: Duration::from_secs(30),
         result_ttl: Duration::from_secs(600),
     };
-    tokio::spawn(clawdbot_egress::run(
-        settings,
-        bus,
-        outbounds,
-        listener,
-        shutdown.clone(),
+    let service = Arc::new(clawdbot_egress::EgressService::new(
+        settings, bus, outbounds,
     ));
+    tokio::spawn(clawdbot_egress::run(service, listener, shutdown.clone()));
     let client = EgressClient::connect(format!("http://{address}"))
         .await
         .expect("connect");

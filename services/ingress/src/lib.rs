@@ -12,6 +12,7 @@
 
 mod handler;
 mod publisher;
+mod sandbox;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use clawdbot_platforms::Inbound;
 use tokio::net::TcpListener;
 
 pub use publisher::Publisher;
+pub use sandbox::SandboxFeed;
 
 /// What the ingress role needs from the config.
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@
 
 mod one_or_many;
 pub mod onebot;
+pub mod sandbox;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,11 +27,14 @@ pub struct PlatformsConfig {
     /// OneBot v11 accounts (NapCat, Lagrange.OneBot, go-cqhttp, LLOneBot).
     #[serde(default)]
     pub onebot: OneOrMany<onebot::OneBotConfig>,
+    /// The sandbox chat; `None` means "not configured": on in `clawdbot up`, off elsewhere.
+    #[serde(default)]
+    pub sandbox: Option<sandbox::SandboxConfig>,
 }
 
 impl PlatformsConfig {
     /// The top-level config keys that belong to platforms.
-    pub const KEYS: &'static [&'static str] = &[onebot::NAME];
+    pub const KEYS: &'static [&'static str] = &[onebot::NAME, sandbox::NAME];
 
     /// Returns every problem in the platform sections, each naming its key path.
     pub fn validate(&self) -> Vec<String> {
@@ -43,12 +47,24 @@ impl PlatformsConfig {
             onebot::NAME,
             self.onebot.iter().map(|a| a.id.as_str()),
         ));
+        if let Some(sandbox) = &self.sandbox {
+            problems.extend(sandbox.validate(sandbox::NAME));
+        }
         problems
     }
 
     /// Returns true when no platform is configured.
     pub fn is_empty(&self) -> bool {
-        self.onebot.is_empty()
+        self.onebot.is_empty() && self.sandbox.is_none()
+    }
+
+    /// Returns the sandbox to serve: the configured one if enabled, else the default one when
+    /// `default_on` (what `clawdbot up` does when the config does not mention it).
+    pub fn sandbox_enabled(&self, default_on: bool) -> Option<sandbox::SandboxConfig> {
+        match &self.sandbox {
+            Some(sandbox) => sandbox.enabled.then(|| sandbox.clone()),
+            None => default_on.then(sandbox::SandboxConfig::default),
+        }
     }
 }
 
@@ -187,11 +203,26 @@ pub trait Outbound: Send + Sync {
     async fn send(&self, reply: &Reply) -> Result<Delivered, OutboundError>;
 }
 
+/// What some platforms need from the running process.
+#[derive(Clone, Default)]
+pub struct PlatformServices {
+    /// The sandbox to serve, if any (see [`PlatformsConfig::sandbox_enabled`]).
+    pub sandbox: Option<sandbox::SandboxConfig>,
+    /// Where sandbox replies go (the bus's broadcast); needed for the sandbox's outbound half.
+    pub sandbox_sink: Option<Arc<dyn sandbox::SandboxSink>>,
+}
+
 /// Builds the inbound half of every configured account.
-pub fn build_inbounds(config: &PlatformsConfig) -> Vec<Arc<dyn Inbound>> {
+pub fn build_inbounds(
+    config: &PlatformsConfig,
+    services: &PlatformServices,
+) -> Vec<Arc<dyn Inbound>> {
     let mut inbounds: Vec<Arc<dyn Inbound>> = Vec::new();
     for account in config.onebot.iter() {
         inbounds.push(Arc::new(onebot::OneBotInbound::new(account.clone())));
+    }
+    if let Some(sandbox) = &services.sandbox {
+        inbounds.push(Arc::new(sandbox::SandboxInbound::new(sandbox.clone())));
     }
     inbounds
 }
@@ -203,11 +234,18 @@ pub type Outbounds = HashMap<(&'static str, String), Arc<dyn Outbound>>;
 ///
 /// # Errors
 /// An HTTP client that cannot be built (a TLS backend missing).
-pub fn build_outbounds(config: &PlatformsConfig) -> Result<Outbounds, OutboundError> {
+pub fn build_outbounds(
+    config: &PlatformsConfig,
+    services: &PlatformServices,
+) -> Result<Outbounds, OutboundError> {
     let mut outbounds: Outbounds = HashMap::new();
     for account in config.onebot.iter() {
         let outbound = onebot::OneBotOutbound::new(account.clone())?;
         outbounds.insert((onebot::NAME, account.id.clone()), Arc::new(outbound));
+    }
+    if let (Some(sandbox), Some(sink)) = (&services.sandbox, &services.sandbox_sink) {
+        let outbound = sandbox::SandboxOutbound::new(sink.clone());
+        outbounds.insert((sandbox::NAME, sandbox.id.clone()), Arc::new(outbound));
     }
     Ok(outbounds)
 }

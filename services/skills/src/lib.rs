@@ -3,12 +3,19 @@
 //! Adding a built-in skill means one folder plus one line in [`builtin`].
 
 pub mod echo;
+pub mod help;
 
 use std::sync::Arc;
 
 use clawdbot_core::skill::Skill;
 
-/// Returns every built-in skill.
+/// Returns every built-in skill, in routing order; `help` last, describing the others.
 pub fn builtin() -> Vec<Arc<dyn Skill>> {
-    vec![Arc::new(echo::EchoSkill)]
+    let mut skills: Vec<Arc<dyn Skill>> = vec![Arc::new(echo::EchoSkill)];
+    let entries = skills
+        .iter()
+        .map(|skill| (skill.name(), skill.description()))
+        .collect();
+    skills.push(Arc::new(help::HelpSkill::new(entries)));
+    skills
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clawdbot_bus::{Bus, Consumer, Entry, Stream};
-use clawdbot_core::proto::egress_client::EgressClient;
+use clawdbot_core::egress::ReplySender;
 use clawdbot_core::proto::{
-    DeliveryStatus, Envelope, Reply, SendBatchRequest, SendResult, TraceContext, send_result,
+    DeliveryStatus, Envelope, Reply, SendResult, TraceContext, send_result,
 };
 use clawdbot_core::shutdown::Shutdown;
 use clawdbot_core::skill::{SkillContext, SkillError};
@@ -18,14 +18,13 @@ use clawdbot_core::telemetry::{self, SKILLS_LATENCY_SECONDS, WORKER_ACKED_TOTAL}
 use prost::Message;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 use tracing::Instrument;
 
 use crate::router::Router;
 
 const COMPONENT: &str = "worker";
 /// How long one egress call may take: the platform's timeout times its attempts, with room.
-const EGRESS_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+pub const EGRESS_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the worker role needs from the config.
 #[derive(Debug, Clone)]
@@ -57,7 +56,7 @@ enum Outcome {
 struct Handler {
     bus: Arc<dyn Bus>,
     router: Router,
-    egress: EgressClient<Channel>,
+    egress: Arc<dyn ReplySender>,
     group: String,
     context: SkillContext,
 }
@@ -70,7 +69,7 @@ pub async fn run(
     settings: WorkerSettings,
     bus: Arc<dyn Bus>,
     router: Router,
-    egress: EgressClient<Channel>,
+    egress: Arc<dyn ReplySender>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     bus.ensure_group(Stream::Inbound, &settings.group).await?;
@@ -312,10 +311,8 @@ impl Handler {
 
     async fn send_chunk(&self, replies: Vec<Reply>) -> Vec<Outcome> {
         let ids: Vec<String> = replies.iter().map(|r| r.id.clone()).collect();
-        let mut request = tonic::Request::new(SendBatchRequest { replies });
-        request.set_timeout(EGRESS_CALL_TIMEOUT);
-        let results = match self.egress.clone().send_batch(request).await {
-            Ok(response) => response.into_inner().results,
+        let results = match self.egress.send_batch(replies).await {
+            Ok(results) => results,
             Err(status) => {
                 telemetry::count_error(COMPONENT, "egress_unavailable");
                 let reason = format!("egress: {}: {}", status.code(), status.message());

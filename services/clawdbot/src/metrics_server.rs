@@ -1,0 +1,38 @@
+//! The Prometheus endpoint: `GET /metrics` on `metrics.listen`.
+
+use std::time::Duration;
+
+use axum::routing::get;
+use clawdbot_core::shutdown::Shutdown;
+use tokio::net::TcpListener;
+
+/// Installs the recorder and serves it on `listener` until shutdown.
+///
+/// # Errors
+/// A recorder is already installed.
+pub fn serve_metrics(listener: TcpListener, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let handle = crate::telemetry::metrics_recorder()?;
+    let upkeep = handle.clone();
+    let token = shutdown.token();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                // Histograms keep their samples until upkeep folds them.
+                () = tokio::time::sleep(Duration::from_secs(5)) => upkeep.run_upkeep(),
+            }
+        }
+    });
+    let router =
+        axum::Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
+    let token = shutdown.token();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(error = %error, "metrics server failed");
+        }
+    });
+    Ok(())
+}
