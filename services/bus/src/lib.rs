@@ -173,6 +173,10 @@ pub trait Bus: Send + Sync {
     /// The bus is unreachable.
     async fn stats(&self, stream: Stream) -> Result<StreamStats, BusError>;
 
+    /// Returns true when entries outlive this process (Redis), false when they live and die
+    /// with it (the in-process bus): then the roles drain what is queued before exiting.
+    fn durable(&self) -> bool;
+
     /// Checks that the bus answers.
     ///
     /// # Errors

@@ -95,8 +95,12 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let metrics_listener = bind(&core.metrics.listen, "metrics.listen").await?;
 
     let bus = connect_bus(&config, roles).await?;
+    // Shutdown runs in two stages, head first: `shutdown` stops intake and lets the worker
+    // finish (and, on the in-process bus, drain) what is queued; then `tail` lets history write
+    // the last records and stops the janitor and the metrics endpoint.
     let shutdown = Shutdown::new();
-    serve_metrics(metrics_listener, &shutdown)?;
+    let tail = Shutdown::new();
+    serve_metrics(metrics_listener, &tail)?;
     let services = PlatformServices {
         sandbox: config.platforms.sandbox_enabled(roles.all),
         sandbox_sink: Some(Arc::new(BusSandboxSink(bus.clone()))),
@@ -136,7 +140,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 ))
             }
         };
-        store_path = start_worker(&config, bus.clone(), egress, &shutdown).await?;
+        store_path = start_worker(&config, bus.clone(), egress, &shutdown, &tail).await?;
     }
     if let Some(listener) = ingress_listener {
         let mut inbounds = clawdbot_platforms::build_inbounds(&config.platforms, &services);
@@ -181,8 +185,15 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     );
     shutdown::signal().await;
     tracing::info!("shutting down");
+    let stopping = std::time::Instant::now();
     shutdown.trigger();
-    if !shutdown.wait(GRACE).await {
+    let head_done = shutdown.wait(GRACE).await;
+    tail.trigger();
+    let tail_grace = GRACE
+        .saturating_sub(stopping.elapsed())
+        .max(Duration::from_secs(1));
+    let tail_done = tail.wait(tail_grace).await;
+    if !(head_done && tail_done) {
         tracing::warn!(
             grace_secs = GRACE.as_secs(),
             "grace period ran out; exiting with work in flight"
@@ -204,6 +215,7 @@ async fn start_worker(
     bus: Arc<dyn Bus>,
     egress: Arc<dyn ReplySender>,
     shutdown: &Shutdown,
+    tail: &Shutdown,
 ) -> anyhow::Result<Option<String>> {
     let core = &config.core;
     let consumer_name = core
@@ -225,10 +237,10 @@ async fn start_worker(
         "worker",
         clawdbot_worker::run(settings, bus.clone(), router, egress, shutdown.clone()),
     ));
-    shutdown.spawn(clawdbot_worker::run_janitor(
+    tail.spawn(clawdbot_worker::run_janitor(
         bus.clone(),
         Duration::from_secs(5),
-        shutdown.clone(),
+        tail.clone(),
     ));
     if !core.history.enabled {
         return Ok(None);
@@ -241,9 +253,9 @@ async fn start_worker(
         linger: Duration::from_millis(core.history.linger_ms),
         reclaim_idle: Duration::from_secs(core.worker.reclaim_idle_secs),
     };
-    shutdown.spawn(log_exit(
+    tail.spawn(log_exit(
         "history",
-        clawdbot_worker::run_history(settings, bus, store, shutdown.clone()),
+        clawdbot_worker::run_history(settings, bus, store, tail.clone()),
     ));
     Ok(Some(location))
 }

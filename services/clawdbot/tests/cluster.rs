@@ -10,7 +10,7 @@ use clawdbot_bus::{Bus, SKILLS_GROUP, Stream};
 use clawdbot_core::proto::egress_client::EgressClient;
 use clawdbot_core::proto::{Envelope, Segment, SendRequest};
 use clawdbot_testkit::PrivateRedis;
-use common::{Clawdbot, Ports, Setup};
+use common::{Backend, Clawdbot, Ports, Setup};
 use prost::Message;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -25,7 +25,7 @@ fn count_texts(setup: &Setup) -> HashMap<String, usize> {
 
 #[tokio::test]
 async fn entries_left_by_a_dead_worker_are_reclaimed_and_answered_exactly_once() {
-    let setup = Setup::new().await;
+    let setup = Setup::new(Backend::Cluster).await;
     let ports = Ports::new();
     let config = setup.default_config(&ports);
     let _ingress = Clawdbot::start(&["ingress", "--platform", "onebot"], &config, &ports).await;
@@ -37,7 +37,7 @@ async fn entries_left_by_a_dead_worker_are_reclaimed_and_answered_exactly_once()
 
     // A worker takes a batch and dies before acking any of it.
     setup
-        .redis
+        .redis()
         .bus
         .ensure_group(Stream::Inbound, SKILLS_GROUP)
         .await
@@ -52,7 +52,7 @@ async fn entries_left_by_a_dead_worker_are_reclaimed_and_answered_exactly_once()
         );
     }
     let mut dead = setup
-        .redis
+        .redis()
         .bus
         .consumer(Stream::Inbound, SKILLS_GROUP, "dead-worker")
         .await
@@ -94,7 +94,12 @@ async fn entries_left_by_a_dead_worker_are_reclaimed_and_answered_exactly_once()
         "every message answered: {counts:?}"
     );
     assert!(counts.values().all(|&n| n == 1), "exactly once: {counts:?}");
-    let stats = setup.redis.bus.stats(Stream::Inbound).await.expect("stats");
+    let stats = setup
+        .redis()
+        .bus
+        .stats(Stream::Inbound)
+        .await
+        .expect("stats");
     let pending: u64 = stats
         .groups
         .iter()
@@ -106,7 +111,7 @@ async fn entries_left_by_a_dead_worker_are_reclaimed_and_answered_exactly_once()
 
 #[tokio::test]
 async fn two_ingresses_and_two_workers_answer_every_message_once() {
-    let setup = Setup::new().await;
+    let setup = Setup::new(Backend::Cluster).await;
     let ingress_a = Ports::new();
     let ingress_b = Ports::new();
     let config = setup.default_config(&ingress_a);
@@ -146,7 +151,7 @@ async fn two_ingresses_and_two_workers_answer_every_message_once() {
 
 #[tokio::test]
 async fn redis_going_away_turns_callbacks_into_503() {
-    let setup = Setup::new().await;
+    let setup = Setup::new(Backend::Cluster).await;
     let mut redis = PrivateRedis::start().await;
     let ports = Ports::new();
     let config = setup.config(&redis.url(), ports.egress, "");
@@ -187,7 +192,7 @@ async fn redis_going_away_turns_callbacks_into_503() {
 
 #[tokio::test]
 async fn sigterm_drains_and_exits_within_ten_seconds() {
-    let setup = Setup::new().await;
+    let setup = Setup::new(Backend::Cluster).await;
     let ports = Ports::new();
     let mut bot = Clawdbot::start(&["up"], &setup.default_config(&ports), &ports).await;
     for id in 0..20 {
@@ -206,12 +211,12 @@ async fn sigterm_drains_and_exits_within_ten_seconds() {
 
 #[tokio::test]
 async fn a_message_that_keeps_failing_goes_to_the_dead_letters_with_its_reason() {
-    let setup = Setup::new().await;
+    let setup = Setup::new(Backend::Cluster).await;
     let ports = Ports::new();
     // Workers point at an egress nobody serves: every attempt fails.
     let nowhere = clawdbot_testkit::free_port();
     let config = setup.config(
-        &setup.redis.url,
+        &setup.redis().url,
         nowhere,
         "worker:\n  reclaim_idle_secs: 1\n  block_ms: 100\n  max_deliveries: 2\n",
     );
@@ -225,8 +230,8 @@ async fn a_message_that_keeps_failing_goes_to_the_dead_letters_with_its_reason()
     );
 
     let deadline = tokio::time::Instant::now() + WAIT;
-    let mut conn = setup.redis.connection();
-    let dead_key = format!("{{{}}}:dead", setup.redis.prefix);
+    let mut conn = setup.redis().connection();
+    let dead_key = format!("{{{}}}:dead", setup.redis().prefix);
     loop {
         let entries: Vec<(String, HashMap<String, redis::Value>)> = redis::cmd("XRANGE")
             .arg(&dead_key)

@@ -121,9 +121,39 @@ pub async fn run(
         }
     }
     tracing::info!(in_flight = batches.len(), "worker draining");
+    if !handler.bus.durable() {
+        drain_queue(&mut *consumer, &settings, &handler, &mut batches, &permits).await;
+    }
     while batches.join_next().await.is_some() {}
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// How long a draining worker waits for more entries before it calls the queue empty.
+const DRAIN_BLOCK: Duration = Duration::from_millis(100);
+
+/// Handles what is still queued, for a bus whose entries die with the process: ingress has
+/// stopped, so the queue runs dry. The caller bounds the whole by the shutdown grace.
+async fn drain_queue(
+    consumer: &mut dyn Consumer,
+    settings: &WorkerSettings,
+    handler: &Handler,
+    batches: &mut JoinSet<()>,
+    permits: &Arc<Semaphore>,
+) {
+    loop {
+        while batches.try_join_next().is_some() {}
+        let free = permits.available_permits().min(settings.batch_size);
+        if free == 0 {
+            batches.join_next().await;
+            continue;
+        }
+        match consumer.read(free, DRAIN_BLOCK).await {
+            Ok(entries) if entries.is_empty() => return,
+            Ok(entries) => spawn_batch(batches, permits, handler, entries).await,
+            Err(_) => return,
+        }
+    }
 }
 
 /// Claims entries idle for too long; those delivered too often go to the dead letters.

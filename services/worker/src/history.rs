@@ -63,17 +63,28 @@ async fn writer(
         .consumer(stream, HISTORY_GROUP, &settings.consumer_name)
         .await?;
     let mut next_reclaim = tokio::time::Instant::now();
-    while !shutdown.is_triggered() {
-        let entries = if tokio::time::Instant::now() >= next_reclaim {
+    // With a bus whose entries die with the process, an entry read is gone unless written:
+    // never abandon a batch half-gathered, and drain the stream before exiting.
+    let durable = bus.durable();
+    loop {
+        let stopping = shutdown.is_triggered();
+        if stopping && durable {
+            break;
+        }
+        let entries = if stopping {
+            consumer.read(settings.batch_size, DRAIN_BLOCK).await
+        } else if tokio::time::Instant::now() >= next_reclaim {
             next_reclaim = tokio::time::Instant::now() + settings.reclaim_idle / 2;
             consumer
                 .reclaim(settings.reclaim_idle, settings.batch_size)
                 .await
-        } else {
+        } else if durable {
             tokio::select! {
-                () = shutdown.cancelled() => break,
+                () = shutdown.cancelled() => continue,
                 read = gather(&mut *consumer, &settings) => read,
             }
+        } else {
+            gather(&mut *consumer, &settings).await
         };
         let entries = match entries {
             Ok(entries) => entries,
@@ -82,12 +93,18 @@ async fn writer(
                 continue;
             }
         };
+        if stopping && entries.is_empty() {
+            break;
+        }
         if let Err((kind, reason)) = write_batch(stream, &entries, &*bus, &*store).await {
             pause_after(&shutdown, kind, &reason).await;
         }
     }
     Ok(())
 }
+
+/// How long a draining writer waits for more entries before it calls the stream empty.
+const DRAIN_BLOCK: Duration = Duration::from_millis(100);
 
 /// Reads one batch: waits up to `block` for the first entries, then keeps reading for up to
 /// `linger` until the batch is full, so that a steady trickle becomes few large INSERTs.

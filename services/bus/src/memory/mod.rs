@@ -132,6 +132,10 @@ impl Bus for MemoryBus {
         Ok(self.inner.lock().stream_mut(stream).stats())
     }
 
+    fn durable(&self) -> bool {
+        false
+    }
+
     async fn ping(&self) -> Result<(), BusError> {
         Ok(())
     }

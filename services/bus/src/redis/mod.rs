@@ -223,6 +223,10 @@ impl Bus for RedisBus {
         })
     }
 
+    fn durable(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> Result<(), BusError> {
         let mut conn = self.conn.clone();
         let _pong: String = timed("PING", redis::cmd("PING").query_async(&mut conn)).await?;

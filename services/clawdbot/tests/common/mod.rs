@@ -1,12 +1,16 @@
-//! The harness of the end-to-end tests: a real Redis key space, a real Postgres schema, the
-//! mock OneBot API, and clawdbot itself run as real processes from the built binary.
+//! The harness of the end-to-end tests: a real Redis key space and Postgres schema (cluster
+//! backend) or an SQLite file (embedded backend), the mock OneBot API, and clawdbot itself run
+//! as real processes from the built binary.
 
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
+use clawdbot_store::sqlite::SqliteStore;
+use clawdbot_store::{HistoryRecord, Store};
 use clawdbot_testkit::mock::onebot::MockOneBot;
 use clawdbot_testkit::{TestPostgres, TestRedis, free_port, onebot_signature};
 
@@ -14,10 +18,20 @@ pub const SELF_ID: i64 = 10001;
 pub const SECRET: &str = "s3cr3t";
 pub const TOKEN: &str = "tok";
 
+/// Which backends a test runs clawdbot on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Redis Streams and Postgres.
+    Cluster,
+    /// The in-process bus and an SQLite file (`clawdbot up` with no Redis).
+    Embedded,
+}
+
 /// Everything one test owns.
 pub struct Setup {
-    pub redis: TestRedis,
-    pub postgres: TestPostgres,
+    pub backend: Backend,
+    redis: Option<TestRedis>,
+    postgres: Option<TestPostgres>,
     pub mock: MockOneBot,
     pub dir: PathBuf,
     pub http: reqwest::Client,
@@ -42,9 +56,14 @@ impl Ports {
 }
 
 impl Setup {
-    pub async fn new() -> Self {
-        let redis = TestRedis::new().await;
-        let postgres = TestPostgres::new().await;
+    pub async fn new(backend: Backend) -> Self {
+        let (redis, postgres) = match backend {
+            Backend::Cluster => (
+                Some(TestRedis::new().await),
+                Some(TestPostgres::new().await),
+            ),
+            Backend::Embedded => (None, None),
+        };
         let mock = MockOneBot::start(Some(TOKEN)).await;
         let dir = std::env::temp_dir().join(format!(
             "clawdbot-test-{}",
@@ -52,6 +71,7 @@ impl Setup {
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         Self {
+            backend,
             redis,
             postgres,
             mock,
@@ -60,9 +80,42 @@ impl Setup {
         }
     }
 
-    /// Writes a config for this setup, with `egress_port` as where workers reach egress and
-    /// `extra` appended (YAML), and returns its path.
+    /// The test's Redis (cluster backend only).
+    pub fn redis(&self) -> &TestRedis {
+        self.redis.as_ref().expect("a cluster-backend test")
+    }
+
+    /// The test's Postgres (cluster backend only).
+    pub fn postgres(&self) -> &TestPostgres {
+        self.postgres.as_ref().expect("a cluster-backend test")
+    }
+
+    /// The test Redis's URL, empty on the embedded backend.
+    pub fn redis_url(&self) -> String {
+        self.redis
+            .as_ref()
+            .map(|r| r.url.clone())
+            .unwrap_or_default()
+    }
+
+    fn sqlite_path(&self) -> PathBuf {
+        self.dir.join("history.db")
+    }
+
+    /// Writes a config for this setup and returns its path: the OneBot account at the mock,
+    /// the backends of `self.backend` (`redis_url` for the cluster one), egress on
+    /// `egress_port`, and `extra` appended (YAML).
     pub fn config(&self, redis_url: &str, egress_port: u16, extra: &str) -> PathBuf {
+        let backends = match (&self.redis, &self.postgres) {
+            (Some(redis), Some(postgres)) => format!(
+                "cluster:\n  redis: \"{redis_url}\"\n  key_prefix: \"{}\"\nstorage:\n  type: postgresql\n  dsn: \"{}\"\n  schema: \"{}\"\n  pool_size: 4\n",
+                redis.prefix, postgres.url, postgres.schema
+            ),
+            _ => format!(
+                "storage:\n  type: sqlite\n  path: \"{}\"\n",
+                self.sqlite_path().display()
+            ),
+        };
         let text = format!(
             r#"onebot:
   self_id: {SELF_ID}
@@ -70,24 +123,13 @@ impl Setup {
   access_token: "{TOKEN}"
   api_root: "{api_root}"
   retry_backoff_ms: 20
-cluster:
-  redis: "{redis_url}"
-  key_prefix: "{prefix}"
-storage:
-  type: postgresql
-  dsn: "{dsn}"
-  schema: "{schema}"
-  pool_size: 4
-egress:
+{backends}egress:
   listen: "127.0.0.1:{egress_port}"
   endpoint: "http://127.0.0.1:{egress_port}"
 telemetry:
   log_format: text
 {extra}"#,
             api_root = self.mock.api_root(),
-            prefix = self.redis.prefix,
-            dsn = self.postgres.url,
-            schema = self.postgres.schema,
         );
         let path = self.dir.join(format!(
             "clawdbot-{}.yaml",
@@ -97,13 +139,29 @@ telemetry:
         path
     }
 
-    /// The default config: the test Redis, egress on `ports.egress`, quick reclaim.
+    /// The default config: the setup's backends, egress on `ports.egress`, quick reclaim.
     pub fn default_config(&self, ports: &Ports) -> PathBuf {
         self.config(
-            &self.redis.url,
+            &self.redis_url(),
             ports.egress,
             "worker:\n  reclaim_idle_secs: 1\n  block_ms: 200\n",
         )
+    }
+
+    /// Returns the history of one conversation, from whichever store the backend uses.
+    pub async fn history(&self, conversation_id: &str) -> Vec<HistoryRecord> {
+        let store: Arc<dyn Store> = match &self.postgres {
+            Some(postgres) => postgres.store.clone(),
+            None => Arc::new(
+                SqliteStore::open(&self.sqlite_path())
+                    .await
+                    .expect("sqlite history"),
+            ),
+        };
+        store
+            .conversation("onebot", "default", conversation_id, 100)
+            .await
+            .expect("history")
     }
 
     /// Posts a OneBot event to the ingress on `port`, signed with `signature` (None: unsigned).
