@@ -50,8 +50,12 @@ pub struct Args {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
 pub enum Mode {
+    /// One ingress, --workers workers, one egress; Redis and Postgres.
     Cluster,
+    /// `clawdbot up` on Redis and Postgres.
     Up,
+    /// `clawdbot up` on the in-process bus and SQLite: nothing else installed.
+    Embedded,
 }
 
 #[tokio::main]
@@ -85,8 +89,12 @@ async fn main() -> anyhow::Result<()> {
             break;
         }
     }
-    let peaks = cluster.peak_rss();
-    let report = report::Report::compute(&args, &sent, &mock.sent(), peaks);
+    let startup = report::Startup {
+        ready_ms: cluster.ready_ms,
+        idle_rss: cluster.idle_rss.clone(),
+        peak_rss: cluster.peak_rss(),
+    };
+    let report = report::Report::compute(&args, &sent, &mock.sent(), startup);
     drop(cluster);
     if args.header {
         println!("{}", report::Report::header());

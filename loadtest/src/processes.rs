@@ -16,6 +16,10 @@ pub const TOKEN: &str = "loadtest-token";
 /// The running processes: (role, child).
 pub struct Cluster {
     pub ingress_port: u16,
+    /// From starting the first process to the ingress answering /readyz.
+    pub ready_ms: u64,
+    /// Resident memory of each process once ready, before any traffic (MiB).
+    pub idle_rss: Vec<(String, f64)>,
     children: Vec<(String, Child)>,
     config: std::path::PathBuf,
 }
@@ -32,32 +36,41 @@ impl Cluster {
             "clawdbot-loadtest-{}.yaml",
             clawdbot_testkit::random_suffix()
         ));
+        let backends = if args.mode == Mode::Embedded {
+            let file = std::env::temp_dir().join(format!(
+                "clawdbot-loadtest-{}.db",
+                clawdbot_testkit::random_suffix()
+            ));
+            format!("storage: {{ type: sqlite, path: \"{}\" }}", file.display())
+        } else {
+            format!(
+                "cluster: {{ redis: \"{}\", key_prefix: \"{}\" }}\nstorage: {{ type: postgresql, dsn: \"{}\", schema: \"{}\", pool_size: 4 }}",
+                redis.url, redis.prefix, postgres.url, postgres.schema
+            )
+        };
         std::fs::write(
             &config,
             format!(
                 r#"onebot: {{ self_id: {SELF_ID}, secret: "{SECRET}", access_token: "{TOKEN}", api_root: "{api}" }}
-cluster: {{ redis: "{redis_url}", key_prefix: "{prefix}" }}
-storage: {{ type: postgresql, dsn: "{dsn}", schema: "{schema}", pool_size: 4 }}
+{backends}
 ingress: {{ listen: "127.0.0.1:{ingress_port}" }}
 egress: {{ listen: "127.0.0.1:{egress_port}", endpoint: "http://127.0.0.1:{egress_port}" }}
 history: {{ enabled: {history} }}
 telemetry: {{ log_format: text }}
 "#,
                 api = mock.api_root(),
-                redis_url = redis.url,
-                prefix = redis.prefix,
-                dsn = postgres.url,
-                schema = postgres.schema,
                 history = args.history,
             ),
         )?;
         let mut cluster = Self {
             ingress_port,
+            ready_ms: 0,
+            idle_rss: Vec::new(),
             children: Vec::new(),
             config,
         };
         match args.mode {
-            Mode::Up => cluster.spawn(args, "up", &[])?,
+            Mode::Up | Mode::Embedded => cluster.spawn(args, "up", &[])?,
             Mode::Cluster => {
                 cluster.spawn(args, "egress", &[])?;
                 cluster.spawn(args, "ingress", &["--platform", "onebot"])?;
@@ -70,7 +83,12 @@ telemetry: {{ log_format: text }}
                 }
             }
         }
+        let started = std::time::Instant::now();
         cluster.wait_ready().await?;
+        cluster.ready_ms = started.elapsed().as_millis() as u64;
+        // Give workers a moment to join their group, then take the idle footprint.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cluster.idle_rss = cluster.memory("VmRSS:");
         Ok(cluster)
     }
 
@@ -99,8 +117,6 @@ telemetry: {{ log_format: text }}
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                // Give workers a moment to join their group.
-                tokio::time::sleep(Duration::from_millis(500)).await;
                 return Ok(());
             }
             for (role, child) in &mut self.children {
@@ -108,13 +124,18 @@ telemetry: {{ log_format: text }}
                     anyhow::bail!("clawdbot {role} exited early: {status}");
                 }
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         anyhow::bail!("clawdbot did not become ready within 30 s")
     }
 
     /// Returns each process's peak resident set size in MiB (VmHWM), by role.
     pub fn peak_rss(&self) -> Vec<(String, f64)> {
+        self.memory("VmHWM:")
+    }
+
+    /// Returns one `/proc/PID/status` memory line of each process in MiB, by role.
+    fn memory(&self, field: &str) -> Vec<(String, f64)> {
         self.children
             .iter()
             .map(|(role, child)| {
@@ -122,7 +143,7 @@ telemetry: {{ log_format: text }}
                     .unwrap_or_default();
                 let kib: f64 = status
                     .lines()
-                    .find_map(|line| line.strip_prefix("VmHWM:"))
+                    .find_map(|line| line.strip_prefix(field))
                     .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
                     .unwrap_or(0.0);
                 (role.clone(), kib / 1024.0)

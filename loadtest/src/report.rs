@@ -8,6 +8,13 @@ use hdrhistogram::Histogram;
 use crate::generator::Sent;
 use crate::{Args, Mode};
 
+/// What was measured of the processes themselves.
+pub struct Startup {
+    pub ready_ms: u64,
+    pub idle_rss: Vec<(String, f64)>,
+    pub peak_rss: Vec<(String, f64)>,
+}
+
 pub struct Report {
     mode: String,
     offered: String,
@@ -20,15 +27,21 @@ pub struct Report {
     duplicated: usize,
     refused: u64,
     rss: String,
+    idle_rss: String,
+    ready_ms: u64,
+}
+
+/// Formats `role MiB` for each process.
+fn per_role(values: &[(String, f64)]) -> String {
+    values
+        .iter()
+        .map(|(role, mib)| format!("{role} {mib:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Report {
-    pub fn compute(
-        args: &Args,
-        sent: &Sent,
-        replies: &[SentMessage],
-        peaks: Vec<(String, f64)>,
-    ) -> Self {
+    pub fn compute(args: &Args, sent: &Sent, replies: &[SentMessage], startup: Startup) -> Self {
         let sent_at: HashMap<u64, std::time::Instant> = sent.accepted.iter().copied().collect();
         let mut received: HashMap<u64, usize> = HashMap::new();
         let mut latency =
@@ -81,6 +94,14 @@ impl Report {
                     if args.history { ", history" } else { "" }
                 ),
                 Mode::Up => format!("up{}", if args.history { " (history)" } else { "" }),
+                Mode::Embedded => format!(
+                    "up embedded{}",
+                    if args.history {
+                        " (SQLite history)"
+                    } else {
+                        ""
+                    }
+                ),
             },
             offered: if args.rate == 0 {
                 format!("closed loop x{}", args.concurrency)
@@ -95,21 +116,19 @@ impl Report {
             lost,
             duplicated,
             refused: sent.refused,
-            rss: peaks
-                .iter()
-                .map(|(role, mib)| format!("{role} {mib:.0}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            rss: per_role(&startup.peak_rss),
+            idle_rss: per_role(&startup.idle_rss),
+            ready_ms: startup.ready_ms,
         }
     }
 
     pub fn header() -> String {
-        "| mode | offered | accepted | echoes/s | p50 ms | p95 ms | p99 ms | lost | duplicated | refused | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|".to_string()
+        "| mode | offered | accepted | echoes/s | p50 ms | p95 ms | p99 ms | lost | duplicated | refused | ready ms | idle RSS MiB | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|".to_string()
     }
 
     pub fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |",
             self.mode,
             self.offered,
             self.accepted,
@@ -120,6 +139,8 @@ impl Report {
             self.lost,
             self.duplicated,
             self.refused,
+            self.ready_ms,
+            self.idle_rss,
             self.rss
         )
     }
