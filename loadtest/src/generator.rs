@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use clawdbot_testkit::{onebot_group_message, onebot_signature};
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::Args;
 use crate::processes::{SECRET, SELF_ID};
+use crate::{Args, PathKind};
 
 /// What was sent.
 #[derive(Default)]
@@ -37,7 +37,11 @@ pub async fn run(args: &Args, port: u16) -> Sent {
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .unwrap_or_default();
-    let url = Arc::new(format!("http://127.0.0.1:{port}/clawdbot/onebot/callback"));
+    let path = args.path;
+    let url = Arc::new(match path {
+        PathKind::Onebot => format!("http://127.0.0.1:{port}/clawdbot/onebot/callback"),
+        PathKind::Sandbox => format!("http://127.0.0.1:{port}/clawdbot/sandbox/callback"),
+    });
     let accepted = Arc::new(Mutex::new(Vec::with_capacity(
         (args.rate.max(1000) * args.duration) as usize,
     )));
@@ -60,14 +64,29 @@ pub async fn run(args: &Args, port: u16) -> Sent {
                 refused.clone(),
             );
             async move {
-                let body = onebot_group_message(
-                    SELF_ID,
-                    100_000 + (seq % 97) as i64,
-                    42,
-                    seq as i64,
-                    &format!("/echo {}", text_of(seq)),
-                );
-                let signature = onebot_signature(SECRET, body.as_bytes());
+                let text = format!("/echo {}", text_of(seq));
+                let (body, signature) = match path {
+                    PathKind::Onebot => {
+                        let body = onebot_group_message(
+                            SELF_ID,
+                            100_000 + (seq % 97) as i64,
+                            42,
+                            seq as i64,
+                            &text,
+                        );
+                        let signature = onebot_signature(SECRET, body.as_bytes());
+                        (body, signature)
+                    }
+                    PathKind::Sandbox => {
+                        let body = serde_json::json!({
+                            "user_id": format!("user{}", seq % 97),
+                            "conversation": {"kind": "group", "id": crate::sse::GROUP},
+                            "text": text,
+                            "message_id": format!("lt{seq}"),
+                        });
+                        (body.to_string(), String::new())
+                    }
+                };
                 let at = Instant::now();
                 let response = client
                     .post(url.as_str())

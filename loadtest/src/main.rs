@@ -11,6 +11,7 @@
 mod generator;
 mod processes;
 mod report;
+mod sse;
 
 use std::time::Duration;
 
@@ -40,12 +41,22 @@ pub struct Args {
     /// Write history to Postgres (the `history` consumer group).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub history: bool,
+    /// Which platform the events come through: `onebot` (signed events in, replies to the
+    /// mock OneBot API) or `sandbox` (the chat page's messages in, replies on its live feed).
+    #[arg(long, default_value = "onebot")]
+    pub path: PathKind,
     /// The clawdbot binary.
     #[arg(long, default_value = "target/release/clawdbot")]
     pub bin: std::path::PathBuf,
     /// Print the table header before the row.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub header: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+pub enum PathKind {
+    Onebot,
+    Sandbox,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
@@ -74,15 +85,27 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("starting clawdbot")?;
 
+    let feed = match args.path {
+        PathKind::Sandbox => Some(
+            sse::SseCollector::start(cluster.ingress_port)
+                .await
+                .context("opening the sandbox feed")?,
+        ),
+        PathKind::Onebot => None,
+    };
+    let count = || {
+        feed.as_ref()
+            .map_or_else(|| mock.sent_count(), sse::SseCollector::count)
+    };
     let sent = generator::run(&args, cluster.ingress_port).await;
     // Let the tail drain: wait until every accepted event is answered, or nothing has arrived
     // for 3 s, or 20 s passed.
     let accepted = sent.accepted();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let (mut seen, mut last_progress) = (mock.sent_count(), tokio::time::Instant::now());
-    while mock.sent_count() < accepted && tokio::time::Instant::now() < deadline {
+    let (mut seen, mut last_progress) = (count(), tokio::time::Instant::now());
+    while count() < accepted && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = mock.sent_count();
+        let now = count();
         if now != seen {
             (seen, last_progress) = (now, tokio::time::Instant::now());
         } else if last_progress.elapsed() > Duration::from_secs(3) {
@@ -94,7 +117,10 @@ async fn main() -> anyhow::Result<()> {
         idle_rss: cluster.idle_rss.clone(),
         peak_rss: cluster.peak_rss(),
     };
-    let report = report::Report::compute(&args, &sent, &mock.sent(), startup);
+    let replies = feed
+        .as_ref()
+        .map_or_else(|| mock.sent(), sse::SseCollector::replies);
+    let report = report::Report::compute(&args, &sent, &replies, startup);
     drop(cluster);
     if args.header {
         println!("{}", report::Report::header());

@@ -56,10 +56,12 @@ impl Cluster {
 ingress: {{ listen: "127.0.0.1:{ingress_port}" }}
 egress: {{ listen: "127.0.0.1:{egress_port}", endpoint: "http://127.0.0.1:{egress_port}" }}
 history: {{ enabled: {history} }}
+sandbox: {{ enabled: {sandbox} }}
 telemetry: {{ log_format: text }}
 "#,
                 api = mock.api_root(),
                 history = args.history,
+                sandbox = args.path == crate::PathKind::Sandbox || args.mode != Mode::Cluster,
             ),
         )?;
         let mut cluster = Self {

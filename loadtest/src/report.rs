@@ -87,22 +87,7 @@ impl Report {
         };
         let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
         Self {
-            mode: match args.mode {
-                Mode::Cluster => format!(
-                    "cluster ({} workers{})",
-                    args.workers,
-                    if args.history { ", history" } else { "" }
-                ),
-                Mode::Up => format!("up{}", if args.history { " (history)" } else { "" }),
-                Mode::Embedded => format!(
-                    "up embedded{}",
-                    if args.history {
-                        " (SQLite history)"
-                    } else {
-                        ""
-                    }
-                ),
-            },
+            mode: format!("{}, {:?}", mode_label(args), args.path).to_lowercase(),
             offered: if args.rate == 0 {
                 format!("closed loop x{}", args.concurrency)
             } else {
@@ -143,5 +128,25 @@ impl Report {
             self.idle_rss,
             self.rss
         )
+    }
+}
+
+/// Names the deployment measured.
+fn mode_label(args: &Args) -> String {
+    match args.mode {
+        Mode::Cluster => format!(
+            "cluster ({} workers{})",
+            args.workers,
+            if args.history { ", history" } else { "" }
+        ),
+        Mode::Up => format!("up{}", if args.history { " (history)" } else { "" }),
+        Mode::Embedded => format!(
+            "up embedded{}",
+            if args.history {
+                " (SQLite history)"
+            } else {
+                ""
+            }
+        ),
     }
 }

@@ -25,7 +25,7 @@ use state::State;
 
 /// The in-process bus. Cheap to clone; clones share the streams.
 /// Messages a slow subscriber may have waiting before it misses some.
-const SUBSCRIBER_BUFFER: usize = 1024;
+const SUBSCRIBER_BUFFER: usize = 16_384;
 
 #[derive(Clone, Default)]
 pub struct MemoryBus {

@@ -9,6 +9,10 @@ use crate::{DeadLetter, Entry, Publish, Published, Stream, StreamStats};
 /// letters): the newest ones, so that memory stays bounded.
 pub const KEEP_WITHOUT_READERS: usize = 100_000;
 
+/// Broadcasts buffered per channel before a slow subscriber misses some (live views absorb
+/// bursts of a second or so at full rate).
+const BROADCAST_BUFFER: usize = 16_384;
+
 /// A stream id: (milliseconds, sequence), ordered like Redis's `ms-seq`.
 pub(crate) type EntryId = (u64, u64);
 
@@ -81,7 +85,7 @@ impl State {
     ) -> tokio::sync::broadcast::Sender<std::sync::Arc<Vec<u8>>> {
         self.broadcasts
             .entry(channel.to_string())
-            .or_insert_with(|| tokio::sync::broadcast::channel(1024).0)
+            .or_insert_with(|| tokio::sync::broadcast::channel(BROADCAST_BUFFER).0)
             .clone()
     }
 

@@ -10,7 +10,7 @@ use super::{redis_error, timed};
 use crate::BusError;
 
 /// Messages a slow subscriber may have waiting before new ones are dropped.
-const SUBSCRIBER_BUFFER: usize = 1024;
+const SUBSCRIBER_BUFFER: usize = 16_384;
 
 /// Subscribes to `channel` (the full Redis channel name).
 pub(crate) async fn subscribe(

@@ -21,8 +21,8 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
 const PAGE: &str = include_str!("page.html");
-/// Replies buffered per page before a slow page misses some.
-const FEED_BUFFER: usize = 1024;
+/// Replies buffered per page before a slow page misses some (about a second at full rate).
+const FEED_BUFFER: usize = 16_384;
 
 /// One reply on its way to the pages.
 #[derive(Debug, Clone)]
