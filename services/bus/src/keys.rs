@@ -53,6 +53,11 @@ impl Keys {
         format!("{}:reply:{reply_id}", self.prefix)
     }
 
+    /// Returns the counter key of a rate limit.
+    pub fn rate(&self, key: &str) -> String {
+        format!("{}:rate:{key}", self.prefix)
+    }
+
     /// Returns the pub/sub channel of a broadcast channel.
     pub fn broadcast(&self, channel: &str) -> String {
         format!("{}:broadcast:{channel}", self.prefix)

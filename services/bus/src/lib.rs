@@ -220,6 +220,13 @@ pub trait Bus: Send + Sync {
         channel: &str,
     ) -> Result<tokio::sync::mpsc::Receiver<Vec<u8>>, BusError>;
 
+    /// Counts one use of `key` in its current window (fixed, starting with its first use) and
+    /// returns whether it is within `limit`. Atomic: workers racing never let more through.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn rate_limit(&self, key: &str, limit: u32, window: Duration) -> Result<bool, BusError>;
+
     /// Returns up to `limit` dead letters, oldest first.
     ///
     /// # Errors

@@ -26,6 +26,7 @@ clawdbot_testkit::bus_suite!(cases;
     the_reply_ledger_tells_in_flight_from_done_and_leases_expire,
     a_blocked_read_wakes_up_when_an_entry_arrives,
     a_broadcast_reaches_every_subscriber_of_its_channel,
+    a_rate_limit_lets_exactly_n_through_per_window_under_racing_callers,
 );
 
 mod cases {
@@ -447,6 +448,43 @@ mod cases {
                 .await
                 .is_err(),
             "other channel stays quiet"
+        );
+    }
+
+    pub async fn a_rate_limit_lets_exactly_n_through_per_window_under_racing_callers(
+        redis: TestBus,
+    ) {
+        let window = Duration::from_millis(400);
+        let attempts = (0..40).map(|_| {
+            let bus = redis.bus.clone();
+            tokio::spawn(async move {
+                bus.rate_limit("echo:onebot:42", 10, window)
+                    .await
+                    .expect("rate limit")
+            })
+        });
+        let allowed = futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .filter(|r| *r.as_ref().expect("task"))
+            .count();
+        assert_eq!(allowed, 10);
+        assert!(
+            redis
+                .bus
+                .rate_limit("echo:onebot:43", 10, window)
+                .await
+                .expect("other user"),
+            "per key"
+        );
+        tokio::time::sleep(window + Duration::from_millis(100)).await;
+        assert!(
+            redis
+                .bus
+                .rate_limit("echo:onebot:42", 10, window)
+                .await
+                .expect("next window"),
+            "a new window"
         );
     }
 }

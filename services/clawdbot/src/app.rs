@@ -22,6 +22,10 @@ use clawdbot_platforms::PlatformServices;
 use clawdbot_store::Store;
 use clawdbot_store::postgres::PostgresStore;
 use clawdbot_store::sqlite::SqliteStore;
+use clawdbot_worker::dispatch::Dispatcher;
+use clawdbot_worker::policy::{Policy, PolicyHandle};
+use clawdbot_worker::policy_sync;
+use clawdbot_worker::router::Router;
 use tokio::net::TcpListener;
 
 use crate::cli::{Cli, Command};
@@ -30,6 +34,11 @@ use crate::metrics_server::serve_metrics;
 /// How long the roles get to finish their work after SIGTERM (Kubernetes waits 30 s by
 /// default; the roles drain well within 10).
 const GRACE: Duration = Duration::from_secs(10);
+/// How often workers look for `clawdbot skill enable|disable` switches (a change takes effect
+/// within this long, on every worker).
+const SWITCH_POLL: Duration = Duration::from_millis(500);
+/// How often workers look for a changed config (permissions reload).
+const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// Where history goes when the config names no storage.
 pub const DEFAULT_SQLITE_PATH: &str = "clawdbot.db";
 
@@ -140,7 +149,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 ))
             }
         };
-        store_path = start_worker(&config, bus.clone(), egress, &shutdown, &tail).await?;
+        let config_path = cli.command.config_path().cloned();
+        store_path =
+            start_worker(&config, config_path, bus.clone(), egress, &shutdown, &tail).await?;
     }
     if let Some(listener) = ingress_listener {
         let mut inbounds = clawdbot_platforms::build_inbounds(&config.platforms, &services);
@@ -212,6 +223,7 @@ fn browsable(listen: &str) -> String {
 /// Starts the worker, the janitor and the history writer; returns where history goes.
 async fn start_worker(
     config: &Config,
+    config_path: Option<std::path::PathBuf>,
     bus: Arc<dyn Bus>,
     egress: Arc<dyn ReplySender>,
     shutdown: &Shutdown,
@@ -232,10 +244,39 @@ async fn start_worker(
         max_deliveries: core.worker.max_deliveries,
         concurrency: core.worker.concurrency,
     };
-    let router = clawdbot_worker::router::Router::new(clawdbot_skills::builtin());
+    let skills = clawdbot_skills::builtin();
+    let known: Vec<String> = skills
+        .iter()
+        .map(|skill| skill.name().to_string())
+        .collect();
+    let router = Router::new(skills).map_err(|error| anyhow::anyhow!(error))?;
+    let policy = PolicyHandle::new(Policy::new(core.skills.clone(), &core.permissions));
+    let dispatcher = Dispatcher::new(
+        router,
+        policy.clone(),
+        bus.clone(),
+        clawdbot_bus::SKILLS_GROUP,
+    );
+    // The store holds the cluster-wide skill switches as well as history.
+    let (store, location) = connect_store(config).await?;
+    tail.spawn(policy_sync::poll_switches(
+        store.clone(),
+        policy.clone(),
+        SWITCH_POLL,
+        tail.clone(),
+    ));
+    if let Some(path) = config_path {
+        tail.spawn(policy_sync::watch_config(
+            path,
+            known,
+            policy,
+            CONFIG_POLL,
+            tail.clone(),
+        ));
+    }
     shutdown.spawn(log_exit(
         "worker",
-        clawdbot_worker::run(settings, bus.clone(), router, egress, shutdown.clone()),
+        clawdbot_worker::run(settings, bus.clone(), dispatcher, egress, shutdown.clone()),
     ));
     tail.spawn(clawdbot_worker::run_janitor(
         bus.clone(),
@@ -245,7 +286,6 @@ async fn start_worker(
     if !core.history.enabled {
         return Ok(None);
     }
-    let (store, location) = connect_store(config).await?;
     let settings = clawdbot_worker::HistorySettings {
         consumer_name,
         batch_size: core.history.batch_size,

@@ -81,7 +81,7 @@ impl Command {
         }
     }
 
-    fn config_path(&self) -> Option<&PathBuf> {
+    pub fn config_path(&self) -> Option<&PathBuf> {
         match self {
             Command::Up(role)
             | Command::Ingress { role, .. }
@@ -111,6 +111,15 @@ impl Cli {
                 });
             }
         };
+        // The skills section names skills this binary has (or remote ones).
+        let known: Vec<String> = clawdbot_skills::builtin()
+            .iter()
+            .map(|s| s.name().to_string())
+            .collect();
+        let problems = clawdbot_worker::policy_sync::check_skill_names(&config.core.skills, &known);
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
         let role = match &self.command {
             Command::Up(role)
             | Command::Ingress { role, .. }

@@ -14,10 +14,12 @@
 mod env;
 mod load;
 mod sections;
+mod skills;
 
 pub use env::{Env, ProcessEnv};
 pub use load::load_value;
 pub use sections::*;
+pub use skills::{IdList, OnRateLimit, PermissionsConfig, RateLimit, SkillSettings};
 
 use clawdbot_platforms::PlatformsConfig;
 

@@ -27,6 +27,12 @@ pub struct CoreConfig {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Per-skill switches, permissions and options (`permissions.yaml` in a config directory).
+    #[serde(default)]
+    pub skills: std::collections::BTreeMap<String, crate::skills::SkillSettings>,
+    /// Who counts as an admin.
+    #[serde(default)]
+    pub permissions: crate::skills::PermissionsConfig,
 }
 
 impl CoreConfig {
@@ -39,12 +45,17 @@ impl CoreConfig {
         "worker",
         "history",
         "metrics",
+        "skills",
+        "permissions",
         "telemetry",
     ];
 
     /// Returns every problem in these sections.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        for (name, settings) in &self.skills {
+            problems.extend(settings.validate(&format!("skills.{name}")));
+        }
         if let Some(cluster) = &self.cluster {
             if !(cluster.redis.starts_with("redis://") || cluster.redis.starts_with("rediss://")) {
                 problems.push(format!(

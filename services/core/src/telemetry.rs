@@ -14,6 +14,10 @@ pub const MESSAGES_IN_TOTAL: &str = "clawdbot_messages_in_total";
 pub const INGRESS_REQUESTS_TOTAL: &str = "clawdbot_ingress_requests_total";
 /// Time a skill took to handle one message, by `skill` (histogram, seconds).
 pub const SKILLS_LATENCY_SECONDS: &str = "clawdbot_skills_latency_seconds";
+/// Skill invocations, by `skill`.
+pub const SKILL_CALLS_TOTAL: &str = "clawdbot_skill_calls_total";
+/// Uses refused by permissions or rate limits, by `skill` and `reason`.
+pub const SKILL_DENIALS_TOTAL: &str = "clawdbot_skill_denials_total";
 /// Errors by `component` and `error_type` (each error enum's `kind()`).
 pub const ERRORS_TOTAL: &str = "clawdbot_errors_total";
 /// Egress deliveries by `platform` and `outcome` (delivered, failed, duplicate, unavailable).

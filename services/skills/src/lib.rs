@@ -9,13 +9,7 @@ use std::sync::Arc;
 
 use clawdbot_core::skill::Skill;
 
-/// Returns every built-in skill, in routing order; `help` last, describing the others.
+/// Returns every built-in skill, in routing order.
 pub fn builtin() -> Vec<Arc<dyn Skill>> {
-    let mut skills: Vec<Arc<dyn Skill>> = vec![Arc::new(echo::EchoSkill)];
-    let entries = skills
-        .iter()
-        .map(|skill| (skill.name(), skill.description()))
-        .collect();
-    skills.push(Arc::new(help::HelpSkill::new(entries)));
-    skills
+    vec![Arc::new(echo::EchoSkill), Arc::new(help::HelpSkill)]
 }

@@ -114,6 +114,23 @@ pub trait Store: Send + Sync {
         limit: i64,
     ) -> Result<Vec<HistoryRecord>, StoreError>;
 
+    /// Returns the skills switched on or off cluster-wide, by name.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn skill_states(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError>;
+
+    /// Switches a skill on or off cluster-wide, recording who did it.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn set_skill_state(
+        &self,
+        name: &str,
+        enabled: bool,
+        changed_by: &str,
+    ) -> Result<(), StoreError>;
+
     /// Checks that the database answers.
     ///
     /// # Errors

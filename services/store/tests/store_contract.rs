@@ -33,6 +33,7 @@ fn record(
 clawdbot_testkit::store_suite!(cases;
     a_replayed_batch_writes_nothing_twice,
     a_conversation_reads_back_in_order_and_limited_to_the_latest,
+    skill_switches_persist_and_the_last_one_wins,
 );
 
 mod cases {
@@ -80,6 +81,35 @@ mod cases {
         assert_eq!(rows[0], batch[3], "every column reads back as written");
         fixture.store.ping().await.expect("ping");
     }
+
+    pub async fn skill_switches_persist_and_the_last_one_wins(fixture: TestStore) {
+        assert!(
+            fixture
+                .store
+                .skill_states()
+                .await
+                .expect("states")
+                .is_empty()
+        );
+        fixture
+            .store
+            .set_skill_state("echo", false, "ops")
+            .await
+            .expect("disable");
+        fixture
+            .store
+            .set_skill_state("faq", true, "ops")
+            .await
+            .expect("enable");
+        fixture
+            .store
+            .set_skill_state("echo", true, "ops")
+            .await
+            .expect("enable again");
+        let states = fixture.store.skill_states().await.expect("states");
+        assert_eq!(states.get("echo"), Some(&true));
+        assert_eq!(states.get("faq"), Some(&true));
+    }
 }
 
 #[tokio::test]
@@ -122,7 +152,7 @@ async fn postgres_migrations_run_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
 }
 
 #[tokio::test]

@@ -13,14 +13,13 @@ use clawdbot_core::proto::{
     DeliveryStatus, Envelope, Reply, SendResult, TraceContext, send_result,
 };
 use clawdbot_core::shutdown::Shutdown;
-use clawdbot_core::skill::{SkillContext, SkillError};
-use clawdbot_core::telemetry::{self, SKILLS_LATENCY_SECONDS, WORKER_ACKED_TOTAL};
+use clawdbot_core::telemetry::{self, WORKER_ACKED_TOTAL};
 use prost::Message;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::router::Router;
+use crate::dispatch::{DispatchError, Dispatcher};
 
 const COMPONENT: &str = "worker";
 /// How long one egress call may take: the platform's timeout times its attempts, with room.
@@ -55,10 +54,9 @@ enum Outcome {
 #[derive(Clone)]
 struct Handler {
     bus: Arc<dyn Bus>,
-    router: Router,
+    dispatcher: Dispatcher,
     egress: Arc<dyn ReplySender>,
     group: String,
-    context: SkillContext,
 }
 
 /// Runs the consumer loop until shutdown.
@@ -68,7 +66,7 @@ struct Handler {
 pub async fn run(
     settings: WorkerSettings,
     bus: Arc<dyn Bus>,
-    router: Router,
+    dispatcher: Dispatcher,
     egress: Arc<dyn ReplySender>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
@@ -78,12 +76,9 @@ pub async fn run(
         .await?;
     let handler = Handler {
         bus,
-        router,
+        dispatcher,
         egress,
         group: settings.group.clone(),
-        context: SkillContext {
-            pool: settings.group.clone(),
-        },
     };
     let permits = Arc::new(Semaphore::new(settings.concurrency));
     let mut batches = JoinSet::new();
@@ -290,42 +285,14 @@ impl Handler {
             tracestate: String::new(),
         };
         telemetry::set_remote_parent(&span, Some(&trace));
-        self.run_skills(&envelope).instrument(span).await
-    }
-
-    async fn run_skills(&self, envelope: &Envelope) -> Result<Vec<Reply>, Outcome> {
-        let mut all = Vec::new();
-        for skill in self.router.route(envelope) {
-            let span = tracing::info_span!("skill", skill = skill.name());
-            let started = std::time::Instant::now();
-            let result = skill
-                .handle(envelope, &self.context)
-                .instrument(span.clone())
-                .await;
-            metrics::histogram!(SKILLS_LATENCY_SECONDS, "skill" => skill.name())
-                .record(started.elapsed().as_secs_f64());
-            match result {
-                Ok(replies) => {
-                    let trace = span.in_scope(telemetry::current_trace_context);
-                    all.extend(replies.into_iter().map(|mut reply| {
-                        reply.trace = Some(trace.clone());
-                        reply
-                    }));
-                }
-                Err(error) => {
-                    telemetry::count_error(COMPONENT, error.kind());
-                    return Err(match error {
-                        SkillError::Retryable(reason) => {
-                            Outcome::Retry(format!("skill `{}`: {reason}", skill.name()))
-                        }
-                        SkillError::Permanent(reason) => {
-                            Outcome::DeadLetter(format!("skill `{}`: {reason}", skill.name()))
-                        }
-                    });
-                }
-            }
-        }
-        Ok(all)
+        self.dispatcher
+            .dispatch(&envelope)
+            .instrument(span)
+            .await
+            .map_err(|error| match error {
+                DispatchError::Retry(reason) => Outcome::Retry(reason),
+                DispatchError::DeadLetter(reason) => Outcome::DeadLetter(reason),
+            })
     }
 
     /// Sends replies through egress, one `SendBatch` call per chunk; outcomes in order.

@@ -11,8 +11,11 @@
 //! writes rows to the store in batches; it never slows a reply down.
 
 pub mod consumer;
+pub mod dispatch;
 pub mod history;
 mod janitor;
+pub mod policy;
+pub mod policy_sync;
 pub mod router;
 
 pub use consumer::{WorkerSettings, run};

@@ -204,6 +204,13 @@ impl Bus for MemoryBus {
         Ok(rx)
     }
 
+    async fn rate_limit(&self, key: &str, limit: u32, window: Duration) -> Result<bool, BusError> {
+        Ok(self
+            .inner
+            .lock()
+            .rate_limit(key, limit, window, Instant::now()))
+    }
+
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
         Ok(self
             .inner

@@ -68,6 +68,8 @@ pub(crate) struct State {
     /// Ledger writes since the last sweep of expired records.
     pub ledger_writes: usize,
     broadcasts: HashMap<String, tokio::sync::broadcast::Sender<std::sync::Arc<Vec<u8>>>>,
+    /// Rate-limit counters: (uses, end of window).
+    rates: HashMap<String, (u32, Instant)>,
 }
 
 fn now_ms() -> u64 {
@@ -78,6 +80,22 @@ fn now_ms() -> u64 {
 }
 
 impl State {
+    /// Counts one use of `key` in its fixed window; true while within `limit`.
+    pub fn rate_limit(&mut self, key: &str, limit: u32, window: Duration, now: Instant) -> bool {
+        if self.rates.len() > 100_000 {
+            self.rates.retain(|_, (_, expiry)| *expiry > now);
+        }
+        let entry = self
+            .rates
+            .entry(key.to_string())
+            .or_insert((0, now + window));
+        if entry.1 <= now {
+            *entry = (0, now + window);
+        }
+        entry.0 = entry.0.saturating_add(1);
+        entry.0 <= limit
+    }
+
     /// Returns the sender of a broadcast channel, creating it on first use.
     pub fn broadcast_sender(
         &mut self,

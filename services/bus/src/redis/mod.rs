@@ -280,6 +280,19 @@ impl Bus for RedisBus {
         broadcast::subscribe(self.client.clone(), self.keys.broadcast(channel)).await
     }
 
+    async fn rate_limit(&self, key: &str, limit: u32, window: Duration) -> Result<bool, BusError> {
+        let key = self.keys.rate(key);
+        let cmd = self
+            .scripts
+            .rate_limit
+            .evalsha(&[&key])
+            .arg(window.as_millis().max(1) as u64)
+            .clone();
+        let used: u64 =
+            scripts::run_script(&self.scripts, &mut self.conn.clone(), "rate limit", &cmd).await?;
+        Ok(used <= u64::from(limit))
+    }
+
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
         let cmd = redis::cmd("XRANGE")
             .arg(self.keys.stream(Stream::Dead))

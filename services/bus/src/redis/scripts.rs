@@ -35,6 +35,7 @@ pub(crate) struct Scripts {
     pub ledger_claim: LuaScript,
     pub ledger_complete: LuaScript,
     pub ledger_release: LuaScript,
+    pub rate_limit: LuaScript,
 }
 
 impl Scripts {
@@ -44,6 +45,7 @@ impl Scripts {
             ledger_claim: LuaScript::new(include_str!("scripts/ledger_claim.lua")),
             ledger_complete: LuaScript::new(include_str!("scripts/ledger_complete.lua")),
             ledger_release: LuaScript::new(include_str!("scripts/ledger_release.lua")),
+            rate_limit: LuaScript::new(include_str!("scripts/rate_limit.lua")),
         }
     }
 
@@ -57,6 +59,7 @@ impl Scripts {
             &self.ledger_claim,
             &self.ledger_complete,
             &self.ledger_release,
+            &self.rate_limit,
         ] {
             let _hash: String = super::timed(
                 "SCRIPT LOAD",
@@ -87,6 +90,22 @@ pub(crate) async fn run_pipeline<T: redis::FromRedisValue>(
         Err(error) if is_noscript(&error) => {
             scripts.load(conn).await?;
             super::timed(command, pipe.query_async(conn)).await
+        }
+        other => other,
+    }
+}
+
+/// Runs one script call, loading the scripts first if Redis has forgotten them.
+pub(crate) async fn run_script<T: redis::FromRedisValue>(
+    scripts: &Scripts,
+    conn: &mut redis::aio::ConnectionManager,
+    command: &'static str,
+    cmd: &redis::Cmd,
+) -> Result<T, BusError> {
+    match super::timed(command, cmd.query_async(conn)).await {
+        Err(error) if is_noscript(&error) => {
+            scripts.load(conn).await?;
+            super::timed(command, cmd.query_async(conn)).await
         }
         other => other,
     }

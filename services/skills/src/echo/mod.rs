@@ -2,50 +2,58 @@
 //! other segments after the command are sent back as they came, so the skill also shows what a
 //! platform can round-trip.
 
-use clawdbot_core::proto::{Envelope, EventKind, Reply, Segment};
-use clawdbot_core::skill::{Skill, SkillContext, SkillError};
+use std::sync::LazyLock;
+
+use clawdbot_core::proto::{Envelope, Reply, Segment};
+use clawdbot_core::skill::{
+    Manifest, Skill, SkillContext, SkillError, Triggers, command_arguments,
+};
+
+/// The skill's name.
+pub const NAME: &str = "echo";
+const COMMAND: &str = "/echo";
+
+static MANIFEST: LazyLock<Manifest> = LazyLock::new(|| Manifest {
+    name: NAME.to_string(),
+    description: "/echo <text>: repeats the text".to_string(),
+    version: env!("CARGO_PKG_VERSION").to_string(),
+    triggers: Triggers {
+        commands: vec![COMMAND.to_string()],
+        ..Default::default()
+    },
+    platforms: Vec::new(),
+    enabled_by_default: true,
+    admin_only: false,
+});
 
 /// The echo skill.
 pub struct EchoSkill;
 
-/// The skill's name and the command that triggers it.
-pub const NAME: &str = "echo";
-const COMMAND: &str = "/echo";
-
-/// Returns the segments after the `/echo` command, or `None` when the message is not one.
-fn arguments(msg: &Envelope) -> Option<Vec<Segment>> {
-    let (first, rest) = msg.segments.split_first()?;
-    let text = first.as_text()?.trim_start();
-    let after = text.strip_prefix(COMMAND)?;
-    // `/echoes` is another command.
-    if !(after.is_empty() || after.starts_with(char::is_whitespace)) {
-        return None;
-    }
-    let after = after.strip_prefix(' ').unwrap_or(after);
+/// Returns the segments after the `/echo` command.
+fn arguments(msg: &Envelope) -> Vec<Segment> {
+    let Some((first, rest)) = msg.segments.split_first() else {
+        return Vec::new();
+    };
+    let after = first
+        .as_text()
+        .and_then(|text| command_arguments(text, COMMAND))
+        .unwrap_or_default();
     let mut segments = Vec::with_capacity(msg.segments.len());
     if !after.is_empty() {
         segments.push(Segment::text(after));
     }
     segments.extend(rest.iter().cloned());
-    Some(segments)
+    segments
 }
 
 #[async_trait::async_trait]
 impl Skill for EchoSkill {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn description(&self) -> &'static str {
-        "/echo <text>: repeats the text"
-    }
-
-    fn accepts(&self, msg: &Envelope) -> bool {
-        msg.kind() == EventKind::Message && arguments(msg).is_some()
+    fn manifest(&self) -> &Manifest {
+        &MANIFEST
     }
 
     async fn handle(&self, msg: &Envelope, _cx: &SkillContext) -> Result<Vec<Reply>, SkillError> {
-        let segments = arguments(msg).unwrap_or_default();
+        let segments = arguments(msg);
         let blank = segments
             .iter()
             .all(|s| s.as_text().is_some_and(|t| t.trim().is_empty()));
@@ -60,6 +68,8 @@ impl Skill for EchoSkill {
 
 #[cfg(test)]
 mod tests {
+    use clawdbot_core::proto::EventKind;
+
     use super::*;
 
     fn message(segments: Vec<Segment>) -> Envelope {
@@ -78,7 +88,6 @@ mod tests {
             Segment::mention("7"),
             Segment::image("http://i"),
         ]);
-        assert!(EchoSkill.accepts(&msg));
         let replies = EchoSkill
             .handle(&msg, &SkillContext::default())
             .await
@@ -99,7 +108,6 @@ mod tests {
     #[tokio::test]
     async fn bare_command_gets_usage() {
         let msg = message(vec![Segment::text("/echo")]);
-        assert!(EchoSkill.accepts(&msg));
         let replies = EchoSkill
             .handle(&msg, &SkillContext::default())
             .await
@@ -108,21 +116,5 @@ mod tests {
             replies[0].segments,
             vec![Segment::text("usage: /echo <text>")]
         );
-    }
-
-    #[test]
-    fn other_messages_are_not_accepted() {
-        for text in ["hello", "/echoes x", "echo x"] {
-            assert!(
-                !EchoSkill.accepts(&message(vec![Segment::text(text)])),
-                "{text}"
-            );
-        }
-        let notice = Envelope {
-            kind: EventKind::Notice.into(),
-            segments: vec![Segment::text("/echo x")],
-            ..Default::default()
-        };
-        assert!(!EchoSkill.accepts(&notice));
     }
 }

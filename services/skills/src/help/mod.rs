@@ -1,45 +1,39 @@
-//! `help`: `/help` lists the skills the bot has, one line each.
+//! `help`: `/help` lists the skills the asker may use, one line each (the router fills the
+//! list after checking permissions, so nobody learns of a skill they cannot use).
 
-use clawdbot_core::proto::{Envelope, EventKind, Reply, Segment};
-use clawdbot_core::skill::{Skill, SkillContext, SkillError};
+use std::sync::LazyLock;
 
-/// The skill's name and the command that triggers it.
+use clawdbot_core::proto::{Envelope, Reply, Segment};
+use clawdbot_core::skill::{Manifest, Skill, SkillContext, SkillError, Triggers};
+
+/// The skill's name.
 pub const NAME: &str = "help";
-const COMMAND: &str = "/help";
 
-/// The help skill, built with the list of every skill it describes.
-pub struct HelpSkill {
-    /// (name, description) of each skill, in registration order.
-    entries: Vec<(&'static str, &'static str)>,
-}
+static MANIFEST: LazyLock<Manifest> = LazyLock::new(|| Manifest {
+    name: NAME.to_string(),
+    description: "/help: lists what you can use here".to_string(),
+    version: env!("CARGO_PKG_VERSION").to_string(),
+    triggers: Triggers {
+        commands: vec!["/help".to_string()],
+        ..Default::default()
+    },
+    platforms: Vec::new(),
+    enabled_by_default: true,
+    admin_only: false,
+});
 
-impl HelpSkill {
-    /// Returns a help skill describing `entries` and itself.
-    pub fn new(mut entries: Vec<(&'static str, &'static str)>) -> Self {
-        entries.push((NAME, DESCRIPTION));
-        Self { entries }
-    }
-}
-
-const DESCRIPTION: &str = "/help: lists what this bot can do";
+/// The help skill.
+pub struct HelpSkill;
 
 #[async_trait::async_trait]
 impl Skill for HelpSkill {
-    fn name(&self) -> &'static str {
-        NAME
+    fn manifest(&self) -> &Manifest {
+        &MANIFEST
     }
 
-    fn description(&self) -> &'static str {
-        DESCRIPTION
-    }
-
-    fn accepts(&self, msg: &Envelope) -> bool {
-        msg.kind() == EventKind::Message && msg.text.trim() == COMMAND
-    }
-
-    async fn handle(&self, msg: &Envelope, _cx: &SkillContext) -> Result<Vec<Reply>, SkillError> {
-        let mut text = String::from("What I can do:");
-        for (_, description) in &self.entries {
+    async fn handle(&self, msg: &Envelope, cx: &SkillContext) -> Result<Vec<Reply>, SkillError> {
+        let mut text = String::from("What you can use here:");
+        for (_, description) in &cx.usable {
             text.push('\n');
             text.push_str(description);
         }
@@ -52,30 +46,25 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn lists_every_skill_and_itself() {
-        let help = HelpSkill::new(vec![("echo", "/echo <text>: repeats the text")]);
+    async fn lists_what_the_router_says_the_asker_may_use() {
+        let cx = SkillContext {
+            usable: vec![
+                ("echo".into(), "/echo <text>: repeats the text".into()),
+                ("help".into(), MANIFEST.description.clone()),
+            ],
+            ..Default::default()
+        };
         let msg = Envelope {
             id: "e".into(),
-            kind: EventKind::Message.into(),
             text: "/help".into(),
             ..Default::default()
         };
-        assert!(help.accepts(&msg));
-        let replies = help
-            .handle(&msg, &SkillContext::default())
-            .await
-            .expect("handled");
+        let replies = HelpSkill.handle(&msg, &cx).await.expect("handled");
         assert_eq!(
             replies[0].segments,
             vec![Segment::text(
-                "What I can do:\n/echo <text>: repeats the text\n/help: lists what this bot can do"
+                "What you can use here:\n/echo <text>: repeats the text\n/help: lists what you can use here"
             )]
         );
-        let other = Envelope {
-            text: "/help me".into(),
-            kind: EventKind::Message.into(),
-            ..Default::default()
-        };
-        assert!(!help.accepts(&other));
     }
 }

@@ -6,7 +6,10 @@ use tokio_postgres::NoTls;
 use crate::StoreError;
 
 /// The migrations, in order. Append only: an applied migration is never edited.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_messages.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../migrations/0001_messages.sql")),
+    (2, include_str!("../migrations/0002_skill_states.sql")),
+];
 
 /// Arbitrary constant naming clawdbot's migration lock (pg_advisory_xact_lock takes a bigint).
 const MIGRATION_LOCK: i64 = 0x636c_6177_6462_6f74; // "clawdbot"

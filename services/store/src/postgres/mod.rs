@@ -192,6 +192,36 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    async fn skill_states(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT name, enabled FROM skill_states", &[])
+            .await
+            .map_err(|source| StoreError::Query {
+                context: "select skill states",
+                source,
+            })?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    async fn set_skill_state(
+        &self,
+        name: &str,
+        enabled: bool,
+        changed_by: &str,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO skill_states (name, enabled, changed_by) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled, changed_by = excluded.changed_by, changed_at = now()",
+                &[&name, &enabled, &changed_by],
+            )
+            .await
+            .map_err(|source| StoreError::Query { context: "set skill state", source })?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client

@@ -13,7 +13,10 @@ use time::OffsetDateTime;
 use crate::{Direction, HistoryRecord, Store, StoreError};
 
 /// The migrations, in order. Append only.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("schema.sql")),
+    (2, include_str!("skill_states.sql")),
+];
 
 /// The history store in one SQLite file.
 pub struct SqliteStore {
@@ -219,6 +222,42 @@ impl Store for SqliteStore {
                 .map_err(sqlite_error("select conversation"))?;
             rows.collect::<Result<Vec<_>, _>>()
                 .map_err(sqlite_error("read conversation row"))
+        })
+        .await
+    }
+
+    async fn skill_states(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+        self.with_connection(|connection| {
+            let mut select = connection
+                .prepare_cached("SELECT name, enabled FROM skill_states")
+                .map_err(sqlite_error("prepare skill states"))?;
+            let rows = select
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? != 0))
+                })
+                .map_err(sqlite_error("select skill states"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(sqlite_error("read skill state"))
+        })
+        .await
+    }
+
+    async fn set_skill_state(
+        &self,
+        name: &str,
+        enabled: bool,
+        changed_by: &str,
+    ) -> Result<(), StoreError> {
+        let (name, changed_by) = (name.to_string(), changed_by.to_string());
+        self.with_connection(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO skill_states (name, enabled, changed_by, changed_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled, changed_by = excluded.changed_by, changed_at = excluded.changed_at",
+                    params![name, enabled, changed_by, clawdbot_core::now_ms()],
+                )
+                .map_err(sqlite_error("set skill state"))?;
+            Ok(())
         })
         .await
     }
