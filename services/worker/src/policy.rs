@@ -104,7 +104,7 @@ impl Policy {
         }
         let conversation = msg.conversation.clone().unwrap_or_default();
         let in_allowed_group = conversation.kind() == ConversationKind::Group
-            && settings.allow_groups.iter().any(|g| *g == conversation.id);
+            && settings.allow_groups.contains(&conversation.id);
         let allowed_user = settings.allow_users.iter().any(|u| u == sender);
         if in_allowed_group || allowed_user {
             Ok(())

@@ -82,7 +82,7 @@ impl Router {
     pub fn route(&self, msg: &Envelope) -> Routing {
         let serves = |routed: &&Routed| {
             let platforms = &routed.skill.manifest().platforms;
-            platforms.is_empty() || platforms.iter().any(|p| *p == msg.platform)
+            platforms.is_empty() || platforms.contains(&msg.platform)
         };
         match msg.kind() {
             EventKind::Message => {}
