@@ -87,6 +87,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             None,
         ),
         Command::Migrate(_) => return migrate(&config).await,
+        Command::Skill(command) => return crate::skill_cli::run(command, &config).await,
         Command::Config(_) => return Ok(()),
     };
     let core = &config.core;
@@ -337,7 +338,7 @@ async fn connect_bus(config: &Config, roles: Roles) -> anyhow::Result<Arc<dyn Bu
 }
 
 /// Opens the configured store; returns it and a description of where it is.
-async fn connect_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, String)> {
+pub(crate) async fn connect_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, String)> {
     match &config.core.storage {
         Some(StorageConfig::Postgresql {
             dsn,

@@ -34,6 +34,27 @@ pub enum Command {
     /// Config file commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Skills on a running cluster: list them, switch them on or off everywhere.
+    #[command(subcommand)]
+    Skill(SkillCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SkillCommand {
+    /// Lists the skills: name, version, whether enabled, where from, and what they do.
+    List(ConfigArg),
+    /// Switches a skill on for every worker (within a second), persisted in the store.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Switches a skill off for every worker (within a second), persisted in the store.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +98,7 @@ impl Command {
             Command::Worker(_) => "worker",
             Command::Egress(_) => "egress",
             Command::Migrate(_) => "migrate",
+            Command::Skill(_) => "skill",
             Command::Config(_) => "config",
         }
     }
@@ -88,6 +110,9 @@ impl Command {
             | Command::Worker(role)
             | Command::Egress(role) => role.config.config.as_ref(),
             Command::Migrate(arg) => arg.config.as_ref(),
+            Command::Skill(SkillCommand::List(arg))
+            | Command::Skill(SkillCommand::Enable { config: arg, .. })
+            | Command::Skill(SkillCommand::Disable { config: arg, .. }) => arg.config.as_ref(),
             Command::Config(ConfigCommand::Check { path }) => Some(path),
         }
     }
@@ -101,7 +126,9 @@ impl Cli {
     pub fn load_config(&self) -> Result<Config, ConfigError> {
         let mut config = match self.command.config_path() {
             Some(path) => Config::load(path, &ProcessEnv)?,
-            None if matches!(self.command, Command::Up(_)) => Config::embedded(),
+            None if matches!(self.command, Command::Up(_) | Command::Skill(_)) => {
+                Config::embedded()
+            }
             None => {
                 return Err(ConfigError {
                     problems: vec![format!(

@@ -4,6 +4,7 @@
 mod app;
 mod cli;
 mod metrics_server;
+mod skill_cli;
 mod telemetry;
 
 use std::process::ExitCode;

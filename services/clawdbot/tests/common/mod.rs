@@ -183,6 +183,21 @@ telemetry:
         request.send().await.expect("ingress answers").status()
     }
 
+    /// Posts a correctly signed group message from `user_id`.
+    pub async fn post_group_message_from(
+        &self,
+        port: u16,
+        group_id: i64,
+        user_id: i64,
+        message_id: i64,
+        text: &str,
+    ) -> reqwest::StatusCode {
+        let body =
+            clawdbot_testkit::onebot_group_message(SELF_ID, group_id, user_id, message_id, text);
+        let signature = onebot_signature(SECRET, body.as_bytes());
+        self.post(port, &body, Some(&signature)).await
+    }
+
     /// Posts a correctly signed group message.
     pub async fn post_group_message(
         &self,

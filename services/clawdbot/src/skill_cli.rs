@@ -1,0 +1,86 @@
+//! `clawdbot skill list|enable|disable`: skills on a running cluster. Switches are written to
+//! the store, where every worker looks for them twice a second.
+
+use anyhow::bail;
+use clawdbot_config::Config;
+
+use crate::cli::SkillCommand;
+
+/// Who the store records as having flipped a switch.
+fn operator() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_string());
+    format!("cli:{user}")
+}
+
+pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> {
+    let skills = clawdbot_skills::builtin();
+    let (store, _) = crate::app::connect_store(config).await?;
+    match command {
+        SkillCommand::List(_) => {
+            let switches = store.skill_states().await?;
+            println!(
+                "{:<16} {:<8} {:<8} {:<8} DESCRIPTION",
+                "NAME", "VERSION", "ENABLED", "SOURCE"
+            );
+            for skill in &skills {
+                let manifest = skill.manifest();
+                let configured = config
+                    .core
+                    .skills
+                    .get(&manifest.name)
+                    .and_then(|s| s.enabled);
+                let enabled = switches
+                    .get(&manifest.name)
+                    .copied()
+                    .or(configured)
+                    .unwrap_or(manifest.enabled_by_default);
+                println!(
+                    "{:<16} {:<8} {:<8} {:<8} {}",
+                    manifest.name,
+                    manifest.version,
+                    if enabled { "yes" } else { "no" },
+                    "builtin",
+                    manifest.description
+                );
+            }
+            for (name, settings) in config
+                .core
+                .skills
+                .iter()
+                .filter(|(_, s)| s.remote.is_some())
+            {
+                let enabled = switches
+                    .get(name)
+                    .copied()
+                    .or(settings.enabled)
+                    .unwrap_or(true);
+                let remote = settings.remote.as_deref().unwrap_or_default();
+                println!(
+                    "{name:<16} {:<8} {:<8} {:<8} {remote}",
+                    "-",
+                    if enabled { "yes" } else { "no" },
+                    "remote"
+                );
+            }
+        }
+        SkillCommand::Enable { name, .. } | SkillCommand::Disable { name, .. } => {
+            let known = skills.iter().any(|s| s.name() == name)
+                || config
+                    .core
+                    .skills
+                    .get(name)
+                    .is_some_and(|s| s.remote.is_some());
+            if !known {
+                let names: Vec<&str> = skills.iter().map(|s| s.name()).collect();
+                bail!("no skill named `{name}` (known: {})", names.join(", "));
+            }
+            let enabled = matches!(command, SkillCommand::Enable { .. });
+            store.set_skill_state(name, enabled, &operator()).await?;
+            println!(
+                "{name} {} on every worker (within a second)",
+                if enabled { "enabled" } else { "disabled" }
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! Skills and permissions end to end: rules reloaded from a permissions file, rate limits held
+//! across worker processes, skills switched off cluster-wide from the CLI, `help` showing only
+//! what the asker may use.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, Clawdbot, Ports, Setup};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Splits a setup's config into a directory: the main file plus `permissions.yaml`.
+fn config_dir(setup: &Setup, ports: &Ports, permissions: &str) -> std::path::PathBuf {
+    let file = setup.default_config(ports);
+    let dir = setup
+        .dir
+        .join(format!("config-{}", clawdbot_testkit::random_suffix()));
+    std::fs::create_dir_all(&dir).expect("config dir");
+    std::fs::rename(&file, dir.join("10-main.yaml")).expect("move main config");
+    std::fs::write(dir.join("permissions.yaml"), permissions).expect("permissions");
+    dir
+}
+
+/// Waits until the mock has received a message with `text`, or `WAIT` passed.
+async fn wait_for_text(setup: &Setup, text: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if setup.mock.sent().iter().any(|m| m.text() == text) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+fn count_text(setup: &Setup, text: &str) -> usize {
+    setup
+        .mock
+        .sent()
+        .iter()
+        .filter(|m| m.text() == text)
+        .count()
+}
+
+#[tokio::test]
+async fn permissions_reload_on_change_and_a_broken_file_keeps_the_old_rules() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let ports = Ports::new();
+    let dir = config_dir(&setup, &ports, "skills:\n  echo:\n    deny_users: [42]\n");
+    let bot = Clawdbot::start(&["up"], &dir, &ports).await;
+
+    // 42 is denied; 43 is not. 43's echo arriving proves 42's was handled (and refused).
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 1, 42, 1, "/echo from 42")
+            .await,
+        204
+    );
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 1, 43, 2, "/echo from 43")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "from 43").await);
+    assert_eq!(count_text(&setup, "from 42"), 0, "denied by deny_users");
+
+    // A broken file: rejected, old rules kept.
+    std::fs::write(
+        dir.join("permissions.yaml"),
+        "skills:\n  echo:\n    rate_limit: lots\n",
+    )
+    .expect("write");
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert!(
+        bot.logs().contains("config change rejected"),
+        "{}",
+        bot.logs()
+    );
+    assert!(
+        bot.logs().contains("skills.echo.rate_limit"),
+        "the log names the key: {}",
+        bot.logs()
+    );
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 1, 42, 3, "/echo still 42")
+            .await,
+        204
+    );
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 1, 43, 4, "/echo still 43")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "still 43").await);
+    assert_eq!(
+        count_text(&setup, "still 42"),
+        0,
+        "the old rules are still in force"
+    );
+
+    // A good file: applied without a restart.
+    std::fs::write(
+        dir.join("permissions.yaml"),
+        "skills:\n  echo:\n    allow_users: [42]\n",
+    )
+    .expect("write");
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 1, 42, 5, "/echo now 42")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "now 42").await, "{}", bot.logs());
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 1, 43, 6, "/echo now 43")
+            .await,
+        204
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count_text(&setup, "now 43"), 0, "43 is not in allow_users");
+}
+
+#[tokio::test]
+async fn a_rate_limit_holds_at_exactly_n_per_window_across_two_worker_processes() {
+    let setup = Setup::new(Backend::Cluster).await;
+    let ports = Ports::new();
+    let config = setup.config(
+        &setup.redis_url(),
+        ports.egress,
+        "skills:\n  echo:\n    rate_limit: 3/60s\n    on_rate_limit: silent\nworker:\n  block_ms: 100\n",
+    );
+    let _ingress = Clawdbot::start(&["ingress"], &config, &ports).await;
+    let egress_ports = Ports {
+        metrics: clawdbot_testkit::free_port(),
+        ..ports.clone()
+    };
+    let _egress = Clawdbot::start(&["egress"], &config, &egress_ports).await;
+    let _w1 = Clawdbot::start(&["worker"], &config, &Ports::new()).await;
+    let _w2 = Clawdbot::start(&["worker"], &config, &Ports::new()).await;
+
+    let texts: Vec<String> = (0..12).map(|id| format!("/echo r{id}")).collect();
+    let posts = texts
+        .iter()
+        .enumerate()
+        .map(|(id, text)| setup.post_group_message_from(ports.ingress, 9, 42, id as i64, text));
+    assert!(
+        futures::future::join_all(posts)
+            .await
+            .iter()
+            .all(|s| *s == 204)
+    );
+    // Another user has their own budget; their echo arriving means the 12 were handled.
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 9, 43, 100, "/echo other user")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "other user").await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let from_42 = setup
+        .mock
+        .sent()
+        .iter()
+        .filter(|m| m.text().starts_with('r'))
+        .count();
+    assert_eq!(
+        from_42,
+        3,
+        "exactly the limit got through: {:?}",
+        setup
+            .mock
+            .sent()
+            .iter()
+            .map(|m| m.text())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_user_over_the_limit_gets_a_notice_when_configured() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let ports = Ports::new();
+    let config = setup.config(
+        "",
+        ports.egress,
+        "skills:\n  echo:\n    rate_limit: 1/60s\n",
+    );
+    let _bot = Clawdbot::start(&["up"], &config, &ports).await;
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 42, 1, "/echo first")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "first").await);
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 42, 2, "/echo second")
+            .await,
+        204
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while setup.mock.sent_count() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let texts: Vec<String> = setup.mock.sent().iter().map(|m| m.text()).collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[1].contains("limited to 1 uses per 60 s"), "{texts:?}");
+}
+
+#[tokio::test]
+async fn disabling_a_skill_from_the_cli_stops_it_on_every_worker_within_a_second() {
+    let setup = Setup::new(Backend::Cluster).await;
+    let ports = Ports::new();
+    let config = setup.default_config(&ports);
+    let _ingress = Clawdbot::start(&["ingress"], &config, &ports).await;
+    let egress_ports = Ports {
+        metrics: clawdbot_testkit::free_port(),
+        ..ports.clone()
+    };
+    let _egress = Clawdbot::start(&["egress"], &config, &egress_ports).await;
+    let _w1 = Clawdbot::start(&["worker"], &config, &Ports::new()).await;
+    let _w2 = Clawdbot::start(&["worker"], &config, &Ports::new()).await;
+
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 5, 1, "/echo before")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "before").await);
+
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_clawdbot"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("cli runs")
+    };
+    let disabled = cli(&["skill", "disable", "echo"]);
+    assert!(
+        disabled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&disabled.stderr)
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for id in 2..8 {
+        assert_eq!(
+            setup
+                .post_group_message(ports.ingress, 5, id, &format!("/echo off{id}"))
+                .await,
+            204
+        );
+    }
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 5, 50, "/help")
+            .await,
+        204
+    );
+    let help = loop {
+        if let Some(help) = setup
+            .mock
+            .sent()
+            .iter()
+            .map(|m| m.text())
+            .find(|t| t.starts_with("What you can use"))
+        {
+            break help;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!help.contains("/echo"), "help no longer lists echo: {help}");
+    assert_eq!(
+        setup
+            .mock
+            .sent()
+            .iter()
+            .filter(|m| m.text().starts_with("off"))
+            .count(),
+        0,
+        "no worker echoes"
+    );
+
+    let listed = cli(&["skill", "list"]);
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("echo") && l.contains(" no ")),
+        "{listing}"
+    );
+
+    let enabled = cli(&["skill", "enable", "echo"]);
+    assert!(enabled.status.success());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 5, 99, "/echo back")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "back").await);
+    let unknown = cli(&["skill", "disable", "ehco"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no skill named `ehco`"));
+}
+
+#[tokio::test]
+async fn help_lists_only_what_the_asker_may_use() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let ports = Ports::new();
+    let config = setup.config("", ports.egress, "skills:\n  echo:\n    allow_users: [7]\n");
+    let _bot = Clawdbot::start(&["up"], &config, &ports).await;
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 42, 1, "/help")
+            .await,
+        204
+    );
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 7, 2, "/help")
+            .await,
+        204
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while setup.mock.sent_count() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let texts: Vec<String> = setup.mock.sent().iter().map(|m| m.text()).collect();
+    assert_eq!(
+        texts.iter().filter(|t| t.contains("/echo")).count(),
+        1,
+        "only user 7 sees echo: {texts:?}"
+    );
+    assert!(texts.iter().all(|t| t.contains("/help")), "{texts:?}");
+}
