@@ -245,7 +245,8 @@ async fn start_worker(
         max_deliveries: core.worker.max_deliveries,
         concurrency: core.worker.concurrency,
     };
-    let skills = clawdbot_skills::builtin();
+    let skills = clawdbot_skills::builtin(&core.skills)
+        .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
     let known: Vec<String> = skills
         .iter()
         .map(|skill| skill.name().to_string())

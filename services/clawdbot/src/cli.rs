@@ -138,12 +138,16 @@ impl Cli {
                 });
             }
         };
-        // The skills section names skills this binary has (or remote ones).
-        let known: Vec<String> = clawdbot_skills::builtin()
+        // The skills section names skills this binary has (or remote ones), with valid options.
+        let known: Vec<String> = clawdbot_skills::BUILTIN
             .iter()
-            .map(|s| s.name().to_string())
+            .map(|s| s.to_string())
             .collect();
-        let problems = clawdbot_worker::policy_sync::check_skill_names(&config.core.skills, &known);
+        let mut problems =
+            clawdbot_worker::policy_sync::check_skill_names(&config.core.skills, &known);
+        if let Err(more) = clawdbot_skills::builtin(&config.core.skills) {
+            problems.extend(more);
+        }
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }

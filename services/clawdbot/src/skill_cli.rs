@@ -13,7 +13,8 @@ fn operator() -> String {
 }
 
 pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> {
-    let skills = clawdbot_skills::builtin();
+    let skills = clawdbot_skills::builtin(&config.core.skills)
+        .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
     let (store, _) = crate::app::connect_store(config).await?;
     match command {
         SkillCommand::List(_) => {

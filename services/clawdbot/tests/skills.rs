@@ -344,3 +344,63 @@ async fn help_lists_only_what_the_asker_may_use() {
     );
     assert!(texts.iter().all(|t| t.contains("/help")), "{texts:?}");
 }
+
+#[tokio::test]
+async fn the_faq_and_http_skills_answer_from_their_config_and_upstream() {
+    use clawdbot_testkit::mock::service::MockService;
+    let setup = Setup::new(Backend::Embedded).await;
+    let service = MockService::start(r#"{"reply":"ticket #7 is open"}"#).await;
+    let ports = Ports::new();
+    let extra = format!(
+        "skills:\n  faq:\n    entries:\n      - keywords: [price]\n        answer: \"from 99 a month\"\n  http:\n    endpoint: \"{}\"\n    commands: [\"/ticket\"]\n    timeout_ms: 500\n",
+        service.url("/bot")
+    );
+    let config = setup.config("", ports.egress, &extra);
+    let _bot = Clawdbot::start(&["up"], &config, &ports).await;
+
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 42, 1, "what is the price?")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "from 99 a month").await);
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 42, 2, "/ticket 7")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "ticket #7 is open").await);
+    let request = service.received().pop().expect("the service was called");
+    assert_eq!(request.body["text"], "/ticket 7");
+    assert_eq!(request.body["sender"]["user_id"], "42");
+    assert_eq!(
+        request.body["conversation"],
+        serde_json::json!({"kind": "group", "id": "3"})
+    );
+    assert_eq!(
+        request.request_id.as_deref(),
+        request.body["id"].as_str(),
+        "X-Request-ID is the envelope id"
+    );
+
+    // A service that does not answer in time: the user gets an apology, not silence.
+    service.delay(Duration::from_secs(2));
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 42, 3, "/ticket 8")
+            .await,
+        204
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !setup
+        .mock
+        .sent()
+        .iter()
+        .any(|m| m.text().contains("not answering"))
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no apology");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

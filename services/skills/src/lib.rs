@@ -3,13 +3,49 @@
 //! Adding a built-in skill means one folder plus one line in [`builtin`].
 
 pub mod echo;
+pub mod faq;
 pub mod help;
+pub mod http;
+mod options;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use clawdbot_config::SkillSettings;
 use clawdbot_core::skill::Skill;
 
-/// Returns every built-in skill, in routing order.
-pub fn builtin() -> Vec<Arc<dyn Skill>> {
-    vec![Arc::new(echo::EchoSkill), Arc::new(help::HelpSkill)]
+pub use options::Options;
+
+/// The names of the built-in skills, in routing order.
+pub const BUILTIN: &[&str] = &[echo::NAME, faq::NAME, http::NAME, help::NAME];
+
+/// Returns every built-in skill, in routing order, each built with its options from `skills`.
+///
+/// # Errors
+/// Every problem with the skills' options, each naming its key path.
+pub fn builtin(
+    skills: &BTreeMap<String, SkillSettings>,
+) -> Result<Vec<Arc<dyn Skill>>, Vec<String>> {
+    let empty = Options::new();
+    let options = |name: &str| {
+        skills
+            .get(name)
+            .map_or(&empty, |settings| &settings.options)
+    };
+    let mut problems = Vec::new();
+    let mut built: Vec<Arc<dyn Skill>> = vec![Arc::new(echo::EchoSkill)];
+    match faq::FaqSkill::new(options(faq::NAME)) {
+        Ok(skill) => built.push(Arc::new(skill)),
+        Err(problem) => problems.push(problem),
+    }
+    match http::HttpSkill::new(options(http::NAME)) {
+        Ok(skill) => built.push(Arc::new(skill)),
+        Err(problem) => problems.push(problem),
+    }
+    built.push(Arc::new(help::HelpSkill));
+    if problems.is_empty() {
+        Ok(built)
+    } else {
+        Err(problems)
+    }
 }

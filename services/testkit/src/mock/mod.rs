@@ -2,3 +2,4 @@
 //! and record what clawdbot sent, so tests and the load generator can assert on it.
 
 pub mod onebot;
+pub mod service;
