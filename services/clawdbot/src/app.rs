@@ -112,7 +112,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let tail = Shutdown::new();
     serve_metrics(metrics_listener, &tail)?;
     let services = PlatformServices {
-        sandbox: config.platforms.sandbox_enabled(roles.all),
+        // On by default in `up`, but only on loopback: the sandbox trusts whoever reaches it.
+        sandbox: config
+            .platforms
+            .sandbox_enabled(roles.all && listens_on_loopback(&core.ingress.listen)),
         sandbox_sink: Some(Arc::new(BusSandboxSink(bus.clone()))),
     };
 
@@ -214,6 +217,13 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Returns true when `listen` is a loopback address (only this machine can connect).
+fn listens_on_loopback(listen: &str) -> bool {
+    listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|address| address.ip().is_loopback())
+}
+
 /// Returns an address a browser on this machine can open: `0.0.0.0:8080` → `127.0.0.1:8080`.
 fn browsable(listen: &str) -> String {
     listen
@@ -245,8 +255,10 @@ async fn start_worker(
         max_deliveries: core.worker.max_deliveries,
         concurrency: core.worker.concurrency,
     };
-    let skills = clawdbot_skills::builtin(&core.skills)
+    let mut skills = clawdbot_skills::builtin(&core.skills)
         .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
+    let remote = clawdbot_skills::connect_remote(&core.skills).await;
+    skills.extend(remote.map_err(|problems| anyhow::anyhow!(problems.join("; ")))?);
     let known: Vec<String> = skills
         .iter()
         .map(|skill| skill.name().to_string())

@@ -404,3 +404,89 @@ async fn the_faq_and_http_skills_answer_from_their_config_and_upstream() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_remote_skill_answers_over_grpc_and_a_hanging_one_gets_an_apology_not_a_loss() {
+    use clawdbot_testkit::mock::skill::MockSkill;
+    let setup = Setup::new(Backend::Embedded).await;
+    let skill = MockSkill::start().await;
+    let ports = Ports::new();
+    let extra = format!(
+        "skills:\n  weather:\n    remote: \"{}\"\n    timeout_ms: 300\n",
+        skill.url()
+    );
+    let config = setup.config("", ports.egress, &extra);
+    let _bot = Clawdbot::start(&["up"], &config, &ports).await;
+
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 42, 1, "/weather Hangzhou")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "sunny in Hangzhou").await);
+    let sent = setup.mock.sent();
+    assert_eq!(
+        sent[0].group_id,
+        Some(3),
+        "the worker addressed the reply to the conversation"
+    );
+
+    skill.hang();
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 42, 2, "/weather Beijing")
+            .await,
+        204
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !setup
+        .mock
+        .sent()
+        .iter()
+        .any(|m| m.text().contains("weather is not available"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no apology after the timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !setup
+        .history("3")
+        .await
+        .iter()
+        .any(|r| r.text == "/weather Beijing")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the message itself is recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(skill.calls(), 2);
+
+    // `help` lists the remote skill with the description it gave.
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 42, 3, "/help")
+            .await,
+        204
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(help) = setup
+            .mock
+            .sent()
+            .iter()
+            .map(|m| m.text())
+            .find(|t| t.starts_with("What you can use"))
+        {
+            assert!(help.contains("/weather <city>: today's weather"), "{help}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no help");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -7,6 +7,7 @@ pub mod faq;
 pub mod help;
 pub mod http;
 mod options;
+pub mod remote;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +44,31 @@ pub fn builtin(
         Err(problem) => problems.push(problem),
     }
     built.push(Arc::new(help::HelpSkill));
+    if problems.is_empty() {
+        Ok(built)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Connects the remote skills named in `skills` (those with `remote`), in name order.
+///
+/// # Errors
+/// Every problem with their options or addresses, each naming its key path.
+pub async fn connect_remote(
+    skills: &BTreeMap<String, SkillSettings>,
+) -> Result<Vec<Arc<dyn Skill>>, Vec<String>> {
+    let mut built: Vec<Arc<dyn Skill>> = Vec::new();
+    let mut problems = Vec::new();
+    for (name, settings) in skills {
+        let Some(address) = &settings.remote else {
+            continue;
+        };
+        match remote::RemoteSkill::connect(name, address, &settings.options).await {
+            Ok(skill) => built.push(Arc::new(skill)),
+            Err(problem) => problems.push(problem),
+        }
+    }
     if problems.is_empty() {
         Ok(built)
     } else {

@@ -3,3 +3,4 @@
 
 pub mod onebot;
 pub mod service;
+pub mod skill;
