@@ -490,3 +490,51 @@ async fn a_remote_skill_answers_over_grpc_and_a_hanging_one_gets_an_apology_not_
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Alertmanager's webhook body (v4) for one firing alert of team ops.
+const ALERT: &str = r#"{"receiver":"clawdbot","status":"firing","version":"4","groupKey":"{}:{alertname=\"DiskFull\"}",
+"groupLabels":{"alertname":"DiskFull"},"commonLabels":{"alertname":"DiskFull","severity":"warning","team":"ops"},
+"commonAnnotations":{"summary":"disk 95% full"},"externalURL":"http://alertmanager:9093",
+"alerts":[{"status":"firing","labels":{"alertname":"DiskFull","instance":"db-1","team":"ops"},"annotations":{"summary":"disk 95% full"},
+"startsAt":"2026-11-25T08:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"f1"}]}"#;
+
+#[tokio::test]
+async fn alertmanager_alerts_are_forwarded_to_the_routed_groups_once() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let ports = Ports::new();
+    let extra = "alertmanager:\n  token: \"am-token\"\nskills:\n  alert_forward:\n    routes:\n      - match: { team: ops }\n        targets: [{ platform: onebot, group: \"987654\" }]\n";
+    let config = setup.config("", ports.egress, extra);
+    let _bot = Clawdbot::start(&["up"], &config, &ports).await;
+    let url = format!(
+        "http://127.0.0.1:{}/clawdbot/alertmanager/callback",
+        ports.ingress
+    );
+    let post = |token: Option<&'static str>| {
+        let mut request = setup
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(ALERT);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(post(None).await.expect("answer").status(), 401);
+    assert_eq!(post(Some("wrong")).await.expect("answer").status(), 401);
+    assert_eq!(post(Some("am-token")).await.expect("answer").status(), 204);
+    assert_eq!(
+        post(Some("am-token")).await.expect("answer").status(),
+        204,
+        "Alertmanager's retry"
+    );
+    let sent = setup.mock.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(setup.mock.sent_count(), 1, "forwarded once: {sent:?}");
+    assert_eq!(sent[0].group_id, Some(987654));
+    let text = sent[0].text();
+    assert!(
+        text.starts_with("🔥 [FIRING:1] DiskFull") && text.contains("db-1: disk 95% full"),
+        "{text}"
+    );
+}

@@ -9,6 +9,7 @@
 //! [`build_inbounds`] / [`build_outbounds`] match on each. Adding a platform means one folder
 //! plus one field here; the compiler points at the rest.
 
+pub mod alertmanager;
 mod one_or_many;
 pub mod onebot;
 pub mod sandbox;
@@ -27,6 +28,9 @@ pub struct PlatformsConfig {
     /// OneBot v11 accounts (NapCat, Lagrange.OneBot, go-cqhttp, LLOneBot).
     #[serde(default)]
     pub onebot: OneOrMany<onebot::OneBotConfig>,
+    /// Alertmanager / Grafana alert webhooks (inbound only).
+    #[serde(default)]
+    pub alertmanager: Option<alertmanager::AlertmanagerConfig>,
     /// The sandbox chat; `None` means "not configured": on in `clawdbot up`, off elsewhere.
     #[serde(default)]
     pub sandbox: Option<sandbox::SandboxConfig>,
@@ -34,7 +38,7 @@ pub struct PlatformsConfig {
 
 impl PlatformsConfig {
     /// The top-level config keys that belong to platforms.
-    pub const KEYS: &'static [&'static str] = &[onebot::NAME, sandbox::NAME];
+    pub const KEYS: &'static [&'static str] = &[onebot::NAME, sandbox::NAME, alertmanager::NAME];
 
     /// Returns every problem in the platform sections, each naming its key path.
     pub fn validate(&self) -> Vec<String> {
@@ -49,6 +53,9 @@ impl PlatformsConfig {
         ));
         if let Some(sandbox) = &self.sandbox {
             problems.extend(sandbox.validate(sandbox::NAME));
+        }
+        if let Some(alerts) = &self.alertmanager {
+            problems.extend(alerts.validate(alertmanager::NAME));
         }
         problems
     }
@@ -223,6 +230,11 @@ pub fn build_inbounds(
     }
     if let Some(sandbox) = &services.sandbox {
         inbounds.push(Arc::new(sandbox::SandboxInbound::new(sandbox.clone())));
+    }
+    if let Some(alerts) = &config.alertmanager {
+        inbounds.push(Arc::new(alertmanager::AlertmanagerInbound::new(
+            alerts.clone(),
+        )));
     }
     inbounds
 }

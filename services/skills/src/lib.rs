@@ -2,6 +2,7 @@
 //!
 //! Adding a built-in skill means one folder plus one line in [`builtin`].
 
+pub mod alert_forward;
 pub mod echo;
 pub mod faq;
 pub mod help;
@@ -18,7 +19,13 @@ use clawdbot_core::skill::Skill;
 pub use options::Options;
 
 /// The names of the built-in skills, in routing order.
-pub const BUILTIN: &[&str] = &[echo::NAME, faq::NAME, http::NAME, help::NAME];
+pub const BUILTIN: &[&str] = &[
+    echo::NAME,
+    faq::NAME,
+    http::NAME,
+    alert_forward::NAME,
+    help::NAME,
+];
 
 /// Returns every built-in skill, in routing order, each built with its options from `skills`.
 ///
@@ -40,6 +47,10 @@ pub fn builtin(
         Err(problem) => problems.push(problem),
     }
     match http::HttpSkill::new(options(http::NAME)) {
+        Ok(skill) => built.push(Arc::new(skill)),
+        Err(problem) => problems.push(problem),
+    }
+    match alert_forward::AlertForwardSkill::new(options(alert_forward::NAME)) {
         Ok(skill) => built.push(Arc::new(skill)),
         Err(problem) => problems.push(problem),
     }

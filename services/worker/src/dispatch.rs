@@ -53,6 +53,12 @@ impl Dispatcher {
             .skills()
             .map(|skill| skill.manifest())
             .filter(|m| policy.enabled(m) && policy.check(m, msg).is_ok())
+            // Only what a person can trigger by writing something.
+            .filter(|m| {
+                !(m.triggers.commands.is_empty()
+                    && m.triggers.keywords.is_empty()
+                    && m.triggers.patterns.is_empty())
+            })
             .filter(|m| m.platforms.is_empty() || m.platforms.contains(&msg.platform))
             .map(|m| (m.name.clone(), m.description.clone()))
             .collect()

@@ -1,0 +1,42 @@
+//! Alertmanager (and Grafana) alert webhooks: an inbound-only platform, so that alerts travel
+//! the same durable path as chat messages (ingress → bus → worker) and the `alert_forward`
+//! skill turns them into messages to chat groups on any platform.
+//!
+//! Point Alertmanager's `webhook_configs.url` (or a Grafana webhook contact point) at
+//! `/clawdbot/alertmanager/callback`; with `token` set, send it as
+//! `Authorization: Bearer <token>` (Alertmanager's `http_config.authorization`). Each
+//! notification becomes one envelope of kind notice and event type `alert`, deduplicated by the
+//! payload's hash, so Alertmanager's retries of a notification are not forwarded twice.
+//! Payload format: <https://prometheus.io/docs/alerting/latest/configuration/#webhook_config>.
+
+mod inbound;
+
+use serde::Deserialize;
+
+pub use inbound::AlertmanagerInbound;
+
+/// The platform's name: config key, route segment, metric label.
+pub const NAME: &str = "alertmanager";
+/// The event type of every alert notification.
+pub const EVENT_TYPE: &str = "alert";
+
+/// The `alertmanager` config section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Bearer token Alertmanager must send; unset means unauthenticated (trust the network).
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl AlertmanagerConfig {
+    /// Returns every problem with this section.
+    pub fn validate(&self, path: &str) -> Vec<String> {
+        match &self.token {
+            Some(token) if token.is_empty() => vec![format!(
+                "`{path}.token` is empty: remove it to accept unauthenticated alerts"
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
