@@ -40,6 +40,7 @@ async fn harness(max_attempts: u32) -> Harness {
             max_in_flight: 8,
         }]),
         sandbox: None,
+        alertmanager: None,
     };
     let outbounds =
         clawdbot_platforms::build_outbounds(&platforms, &Default::default()).expect("outbounds");
