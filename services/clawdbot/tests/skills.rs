@@ -538,3 +538,75 @@ async fn alertmanager_alerts_are_forwarded_to_the_routed_groups_once() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_notify_api_sends_templated_notices_to_users_and_groups_once() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let ports = Ports::new();
+    let extra = "notify:\n  api_keys: [\"hr-key-0123456789abcdef\"]\nskills:\n  notify:\n    templates:\n      attendance: \"Hi {name}, please clock in for {date}.\"\n";
+    let config = setup.config("", ports.egress, extra);
+    let _bot = Clawdbot::start(&["up"], &config, &ports).await;
+    let url = format!("http://127.0.0.1:{}/api/v1/notify", ports.ingress);
+    let body = serde_json::json!({
+        "id": "att-2026-11-25",
+        "template": "attendance",
+        "params": {"name": "Alice", "date": "Nov 25"},
+        "targets": [{"platform": "onebot", "group": "555"}, {"platform": "onebot", "user": "42"}],
+    });
+    let send = |key: &'static str, body: serde_json::Value| {
+        setup
+            .http
+            .post(&url)
+            .header("x-api-key", key)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        send("wrong-key-0123456789", body.clone())
+            .await
+            .expect("answer")
+            .status(),
+        401
+    );
+    assert_eq!(
+        send("hr-key-0123456789abcdef", body.clone())
+            .await
+            .expect("answer")
+            .status(),
+        204
+    );
+    assert_eq!(
+        send("hr-key-0123456789abcdef", body.clone())
+            .await
+            .expect("answer")
+            .status(),
+        204,
+        "a retry"
+    );
+    let bad = serde_json::json!({"text": "x", "template": "attendance", "targets": []});
+    let refused = send("hr-key-0123456789abcdef", bad).await.expect("answer");
+    assert_eq!(refused.status(), 400);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("reason")
+            .contains("exactly one of `template` or `text`")
+    );
+
+    let sent = setup.mock.wait_for(2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(setup.mock.sent_count(), 2, "each target once: {sent:?}");
+    assert!(
+        sent.iter()
+            .all(|m| m.text() == "Hi Alice, please clock in for Nov 25.")
+    );
+    assert!(
+        sent.iter()
+            .any(|m| m.action == "send_group_msg" && m.group_id == Some(555))
+    );
+    assert!(
+        sent.iter()
+            .any(|m| m.action == "send_private_msg" && m.user_id == Some(42))
+    );
+}

@@ -41,6 +41,7 @@ async fn harness(max_attempts: u32) -> Harness {
         }]),
         sandbox: None,
         alertmanager: None,
+        notify: None,
     };
     let outbounds =
         clawdbot_platforms::build_outbounds(&platforms, &Default::default()).expect("outbounds");

@@ -47,6 +47,20 @@ pub(crate) async fn named_account(
     }
 }
 
+pub(crate) async fn notify_api(
+    State(state): State<Arc<IngressState>>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let platform = clawdbot_platforms::notify::NAME;
+    match state.defaults.get(platform).cloned() {
+        Some(inbound) => handle(&state, inbound, (method, headers, query, body)).await,
+        None => not_found(&state, platform, None),
+    }
+}
+
 pub(crate) async fn ready(State(state): State<Arc<IngressState>>) -> Response {
     if state.shutdown.is_triggered() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use clawdbot_bus::Bus;
 use clawdbot_core::shutdown::Shutdown;
 use clawdbot_platforms::Inbound;
@@ -101,6 +101,8 @@ pub fn router(
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(handler::ready))
+        // The notify API's documented address (the same as /clawdbot/notify/callback).
+        .route("/api/v1/notify", post(handler::notify_api))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(state)
 }

@@ -10,6 +10,7 @@
 //! plus one field here; the compiler points at the rest.
 
 pub mod alertmanager;
+pub mod notify;
 mod one_or_many;
 pub mod onebot;
 pub mod sandbox;
@@ -31,6 +32,9 @@ pub struct PlatformsConfig {
     /// Alertmanager / Grafana alert webhooks (inbound only).
     #[serde(default)]
     pub alertmanager: Option<alertmanager::AlertmanagerConfig>,
+    /// The notify API for other systems (inbound only).
+    #[serde(default)]
+    pub notify: Option<notify::NotifyConfig>,
     /// The sandbox chat; `None` means "not configured": on in `clawdbot up`, off elsewhere.
     #[serde(default)]
     pub sandbox: Option<sandbox::SandboxConfig>,
@@ -38,7 +42,12 @@ pub struct PlatformsConfig {
 
 impl PlatformsConfig {
     /// The top-level config keys that belong to platforms.
-    pub const KEYS: &'static [&'static str] = &[onebot::NAME, sandbox::NAME, alertmanager::NAME];
+    pub const KEYS: &'static [&'static str] = &[
+        onebot::NAME,
+        sandbox::NAME,
+        alertmanager::NAME,
+        notify::NAME,
+    ];
 
     /// Returns every problem in the platform sections, each naming its key path.
     pub fn validate(&self) -> Vec<String> {
@@ -56,6 +65,9 @@ impl PlatformsConfig {
         }
         if let Some(alerts) = &self.alertmanager {
             problems.extend(alerts.validate(alertmanager::NAME));
+        }
+        if let Some(notify) = &self.notify {
+            problems.extend(notify.validate(notify::NAME));
         }
         problems
     }
@@ -230,6 +242,9 @@ pub fn build_inbounds(
     }
     if let Some(sandbox) = &services.sandbox {
         inbounds.push(Arc::new(sandbox::SandboxInbound::new(sandbox.clone())));
+    }
+    if let Some(notify) = &config.notify {
+        inbounds.push(Arc::new(notify::NotifyInbound::new(notify.clone())));
     }
     if let Some(alerts) = &config.alertmanager {
         inbounds.push(Arc::new(alertmanager::AlertmanagerInbound::new(

@@ -7,6 +7,7 @@ pub mod echo;
 pub mod faq;
 pub mod help;
 pub mod http;
+pub mod notify;
 mod options;
 pub mod remote;
 
@@ -24,6 +25,7 @@ pub const BUILTIN: &[&str] = &[
     faq::NAME,
     http::NAME,
     alert_forward::NAME,
+    notify::NAME,
     help::NAME,
 ];
 
@@ -51,6 +53,10 @@ pub fn builtin(
         Err(problem) => problems.push(problem),
     }
     match alert_forward::AlertForwardSkill::new(options(alert_forward::NAME)) {
+        Ok(skill) => built.push(Arc::new(skill)),
+        Err(problem) => problems.push(problem),
+    }
+    match notify::NotifySkill::new(options(notify::NAME)) {
         Ok(skill) => built.push(Arc::new(skill)),
         Err(problem) => problems.push(problem),
     }

@@ -1,0 +1,134 @@
+//! Authenticates and checks notify requests.
+
+use clawdbot_core::message::{new_envelope_id, now_ms};
+use clawdbot_core::proto::{Envelope, EventKind, Raw, Segment, segment::Kind as SegmentKind};
+use serde::Deserialize;
+use sha1::{Digest, Sha1};
+
+use super::{EVENT_TYPE, NAME, NotifyConfig};
+use crate::{Inbound, InboundError, Inbox, WebhookRequest};
+
+/// The request's shape, checked here so a caller learns of a mistake at once (400); the
+/// `notify` skill reads the fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Request {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    params: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    markdown: bool,
+    targets: Vec<Target>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Target {
+    platform: String,
+    #[serde(default)]
+    bot_id: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+/// The inbound half of the notify API.
+pub struct NotifyInbound {
+    config: NotifyConfig,
+}
+
+impl NotifyInbound {
+    /// Returns the inbound half for `config`.
+    pub fn new(config: NotifyConfig) -> Self {
+        Self { config }
+    }
+}
+
+impl Inbound for NotifyInbound {
+    fn platform(&self) -> &'static str {
+        NAME
+    }
+
+    fn bot_id(&self) -> &str {
+        "default"
+    }
+
+    fn verify(&self, req: &WebhookRequest) -> Result<(), InboundError> {
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let given = header("x-api-key")
+            .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")))
+            .ok_or(InboundError::MissingSignature {
+                header: "Authorization or X-API-Key",
+            })?;
+        // Compare digests, so that the comparison's time says nothing about the key.
+        let digest = Sha1::digest(given.as_bytes());
+        if self
+            .config
+            .api_keys
+            .iter()
+            .any(|key| Sha1::digest(key.as_bytes()) == digest)
+        {
+            Ok(())
+        } else {
+            Err(InboundError::BadSignature)
+        }
+    }
+
+    fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError> {
+        let request: Request = serde_json::from_slice(req.body).map_err(|error| {
+            InboundError::MalformedBody(format!("not a notify request: {error}"))
+        })?;
+        if request.template.is_some() == request.text.is_some() {
+            return Err(InboundError::MalformedBody(
+                "give exactly one of `template` or `text`".into(),
+            ));
+        }
+        if request.targets.is_empty() {
+            return Err(InboundError::MalformedBody("`targets` is empty".into()));
+        }
+        for (index, target) in request.targets.iter().enumerate() {
+            if target.group.is_some() == target.user.is_some() || target.platform.is_empty() {
+                return Err(InboundError::MalformedBody(format!(
+                    "`targets[{index}]` needs a `platform` and exactly one of `group` or `user`"
+                )));
+            }
+        }
+        let summary = request
+            .template
+            .as_deref()
+            .map_or_else(|| "text".to_string(), |t| format!("template {t}"));
+        Ok(Inbox::Envelopes(vec![Envelope {
+            id: new_envelope_id(),
+            platform: NAME.to_string(),
+            bot_id: "default".to_string(),
+            self_id: NAME.to_string(),
+            // The caller's id makes its retries safe; without one every request is new.
+            message_id: request.id.clone().unwrap_or_default(),
+            kind: EventKind::Request.into(),
+            event_type: EVENT_TYPE.to_string(),
+            conversation: None,
+            sender: None,
+            segments: vec![Segment {
+                kind: Some(SegmentKind::Raw(Raw {
+                    platform: NAME.to_string(),
+                    r#type: EVENT_TYPE.to_string(),
+                    data_json: String::from_utf8_lossy(req.body).into_owned(),
+                })),
+            }],
+            text: format!("notify: {summary} to {} targets", request.targets.len()),
+            sent_at_ms: now_ms(),
+            received_at_ms: now_ms(),
+            reply_context: None,
+            trace: None,
+            mentions_bot: false,
+        }]))
+    }
+}
