@@ -10,6 +10,7 @@ pub mod http;
 pub mod notify;
 mod options;
 pub mod remote;
+pub mod shell;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub const BUILTIN: &[&str] = &[
     http::NAME,
     alert_forward::NAME,
     notify::NAME,
+    shell::NAME,
     help::NAME,
 ];
 
@@ -57,6 +59,10 @@ pub fn builtin(
         Err(problem) => problems.push(problem),
     }
     match notify::NotifySkill::new(options(notify::NAME)) {
+        Ok(skill) => built.push(Arc::new(skill)),
+        Err(problem) => problems.push(problem),
+    }
+    match shell::ShellSkill::new(options(shell::NAME)) {
         Ok(skill) => built.push(Arc::new(skill)),
         Err(problem) => problems.push(problem),
     }
