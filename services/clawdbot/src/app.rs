@@ -273,6 +273,11 @@ async fn start_worker(
     );
     // The store holds the cluster-wide skill switches as well as history.
     let (store, location) = connect_store(config).await?;
+    let history = clawdbot_worker::dispatch::StoreHistory(store.clone());
+    let dispatcher = dispatcher.with_history(Arc::new(history));
+    let dispatcher = dispatcher.with_history(Arc::new(clawdbot_worker::dispatch::StoreHistory(
+        store.clone(),
+    )));
     tail.spawn(policy_sync::poll_switches(
         store.clone(),
         policy.clone(),

@@ -610,3 +610,97 @@ async fn the_notify_api_sends_templated_notices_to_users_and_groups_once() {
             .any(|m| m.action == "send_private_msg" && m.user_id == Some(42))
     );
 }
+
+#[tokio::test]
+async fn the_ai_skill_asks_an_openai_compatible_endpoint_with_conversation_memory() {
+    use clawdbot_testkit::mock::service::MockService;
+    let setup = Setup::new(Backend::Embedded).await;
+    let llm = MockService::start(r#"{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Paris."},"finish_reason":"stop"}]}"#).await;
+    let ports = Ports::new();
+    let extra = format!(
+        "history:\n  linger_ms: 0\nskills:\n  ai:\n    kind: openai\n    endpoint: \"{}\"\n    model: \"test-model\"\n    api_key: \"sk-test\"\n    system_prompt: \"Be brief.\"\n",
+        llm.url("/v1/chat/completions")
+    );
+    let config = setup.config("", ports.egress, &extra);
+    let _bot = Clawdbot::start(&["up"], &config, &ports).await;
+
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 8, 42, 1, "/ai capital of France?")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "Paris.").await);
+    // Let history catch up, then ask again: the first turn goes along.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while setup.history("8").await.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "history");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 8, 42, 2, "/ai and of Italy?")
+            .await,
+        204
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while llm.received().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "second call");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = &llm.received()[1].body;
+    assert_eq!(second["model"], "test-model");
+    let messages: Vec<(String, String)> = second["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap_or_default().to_string(),
+                m["content"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        messages.first(),
+        Some(&("system".to_string(), "Be brief.".to_string()))
+    );
+    assert!(
+        messages.contains(&("user".to_string(), "/ai capital of France?".to_string())),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&("assistant".to_string(), "Paris.".to_string())),
+        "{messages:?}"
+    );
+    assert_eq!(
+        messages.last(),
+        Some(&("user".to_string(), "and of Italy?".to_string()))
+    );
+}
+
+#[tokio::test]
+async fn the_ai_skill_reads_tensorflow_serving_predictions() {
+    use clawdbot_testkit::mock::service::MockService;
+    let setup = Setup::new(Backend::Embedded).await;
+    let serving =
+        MockService::start(r#"{"predictions": [{"text": "positive", "score": 0.97}]}"#).await;
+    let ports = Ports::new();
+    let extra = format!(
+        "skills:\n  ai:\n    kind: tfserving\n    endpoint: \"{}\"\n",
+        serving.url("/v1/models/sentiment:predict")
+    );
+    let config = setup.config("", ports.egress, &extra);
+    let _bot = Clawdbot::start(&["up"], &config, &ports).await;
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 8, 42, 1, "/ai I love this product")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "positive").await);
+    assert_eq!(
+        serving.received()[0].body,
+        serde_json::json!({"instances": [{"text": "I love this product"}]})
+    );
+}

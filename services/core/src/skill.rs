@@ -46,6 +46,30 @@ pub struct SkillContext {
     pub pool: String,
     /// The skills the sender may use, as (name, description), for `help`.
     pub usable: Vec<(String, String)>,
+    /// Read access to the conversation's history, where the worker has a store.
+    pub history: Option<std::sync::Arc<dyn ConversationHistory>>,
+}
+
+/// One earlier message of a conversation, for skills that keep context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastMessage {
+    /// The envelope id (inbound) or reply id (outbound).
+    pub id: String,
+    /// True for what the bot sent.
+    pub from_bot: bool,
+    /// The skill that sent it (outbound only).
+    pub skill: String,
+    pub text: String,
+}
+
+/// The history a skill may read: recent messages of the conversation it is answering in.
+#[async_trait::async_trait]
+pub trait ConversationHistory: Send + Sync {
+    /// Returns up to `limit` most recent messages of `msg`'s conversation, oldest first.
+    ///
+    /// # Errors
+    /// The store is unreachable (the reason).
+    async fn recent(&self, msg: &Envelope, limit: usize) -> Result<Vec<PastMessage>, String>;
 }
 
 /// Why a skill failed, and so what the worker does with the message.

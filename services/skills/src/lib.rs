@@ -2,6 +2,7 @@
 //!
 //! Adding a built-in skill means one folder plus one line in [`builtin`].
 
+pub mod ai;
 pub mod alert_forward;
 pub mod echo;
 pub mod faq;
@@ -27,6 +28,7 @@ pub const BUILTIN: &[&str] = &[
     http::NAME,
     alert_forward::NAME,
     notify::NAME,
+    ai::NAME,
     shell::NAME,
     help::NAME,
 ];
@@ -59,6 +61,10 @@ pub fn builtin(
         Err(problem) => problems.push(problem),
     }
     match notify::NotifySkill::new(options(notify::NAME)) {
+        Ok(skill) => built.push(Arc::new(skill)),
+        Err(problem) => problems.push(problem),
+    }
+    match ai::AiSkill::new(options(ai::NAME)) {
         Ok(skill) => built.push(Arc::new(skill)),
         Err(problem) => problems.push(problem),
     }

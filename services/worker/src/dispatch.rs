@@ -34,6 +34,7 @@ pub struct Dispatcher {
     policy: PolicyHandle,
     bus: Arc<dyn Bus>,
     pool: String,
+    history: Option<Arc<dyn clawdbot_core::skill::ConversationHistory>>,
 }
 
 impl Dispatcher {
@@ -44,7 +45,17 @@ impl Dispatcher {
             policy,
             bus,
             pool: pool.to_string(),
+            history: None,
         }
+    }
+
+    /// Gives skills read access to history.
+    pub fn with_history(
+        mut self,
+        history: Arc<dyn clawdbot_core::skill::ConversationHistory>,
+    ) -> Self {
+        self.history = Some(history);
+        self
     }
 
     /// Returns the skills the sender of `msg` may use, as (name, description), for `help`.
@@ -115,6 +126,7 @@ impl Dispatcher {
             let cx = SkillContext {
                 pool: self.pool.clone(),
                 usable: self.usable(&policy, msg),
+                history: self.history.clone(),
             };
             replies.extend(run_skill(&skill, msg, &cx).await?);
         }
@@ -206,4 +218,36 @@ fn audit_denial(msg: &Envelope, skill: &str, denial: Denial) {
         "skill use denied"
     );
     metrics::counter!(SKILL_DENIALS_TOTAL, "skill" => skill.to_string(), "reason" => denial.label()).increment(1);
+}
+
+/// A skill's read access to history, over the store.
+pub struct StoreHistory(pub Arc<dyn clawdbot_store::Store>);
+
+#[async_trait::async_trait]
+impl clawdbot_core::skill::ConversationHistory for StoreHistory {
+    async fn recent(
+        &self,
+        msg: &Envelope,
+        limit: usize,
+    ) -> Result<Vec<clawdbot_core::skill::PastMessage>, String> {
+        let conversation = msg
+            .conversation
+            .as_ref()
+            .map(|c| c.id.as_str())
+            .unwrap_or_default();
+        let rows = self
+            .0
+            .conversation(&msg.platform, &msg.bot_id, conversation, limit as i64)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(rows
+            .into_iter()
+            .map(|row| clawdbot_core::skill::PastMessage {
+                from_bot: row.direction == clawdbot_store::Direction::Out,
+                id: row.id,
+                skill: row.skill,
+                text: row.text,
+            })
+            .collect())
+    }
 }

@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clawdbot_core::proto::{Envelope, Reply, Segment};
-use clawdbot_core::skill::{Manifest, Skill, SkillContext, SkillError, Triggers, command_arguments};
+use clawdbot_core::skill::{
+    Manifest, Skill, SkillContext, SkillError, Triggers, command_arguments,
+};
 use serde::Deserialize;
 
 use crate::options::{Options, parse};
@@ -52,32 +54,53 @@ impl ShellSkill {
     pub fn new(options: &Options) -> Result<Self, String> {
         let parsed: ShellOptions = parse(NAME, options)?;
         if let Some((name, _)) = parsed.commands.iter().find(|(_, argv)| argv.is_empty()) {
-            return Err(format!("`skills.{NAME}.commands.{name}` needs a program, like [\"uptime\"]"));
+            return Err(format!(
+                "`skills.{NAME}.commands.{name}` needs a program, like [\"uptime\"]"
+            ));
         }
         let names: Vec<&str> = parsed.commands.keys().map(String::as_str).collect();
         let manifest = Manifest {
             name: NAME.to_string(),
-            description: format!("/shell <{}>: runs an allowlisted command (admins)", names.join("|")),
+            description: format!(
+                "/shell <{}>: runs an allowlisted command (admins)",
+                names.join("|")
+            ),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            triggers: Triggers { commands: vec![COMMAND.to_string()], ..Default::default() },
+            triggers: Triggers {
+                commands: vec![COMMAND.to_string()],
+                ..Default::default()
+            },
             platforms: Vec::new(),
             enabled_by_default: false,
             admin_only: true,
         };
-        Ok(Self { manifest, commands: parsed.commands })
+        Ok(Self {
+            manifest,
+            commands: parsed.commands,
+        })
     }
 
     async fn run(&self, argv: &[String]) -> String {
         let Some((program, args)) = argv.split_first() else {
             return "empty command".to_string();
         };
-        let child = tokio::process::Command::new(program).args(args).kill_on_drop(true).output();
+        let child = tokio::process::Command::new(program)
+            .args(args)
+            .kill_on_drop(true)
+            .output();
         let output = match tokio::time::timeout(TIMEOUT, child).await {
             Ok(Ok(output)) => output,
             Ok(Err(error)) => return format!("cannot run {program}: {error}"),
-            Err(_) => return format!("{program} ran longer than {} s and was stopped", TIMEOUT.as_secs()),
+            Err(_) => {
+                return format!(
+                    "{program} ran longer than {} s and was stopped",
+                    TIMEOUT.as_secs()
+                );
+            }
         };
-        let mut text = String::from_utf8_lossy(&output.stdout).trim_end().to_string();
+        let mut text = String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .to_string();
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !stderr.trim().is_empty() {
             if !text.is_empty() {
@@ -86,7 +109,10 @@ impl ShellSkill {
             text.push_str(stderr.trim_end());
         }
         if !output.status.success() {
-            text.push_str(&format!("\n(exit status {})", output.status.code().unwrap_or(-1)));
+            text.push_str(&format!(
+                "\n(exit status {})",
+                output.status.code().unwrap_or(-1)
+            ));
         }
         let text = text.trim().to_string();
         if text.chars().count() > MAX_OUTPUT_CHARS {
@@ -107,7 +133,9 @@ impl Skill for ShellSkill {
     }
 
     async fn handle(&self, msg: &Envelope, _cx: &SkillContext) -> Result<Vec<Reply>, SkillError> {
-        let name = command_arguments(&msg.text, COMMAND).unwrap_or_default().trim();
+        let name = command_arguments(&msg.text, COMMAND)
+            .unwrap_or_default()
+            .trim();
         let text = match self.commands.get(name) {
             Some(argv) => {
                 tracing::info!(target: "audit", skill = NAME, command = name, user_id = ?msg.sender.as_ref().map(|s| &s.user_id), "allowlisted command run");
@@ -137,8 +165,15 @@ mod tests {
     }
 
     async fn ask(text: &str) -> String {
-        let msg = Envelope { id: "e".into(), text: text.into(), ..Default::default() };
-        let replies = skill().handle(&msg, &SkillContext::default()).await.expect("handled");
+        let msg = Envelope {
+            id: "e".into(),
+            text: text.into(),
+            ..Default::default()
+        };
+        let replies = skill()
+            .handle(&msg, &SkillContext::default())
+            .await
+            .expect("handled");
         replies[0].segments[0].as_text().expect("text").to_string()
     }
 
@@ -146,7 +181,11 @@ mod tests {
     async fn runs_only_allowlisted_commands_with_their_own_arguments() {
         assert_eq!(ask("/shell hello").await, "hi there");
         assert_eq!(ask("/shell fails").await, "oops\n(exit status 3)");
-        assert_eq!(ask("/shell hello; rm -rf /").await, "usage: /shell <fails|hello>", "typed text never reaches a shell");
+        assert_eq!(
+            ask("/shell hello; rm -rf /").await,
+            "usage: /shell <fails|hello>",
+            "typed text never reaches a shell"
+        );
         assert_eq!(ask("/shell").await, "usage: /shell <fails|hello>");
     }
 
