@@ -55,6 +55,8 @@ pub enum SkillCommand {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Validates the skills' options, triggers and permissions, and that remote skills answer.
+    Check(ConfigArg),
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +113,7 @@ impl Command {
             | Command::Egress(role) => role.config.config.as_ref(),
             Command::Migrate(arg) => arg.config.as_ref(),
             Command::Skill(SkillCommand::List(arg))
+            | Command::Skill(SkillCommand::Check(arg))
             | Command::Skill(SkillCommand::Enable { config: arg, .. })
             | Command::Skill(SkillCommand::Disable { config: arg, .. }) => arg.config.as_ref(),
             Command::Config(ConfigCommand::Check { path }) => Some(path),

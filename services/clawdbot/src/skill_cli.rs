@@ -13,10 +13,16 @@ fn operator() -> String {
 }
 
 pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> {
+    if let SkillCommand::Check(_) = command {
+        return check(config).await;
+    }
+
     let skills = clawdbot_skills::builtin(&config.core.skills)
         .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
     let (store, _) = crate::app::connect_store(config).await?;
     match command {
+        // Handled above, before connecting to the store it does not need.
+        SkillCommand::Check(_) => {}
         SkillCommand::List(_) => {
             let switches = store.skill_states().await?;
             println!(
@@ -82,6 +88,44 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
                 if enabled { "enabled" } else { "disabled" }
             );
         }
+    }
+    Ok(())
+}
+
+/// `skill check`: the config already passed validation (options, permissions, names) to get
+/// here; this builds the router (patterns compile) and asks every remote skill to describe
+/// itself. Fails when anything does not.
+async fn check(config: &Config) -> anyhow::Result<()> {
+    let mut skills = clawdbot_skills::builtin(&config.core.skills)
+        .map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
+    let builtin_count = skills.len();
+    let mut failed = Vec::new();
+    for (name, settings) in config.core.skills.iter() {
+        let Some(address) = &settings.remote else {
+            continue;
+        };
+        let started = std::time::Instant::now();
+        match clawdbot_skills::remote::RemoteSkill::probe(address).await {
+            Ok(version) => println!(
+                "ok    {name:<16} remote {address} answers (version {version}, {} ms)",
+                started.elapsed().as_millis()
+            ),
+            Err(reason) => {
+                println!("FAIL  {name:<16} remote {address}: {reason}");
+                failed.push(name.clone());
+            }
+        }
+    }
+    let remote = clawdbot_skills::connect_remote(&config.core.skills)
+        .await
+        .map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
+    skills.extend(remote);
+    if let Err(error) = clawdbot_worker::router::Router::new(skills) {
+        bail!("{error}");
+    }
+    println!("ok    {builtin_count} built-in skills: options, triggers and permissions are valid");
+    if !failed.is_empty() {
+        bail!("remote skills not answering: {}", failed.join(", "));
     }
     Ok(())
 }

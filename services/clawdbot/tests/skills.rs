@@ -704,3 +704,45 @@ async fn the_ai_skill_reads_tensorflow_serving_predictions() {
         serde_json::json!({"instances": [{"text": "I love this product"}]})
     );
 }
+
+#[tokio::test]
+async fn skill_check_reports_remote_skills_that_do_not_answer() {
+    use clawdbot_testkit::mock::skill::MockSkill;
+    let setup = Setup::new(Backend::Embedded).await;
+    let skill = MockSkill::start().await;
+    let ports = Ports::new();
+    let check = |extra: String| {
+        let config = setup.config("", ports.egress, &extra);
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_clawdbot"))
+            .args(["skill", "check", "--config"])
+            .arg(config)
+            .output()
+    };
+    let good = check(format!(
+        "skills:\n  weather:\n    remote: \"{}\"\n",
+        skill.url()
+    ))
+    .await
+    .expect("runs");
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        good.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(
+        stdout.contains("ok    weather") && stdout.contains("version 2.1.0"),
+        "{stdout}"
+    );
+    let dead = format!("http://127.0.0.1:{}", clawdbot_testkit::free_port());
+    let bad = check(format!("skills:\n  weather:\n    remote: \"{dead}\"\n"))
+        .await
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("FAIL  weather"));
+    let broken = check("skills:\n  faq:\n    entries: [{answer: x}]\n".to_string())
+        .await
+        .expect("runs");
+    assert_eq!(broken.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("`skills.faq.entries[0]` needs"));
+}

@@ -132,6 +132,34 @@ impl RemoteSkill {
         })
     }
 
+    /// Asks the skill at `address` to describe itself; returns its version.
+    ///
+    /// # Errors
+    /// It does not answer in time, or answers with an error (the reason).
+    pub async fn probe(address: &str) -> Result<String, String> {
+        let channel = Channel::from_shared(address.to_string())
+            .map_err(|error| error.to_string())?
+            .connect_timeout(DESCRIBE_TIMEOUT);
+        let connect = tokio::time::timeout(DESCRIBE_TIMEOUT, channel.connect()).await;
+        let channel = match connect {
+            Ok(Ok(channel)) => channel,
+            Ok(Err(error)) => return Err(format!("cannot connect: {error}")),
+            Err(_) => return Err("cannot connect in time".to_string()),
+        };
+        let mut request = tonic::Request::new(DescribeRequest {});
+        request.set_timeout(DESCRIBE_TIMEOUT);
+        match tokio::time::timeout(
+            DESCRIBE_TIMEOUT,
+            SkillClient::new(channel).describe(request),
+        )
+        .await
+        {
+            Ok(Ok(manifest)) => Ok(manifest.into_inner().version),
+            Ok(Err(status)) => Err(format!("{}: {}", status.code(), status.message())),
+            Err(_) => Err("no answer to Describe in time".to_string()),
+        }
+    }
+
     async fn call(&self, msg: &Envelope) -> Result<Vec<Reply>, String> {
         let mut request = tonic::Request::new(HandleRequest {
             envelope: Some(msg.clone()),
