@@ -25,31 +25,39 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
         SkillCommand::Check(_) => {}
         SkillCommand::List(_) => {
             let switches = store.skill_states().await?;
+            let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+            let activity = store.skill_activity(hour_ago).await?;
+            let usage = |name: &str| match activity.iter().find(|a| a.skill == name) {
+                Some(a) => (a.calls.to_string(), format!("{:.0} ms", a.p99_ms)),
+                None => ("0".to_string(), "-".to_string()),
+            };
             println!(
-                "{:<16} {:<8} {:<8} {:<8} DESCRIPTION",
-                "NAME", "VERSION", "ENABLED", "SOURCE"
+                "{:<14} {:<8} {:<8} {:<8} {:>10} {:>9}  DESCRIPTION",
+                "NAME", "VERSION", "ENABLED", "SOURCE", "CALLS/1H", "P99"
             );
-            for skill in &skills {
-                let manifest = skill.manifest();
-                let configured = config
-                    .core
-                    .skills
-                    .get(&manifest.name)
-                    .and_then(|s| s.enabled);
-                let enabled = switches
-                    .get(&manifest.name)
-                    .copied()
-                    .or(configured)
-                    .unwrap_or(manifest.enabled_by_default);
-                println!(
-                    "{:<16} {:<8} {:<8} {:<8} {}",
-                    manifest.name,
-                    manifest.version,
-                    if enabled { "yes" } else { "no" },
-                    "builtin",
-                    manifest.description
-                );
-            }
+            let mut rows: Vec<(String, String, bool, &str, String)> = skills
+                .iter()
+                .map(|skill| {
+                    let manifest = skill.manifest();
+                    let configured = config
+                        .core
+                        .skills
+                        .get(&manifest.name)
+                        .and_then(|s| s.enabled);
+                    let enabled = switches
+                        .get(&manifest.name)
+                        .copied()
+                        .or(configured)
+                        .unwrap_or(manifest.enabled_by_default);
+                    (
+                        manifest.name.clone(),
+                        manifest.version.clone(),
+                        enabled,
+                        "builtin",
+                        manifest.description.clone(),
+                    )
+                })
+                .collect();
             for (name, settings) in config
                 .core
                 .skills
@@ -61,12 +69,19 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
                     .copied()
                     .or(settings.enabled)
                     .unwrap_or(true);
-                let remote = settings.remote.as_deref().unwrap_or_default();
+                rows.push((
+                    name.clone(),
+                    "-".into(),
+                    enabled,
+                    "remote",
+                    settings.remote.clone().unwrap_or_default(),
+                ));
+            }
+            for (name, version, enabled, source, description) in rows {
+                let (calls, p99) = usage(&name);
+                let enabled = if enabled { "yes" } else { "no" };
                 println!(
-                    "{name:<16} {:<8} {:<8} {:<8} {remote}",
-                    "-",
-                    if enabled { "yes" } else { "no" },
-                    "remote"
+                    "{name:<14} {version:<8} {enabled:<8} {source:<8} {calls:>10} {p99:>9}  {description}"
                 );
             }
         }

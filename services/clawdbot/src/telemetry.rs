@@ -36,14 +36,16 @@ impl Drop for TelemetryGuard {
 ///
 /// # Errors
 /// The OTLP exporter cannot be built (a malformed endpoint), or a subscriber is already set.
+/// Roles log to stdout at `info`; admin commands (`skill`, `migrate`, `config`) keep stdout for
+/// their answer and log warnings and errors to stderr.
 pub fn init(config: &TelemetryConfig, role: &'static str) -> anyhow::Result<TelemetryGuard> {
-    let filter = EnvFilter::try_from_env("CLAWDBOT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt_layer = match config.log_format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .with_current_span(true)
-            .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+    let is_role = matches!(role, "up" | "ingress" | "worker" | "egress");
+    let default_level = if is_role { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("CLAWDBOT_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let fmt_layer = match (config.log_format, is_role) {
+        (LogFormat::Json, true) => tracing_subscriber::fmt::layer().json().with_current_span(true).boxed(),
+        (LogFormat::Text, true) => tracing_subscriber::fmt::layer().boxed(),
+        (_, false) => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
     };
     let mut builder = SdkTracerProvider::builder().with_resource(
         opentelemetry_sdk::Resource::builder()

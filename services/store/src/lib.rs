@@ -49,6 +49,25 @@ pub struct HistoryRecord {
     pub created_at: OffsetDateTime,
 }
 
+/// What one skill did recently (`clawdbot skill list`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkillActivity {
+    pub skill: String,
+    pub calls: u64,
+    /// Message received → reply delivered, 99th percentile, in milliseconds.
+    pub p99_ms: f64,
+}
+
+/// Returns the 99th percentile of `values` (nearest rank), 0 when empty.
+pub fn p99(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len() as f64) * 0.99).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -114,6 +133,14 @@ pub trait Store: Send + Sync {
         limit: i64,
     ) -> Result<Vec<HistoryRecord>, StoreError>;
 
+    /// Returns, per skill, the replies it sent since `since` and the 99th percentile of their
+    /// latency (message received → reply delivered), from history.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn skill_activity(&self, since: OffsetDateTime)
+    -> Result<Vec<SkillActivity>, StoreError>;
+
     /// Returns the skills switched on or off cluster-wide, by name.
     ///
     /// # Errors
@@ -136,4 +163,27 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// The database is unreachable.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Folds (skill, latency) rows into per-skill activity, busiest first.
+pub(crate) fn activity(
+    rows: impl IntoIterator<Item = (String, Option<f64>)>,
+) -> Vec<SkillActivity> {
+    let mut by_skill: std::collections::BTreeMap<String, (u64, Vec<f64>)> =
+        std::collections::BTreeMap::new();
+    for (skill, latency) in rows {
+        let entry = by_skill.entry(skill).or_default();
+        entry.0 += 1;
+        entry.1.extend(latency);
+    }
+    let mut activity: Vec<SkillActivity> = by_skill
+        .into_iter()
+        .map(|(skill, (calls, mut latencies))| SkillActivity {
+            skill,
+            calls,
+            p99_ms: p99(&mut latencies),
+        })
+        .collect();
+    activity.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.skill.cmp(&b.skill)));
+    activity
 }

@@ -34,6 +34,7 @@ clawdbot_testkit::store_suite!(cases;
     a_replayed_batch_writes_nothing_twice,
     a_conversation_reads_back_in_order_and_limited_to_the_latest,
     skill_switches_persist_and_the_last_one_wins,
+    skill_activity_counts_replies_and_their_latency,
 );
 
 mod cases {
@@ -80,6 +81,36 @@ mod cases {
         assert_eq!(ids, vec!["m2", "m3"]);
         assert_eq!(rows[0], batch[3], "every column reads back as written");
         fixture.store.ping().await.expect("ping");
+    }
+
+    pub async fn skill_activity_counts_replies_and_their_latency(fixture: TestStore) {
+        let at = datetime!(2026-11-25 08:00 UTC);
+        let ms = |n: i64| time::Duration::milliseconds(n);
+        let reply = |id: &str, to: &str, skill: &str, after: i64| {
+            let mut row = record(id, Direction::Out, "g", at + ms(after));
+            row.in_reply_to = to.to_string();
+            row.skill = skill.to_string();
+            row
+        };
+        let batch = vec![
+            record("m1", Direction::In, "g", at),
+            record("m2", Direction::In, "g", at + ms(1000)),
+            reply("m1:echo:0", "m1", "echo", 20),
+            reply("m2:echo:0", "m2", "echo", 1100),
+            reply("m2:faq:0", "m2", "faq", 1005),
+            record("old", Direction::Out, "g", at - time::Duration::hours(2)),
+        ];
+        fixture.store.write_history(&batch).await.expect("write");
+        let activity = fixture
+            .store
+            .skill_activity(at - time::Duration::minutes(1))
+            .await
+            .expect("activity");
+        assert_eq!(activity.len(), 2, "{activity:?}");
+        assert_eq!((activity[0].skill.as_str(), activity[0].calls), ("echo", 2));
+        assert!((activity[0].p99_ms - 100.0).abs() < 1.0, "{activity:?}");
+        assert_eq!((activity[1].skill.as_str(), activity[1].calls), ("faq", 1));
+        assert!((activity[1].p99_ms - 5.0).abs() < 1.0, "{activity:?}");
     }
 
     pub async fn skill_switches_persist_and_the_last_one_wins(fixture: TestStore) {

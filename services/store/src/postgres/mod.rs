@@ -192,6 +192,28 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    async fn skill_activity(
+        &self,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<crate::SkillActivity>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT o.skill, extract(epoch FROM o.created_at - i.created_at)::float8 * 1000
+                 FROM messages o LEFT JOIN messages i ON i.id = o.in_reply_to AND i.direction = 'in'
+                 WHERE o.direction = 'out' AND o.created_at >= $1 AND o.skill <> ''",
+                &[&since],
+            )
+            .await
+            .map_err(|source| StoreError::Query {
+                context: "skill activity",
+                source,
+            })?;
+        Ok(crate::activity(rows.iter().map(|row| {
+            (row.get::<_, String>(0), row.get::<_, Option<f64>>(1))
+        })))
+    }
+
     async fn skill_states(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
         let client = self.client().await?;
         let rows = client

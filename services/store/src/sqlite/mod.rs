@@ -226,6 +226,29 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn skill_activity(
+        &self,
+        since: OffsetDateTime,
+    ) -> Result<Vec<crate::SkillActivity>, StoreError> {
+        let since = millis(since);
+        self.with_connection(move |connection| {
+            let mut select = connection
+                .prepare_cached(
+                    "SELECT o.skill, o.created_at - i.created_at
+                     FROM messages o LEFT JOIN messages i ON i.id = o.in_reply_to AND i.direction = 'in'
+                     WHERE o.direction = 'out' AND o.created_at >= ?1 AND o.skill <> ''",
+                )
+                .map_err(sqlite_error("prepare skill activity"))?;
+            let rows = select
+                .query_map([since], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?.map(|ms| ms as f64))))
+                .map_err(sqlite_error("select skill activity"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sqlite_error("read skill activity"))?;
+            Ok(crate::activity(rows))
+        })
+        .await
+    }
+
     async fn skill_states(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
         self.with_connection(|connection| {
             let mut select = connection
