@@ -25,7 +25,7 @@ use clawdbot_store::sqlite::SqliteStore;
 use clawdbot_worker::dispatch::Dispatcher;
 use clawdbot_worker::policy::{Policy, PolicyHandle};
 use clawdbot_worker::policy_sync;
-use clawdbot_worker::router::Router;
+use clawdbot_worker::router::{Router, RouterHandle};
 use tokio::net::TcpListener;
 
 use crate::cli::{Cli, Command};
@@ -263,10 +263,11 @@ async fn start_worker(
         .iter()
         .map(|skill| skill.name().to_string())
         .collect();
-    let router = Router::new(skills).map_err(|error| anyhow::anyhow!(error))?;
+    let router =
+        RouterHandle::new(Router::new(skills.clone()).map_err(|error| anyhow::anyhow!(error))?);
     let policy = PolicyHandle::new(Policy::new(core.skills.clone(), &core.permissions));
     let dispatcher = Dispatcher::new(
-        router,
+        router.clone(),
         policy.clone(),
         bus.clone(),
         clawdbot_bus::SKILLS_GROUP,
@@ -275,9 +276,14 @@ async fn start_worker(
     let (store, location) = connect_store(config).await?;
     let history = clawdbot_worker::dispatch::StoreHistory(store.clone());
     let dispatcher = dispatcher.with_history(Arc::new(history));
-    let dispatcher = dispatcher.with_history(Arc::new(clawdbot_worker::dispatch::StoreHistory(
+    // Skills loaded on the running cluster (`clawdbot skill load`) join these.
+    tail.spawn(policy_sync::poll_registry(
         store.clone(),
-    )));
+        skills,
+        router,
+        SWITCH_POLL,
+        tail.clone(),
+    ));
     tail.spawn(policy_sync::poll_switches(
         store.clone(),
         policy.clone(),

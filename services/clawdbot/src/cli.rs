@@ -41,8 +41,31 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum SkillCommand {
-    /// Lists the skills: name, version, whether enabled, where from, and what they do.
-    List(ConfigArg),
+    /// Lists the skills: name, version, whether enabled, where from, calls and p99 in the last
+    /// hour, and what they do; with --remote, the skills offered by the configured index.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// List the skill index (`skill_index` in the config) instead.
+        #[arg(long)]
+        remote: bool,
+    },
+    /// Packs a skill directory (its `skill.yaml` and files) into one archive with checksums.
+    Build {
+        /// The skill's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The archive to write (`NAME.skill`).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Registers a skill (a `.skill` archive or a `skill.yaml`) on the running cluster: every
+    /// worker serves it within a second.
+    Load {
+        path: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Switches a skill on for every worker (within a second), persisted in the store.
     Enable {
         name: String,
@@ -112,11 +135,13 @@ impl Command {
             | Command::Worker(role)
             | Command::Egress(role) => role.config.config.as_ref(),
             Command::Migrate(arg) => arg.config.as_ref(),
-            Command::Skill(SkillCommand::List(arg))
+            Command::Skill(SkillCommand::List { config: arg, .. })
+            | Command::Skill(SkillCommand::Load { config: arg, .. })
             | Command::Skill(SkillCommand::Check(arg))
             | Command::Skill(SkillCommand::Enable { config: arg, .. })
             | Command::Skill(SkillCommand::Disable { config: arg, .. }) => arg.config.as_ref(),
             Command::Config(ConfigCommand::Check { path }) => Some(path),
+            Command::Skill(SkillCommand::Build { .. }) => None,
         }
     }
 }

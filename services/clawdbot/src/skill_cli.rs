@@ -13,8 +13,21 @@ fn operator() -> String {
 }
 
 pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> {
-    if let SkillCommand::Check(_) = command {
-        return check(config).await;
+    match command {
+        SkillCommand::Check(_) => return check(config).await,
+        SkillCommand::Build { dir, output } => {
+            let (manifest, checksum) = clawdbot_skills::package::build(dir, output)
+                .map_err(|error| anyhow::anyhow!(error))?;
+            println!(
+                "built {} {} → {} (sha256 {checksum})",
+                manifest.name,
+                manifest.version,
+                output.display()
+            );
+            return Ok(());
+        }
+        SkillCommand::List { remote: true, .. } => return list_index(config).await,
+        _ => {}
     }
 
     let skills = clawdbot_skills::builtin(&config.core.skills)
@@ -23,7 +36,31 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
     match command {
         // Handled above, before connecting to the store it does not need.
         SkillCommand::Check(_) => {}
-        SkillCommand::List(_) => {
+        SkillCommand::Load { path, .. } => {
+            let manifest =
+                clawdbot_skills::package::load(path).map_err(|error| anyhow::anyhow!(error))?;
+            if skills.iter().any(|s| s.name() == manifest.name) {
+                bail!(
+                    "`{}` is a built-in skill's name; pick another in skill.yaml",
+                    manifest.name
+                );
+            }
+            store
+                .register_skill(
+                    &manifest.name,
+                    &serde_json::to_string(&manifest)?,
+                    &operator(),
+                )
+                .await?;
+            println!(
+                "loaded {} {} from {}; every worker serves it within a second",
+                manifest.name,
+                manifest.version,
+                path.display()
+            );
+        }
+        SkillCommand::Build { .. } => {}
+        SkillCommand::List { .. } => {
             let switches = store.skill_states().await?;
             let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
             let activity = store.skill_activity(hour_ago).await?;
@@ -141,6 +178,46 @@ async fn check(config: &Config) -> anyhow::Result<()> {
     println!("ok    {builtin_count} built-in skills: options, triggers and permissions are valid");
     if !failed.is_empty() {
         bail!("remote skills not answering: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// `skill list --remote`: the skills the configured index offers.
+async fn list_index(config: &Config) -> anyhow::Result<()> {
+    let Some(url) = &config.core.skill_index else {
+        bail!("no `skill_index` URL in the config");
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let index: Vec<serde_json::Value> = client
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|error| anyhow::anyhow!("cannot fetch the skill index `{url}`: {error}"))?
+        .json()
+        .await
+        .map_err(|error| anyhow::anyhow!("`{url}` is not a skill index (a JSON list): {error}"))?;
+    println!(
+        "{:<16} {:<10} {:<50} DOWNLOAD",
+        "NAME", "VERSION", "DESCRIPTION"
+    );
+    for entry in index {
+        let field = |key: &str| {
+            entry
+                .get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or("-")
+                .to_string()
+        };
+        println!(
+            "{:<16} {:<10} {:<50} {}",
+            field("name"),
+            field("version"),
+            field("description"),
+            field("download")
+        );
     }
     Ok(())
 }

@@ -41,11 +41,17 @@ impl Drop for TelemetryGuard {
 pub fn init(config: &TelemetryConfig, role: &'static str) -> anyhow::Result<TelemetryGuard> {
     let is_role = matches!(role, "up" | "ingress" | "worker" | "egress");
     let default_level = if is_role { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_env("CLAWDBOT_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_env("CLAWDBOT_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let fmt_layer = match (config.log_format, is_role) {
-        (LogFormat::Json, true) => tracing_subscriber::fmt::layer().json().with_current_span(true).boxed(),
+        (LogFormat::Json, true) => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .boxed(),
         (LogFormat::Text, true) => tracing_subscriber::fmt::layer().boxed(),
-        (_, false) => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
+        (_, false) => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
     let mut builder = SdkTracerProvider::builder().with_resource(
         opentelemetry_sdk::Resource::builder()

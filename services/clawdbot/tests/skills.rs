@@ -746,3 +746,100 @@ async fn skill_check_reports_remote_skills_that_do_not_answer() {
     assert_eq!(broken.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&broken.stderr).contains("`skills.faq.entries[0]` needs"));
 }
+
+#[tokio::test]
+async fn a_skill_built_and_loaded_on_a_running_cluster_is_served_within_a_second() {
+    use clawdbot_testkit::mock::service::MockService;
+    use clawdbot_testkit::mock::skill::MockSkill;
+    let setup = Setup::new(Backend::Cluster).await;
+    let skill = MockSkill::start().await;
+    let index = MockService::start(r#"[{"name":"weather","version":"2.1.0","description":"today's weather","download":"https://skills.example/weather.skill"}]"#).await;
+    let ports = Ports::new();
+    let config = setup.config(
+        &setup.redis_url(),
+        ports.egress,
+        &format!("skill_index: \"{}\"\n", index.url("/index.json")),
+    );
+    let _bot = Clawdbot::start(&["up"], &config, &ports).await;
+    let cli = |args: Vec<String>| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_clawdbot"))
+            .args(args)
+            .output()
+    };
+
+    // Before: nobody handles /weather.
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 42, 1, "/weather Hangzhou")
+            .await,
+        204
+    );
+
+    let dir = setup.dir.join("weather-skill");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let manifest = format!(
+        "name: weather\nversion: 2.1.0\ndescription: \"/weather <city>\"\nremote: \"{}\"\ncommands: [\"/weather\"]\n",
+        skill.url()
+    );
+    std::fs::write(dir.join("skill.yaml"), manifest).expect("manifest");
+    let archive = setup.dir.join("weather.skill");
+    let built = cli(vec![
+        "skill".into(),
+        "build".into(),
+        dir.display().to_string(),
+        "--output".into(),
+        archive.display().to_string(),
+    ])
+    .await
+    .expect("runs");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert!(String::from_utf8_lossy(&built.stdout).contains("sha256"));
+    let config_arg = config.display().to_string();
+    let loaded = cli(vec![
+        "skill".into(),
+        "load".into(),
+        archive.display().to_string(),
+        "--config".into(),
+        config_arg.clone(),
+    ])
+    .await
+    .expect("runs");
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 42, 2, "/weather Beijing")
+            .await,
+        204
+    );
+    assert!(wait_for_text(&setup, "sunny in Beijing").await);
+    assert_eq!(
+        skill.calls(),
+        1,
+        "only the message after the load reached it"
+    );
+
+    let listed = cli(vec![
+        "skill".into(),
+        "list".into(),
+        "--remote".into(),
+        "--config".into(),
+        config_arg,
+    ])
+    .await
+    .expect("runs");
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listing.contains("weather") && listing.contains("https://skills.example/weather.skill"),
+        "{listing}"
+    );
+}

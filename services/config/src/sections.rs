@@ -33,6 +33,10 @@ pub struct CoreConfig {
     /// Who counts as an admin.
     #[serde(default)]
     pub permissions: crate::skills::PermissionsConfig,
+    /// URL of a skill index (JSON list of name/version/description/download) for
+    /// `clawdbot skill list --remote`.
+    #[serde(default)]
+    pub skill_index: Option<String>,
 }
 
 impl CoreConfig {
@@ -47,6 +51,7 @@ impl CoreConfig {
         "metrics",
         "skills",
         "permissions",
+        "skill_index",
         "telemetry",
     ];
 

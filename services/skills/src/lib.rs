@@ -10,6 +10,7 @@ pub mod help;
 pub mod http;
 pub mod notify;
 mod options;
+pub mod package;
 pub mod remote;
 pub mod shell;
 

@@ -141,6 +141,25 @@ pub trait Store: Send + Sync {
     async fn skill_activity(&self, since: OffsetDateTime)
     -> Result<Vec<SkillActivity>, StoreError>;
 
+    /// Registers (or replaces) a loaded skill's manifest, as JSON.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn register_skill(
+        &self,
+        name: &str,
+        manifest_json: &str,
+        loaded_by: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Returns the loaded skills' manifests (JSON), by name.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn registered_skills(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError>;
+
     /// Returns the skills switched on or off cluster-wide, by name.
     ///
     /// # Errors

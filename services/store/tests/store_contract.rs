@@ -35,6 +35,7 @@ clawdbot_testkit::store_suite!(cases;
     a_conversation_reads_back_in_order_and_limited_to_the_latest,
     skill_switches_persist_and_the_last_one_wins,
     skill_activity_counts_replies_and_their_latency,
+    loaded_skills_are_registered_and_replaced_by_name,
 );
 
 mod cases {
@@ -113,6 +114,22 @@ mod cases {
         assert!((activity[1].p99_ms - 5.0).abs() < 1.0, "{activity:?}");
     }
 
+    pub async fn loaded_skills_are_registered_and_replaced_by_name(fixture: TestStore) {
+        fixture
+            .store
+            .register_skill("weather", r#"{"version":"1"}"#, "ops")
+            .await
+            .expect("register");
+        fixture
+            .store
+            .register_skill("weather", r#"{"version":"2"}"#, "ops")
+            .await
+            .expect("replace");
+        let registered = fixture.store.registered_skills().await.expect("registry");
+        assert_eq!(registered.len(), 1);
+        assert_eq!(registered["weather"], r#"{"version":"2"}"#);
+    }
+
     pub async fn skill_switches_persist_and_the_last_one_wins(fixture: TestStore) {
         assert!(
             fixture
@@ -183,7 +200,7 @@ async fn postgres_migrations_run_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
 }
 
 #[tokio::test]

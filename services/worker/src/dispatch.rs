@@ -12,7 +12,7 @@ use clawdbot_core::telemetry::{
 use tracing::Instrument;
 
 use crate::policy::{Denial, Policy, PolicyHandle};
-use crate::router::Router;
+use crate::router::{Router, RouterHandle};
 
 const COMPONENT: &str = "worker";
 /// The name replies of the router itself carry (unknown commands, rate-limit notices).
@@ -30,7 +30,7 @@ pub enum DispatchError {
 /// Decides and runs the skills for each message of one pool.
 #[derive(Clone)]
 pub struct Dispatcher {
-    router: Router,
+    router: RouterHandle,
     policy: PolicyHandle,
     bus: Arc<dyn Bus>,
     pool: String,
@@ -39,7 +39,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Returns a dispatcher for `router`'s skills under `policy`, counting rate limits on `bus`.
-    pub fn new(router: Router, policy: PolicyHandle, bus: Arc<dyn Bus>, pool: &str) -> Self {
+    pub fn new(router: RouterHandle, policy: PolicyHandle, bus: Arc<dyn Bus>, pool: &str) -> Self {
         Self {
             router,
             policy,
@@ -59,8 +59,8 @@ impl Dispatcher {
     }
 
     /// Returns the skills the sender of `msg` may use, as (name, description), for `help`.
-    fn usable(&self, policy: &Policy, msg: &Envelope) -> Vec<(String, String)> {
-        self.router
+    fn usable(&self, router: &Router, policy: &Policy, msg: &Envelope) -> Vec<(String, String)> {
+        router
             .skills()
             .map(|skill| skill.manifest())
             .filter(|m| policy.enabled(m) && policy.check(m, msg).is_ok())
@@ -81,7 +81,8 @@ impl Dispatcher {
     /// A skill failed: retry later, or dead-letter.
     pub async fn dispatch(&self, msg: &Envelope) -> Result<Vec<Reply>, DispatchError> {
         let policy = self.policy.current();
-        let routing = self.router.route(msg);
+        let router = self.router.current();
+        let routing = router.route(msg);
         let mut replies = Vec::new();
         if let Some(command) = &routing.unknown_command {
             // Private chats get told; groups are left alone (other bots may own the command).
@@ -125,7 +126,7 @@ impl Dispatcher {
             }
             let cx = SkillContext {
                 pool: self.pool.clone(),
-                usable: self.usable(&policy, msg),
+                usable: self.usable(&router, &policy, msg),
                 history: self.history.clone(),
             };
             replies.extend(run_skill(&skill, msg, &cx).await?);

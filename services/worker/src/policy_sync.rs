@@ -114,3 +114,70 @@ pub async fn poll_switches(
         }
     }
 }
+
+/// Watches the store's skill registry (`clawdbot skill load`) every `every`: when it changes,
+/// connects the loaded remote skills and swaps in a router over `base` plus them. A manifest
+/// that no longer parses is skipped with a log line; the others still load.
+pub async fn poll_registry(
+    store: Arc<dyn Store>,
+    base: Vec<Arc<dyn clawdbot_core::skill::Skill>>,
+    router: crate::router::RouterHandle,
+    every: Duration,
+    shutdown: Shutdown,
+) {
+    let mut seen = BTreeMap::new();
+    loop {
+        match store.registered_skills().await {
+            Ok(registered) if registered != seen => {
+                let mut skills = base.clone();
+                for (name, json) in &registered {
+                    let manifest: clawdbot_skills::package::PackageManifest =
+                        match serde_json::from_str(json) {
+                            Ok(manifest) => manifest,
+                            Err(error) => {
+                                tracing::error!(skill = %name, error = %error, "loaded skill has an unreadable manifest; skipped");
+                                continue;
+                            }
+                        };
+                    let address = manifest.remote.clone().unwrap_or_default();
+                    match clawdbot_skills::remote::RemoteSkill::connect(
+                        name,
+                        &address,
+                        &manifest.options(),
+                    )
+                    .await
+                    {
+                        Ok(skill) if !skills.iter().any(|s| s.name() == name) => {
+                            skills.push(Arc::new(skill))
+                        }
+                        Ok(_) => {
+                            tracing::warn!(skill = %name, "a loaded skill has the name of a configured one; the configured one stays")
+                        }
+                        Err(error) => {
+                            tracing::error!(skill = %name, error = %error, "cannot start loaded skill")
+                        }
+                    }
+                }
+                match crate::router::Router::new(skills) {
+                    Ok(next) => {
+                        router.replace(next);
+                        tracing::info!(loaded = registered.len(), "skill registry applied");
+                    }
+                    Err(error) => {
+                        tracing::error!(error = %error, "loaded skills rejected; keeping the skills in force")
+                    }
+                }
+                seen = registered;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                telemetry::count_error("worker", error.kind());
+                tracing::warn!(error = %error, "cannot read the skill registry");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}

@@ -315,3 +315,34 @@ mod tests {
         assert!(error.contains("skill `broken`"), "{error}");
     }
 }
+
+/// The router in force, swapped whole when skills are loaded on a running cluster.
+#[derive(Clone)]
+pub struct RouterHandle {
+    current: Arc<std::sync::RwLock<Router>>,
+}
+
+impl RouterHandle {
+    /// Returns a handle holding `router`.
+    pub fn new(router: Router) -> Self {
+        Self {
+            current: Arc::new(std::sync::RwLock::new(router)),
+        }
+    }
+
+    /// Returns the router in force now (cheap: the skills are shared).
+    pub fn current(&self) -> Router {
+        self.current
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Replaces the router.
+    pub fn replace(&self, router: Router) {
+        match self.current.write() {
+            Ok(mut slot) => *slot = router,
+            Err(poisoned) => *poisoned.into_inner() = router,
+        }
+    }
+}

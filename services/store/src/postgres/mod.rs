@@ -214,6 +214,38 @@ impl Store for PostgresStore {
         })))
     }
 
+    async fn register_skill(
+        &self,
+        name: &str,
+        manifest_json: &str,
+        loaded_by: &str,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO skill_registry (name, manifest, loaded_by) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET manifest = excluded.manifest, loaded_by = excluded.loaded_by, loaded_at = now()",
+                &[&name, &manifest_json, &loaded_by],
+            )
+            .await
+            .map_err(|source| StoreError::Query { context: "register skill", source })?;
+        Ok(())
+    }
+
+    async fn registered_skills(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT name, manifest FROM skill_registry", &[])
+            .await
+            .map_err(|source| StoreError::Query {
+                context: "select skill registry",
+                source,
+            })?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
     async fn skill_states(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
         let client = self.client().await?;
         let rows = client

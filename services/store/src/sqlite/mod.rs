@@ -16,6 +16,7 @@ use crate::{Direction, HistoryRecord, Store, StoreError};
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("schema.sql")),
     (2, include_str!("skill_states.sql")),
+    (3, include_str!("skill_registry.sql")),
 ];
 
 /// The history store in one SQLite file.
@@ -245,6 +246,48 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sqlite_error("read skill activity"))?;
             Ok(crate::activity(rows))
+        })
+        .await
+    }
+
+    async fn register_skill(
+        &self,
+        name: &str,
+        manifest_json: &str,
+        loaded_by: &str,
+    ) -> Result<(), StoreError> {
+        let (name, manifest, loaded_by) = (
+            name.to_string(),
+            manifest_json.to_string(),
+            loaded_by.to_string(),
+        );
+        self.with_connection(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO skill_registry (name, manifest, loaded_by, loaded_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (name) DO UPDATE SET manifest = excluded.manifest, loaded_by = excluded.loaded_by, loaded_at = excluded.loaded_at",
+                    params![name, manifest, loaded_by, clawdbot_core::now_ms()],
+                )
+                .map_err(sqlite_error("register skill"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn registered_skills(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        self.with_connection(|connection| {
+            let mut select = connection
+                .prepare_cached("SELECT name, manifest FROM skill_registry")
+                .map_err(sqlite_error("prepare skill registry"))?;
+            let rows = select
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(sqlite_error("select skill registry"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(sqlite_error("read skill registry"))
         })
         .await
     }

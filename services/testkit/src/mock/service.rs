@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
+use axum::routing::any;
 
 /// One request the service received.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ impl MockService {
             .local_addr()
             .unwrap_or_else(|error| panic!("mock service address: {error}"));
         let app = axum::Router::new()
-            .route("/{*path}", post(receive))
+            .route("/{*path}", any(receive))
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
             let _stopped = axum::serve(listener, app).await;

@@ -1,0 +1,245 @@
+//! Skill packages: a directory with a `skill.yaml` manifest (and whatever files the skill
+//! ships), packed by `clawdbot skill build` into one `.skill` archive — a tar file with a
+//! `SHA256SUMS` listing every file's checksum — and registered on a running cluster by
+//! `clawdbot skill load`, which checks every checksum first.
+//!
+//! ```yaml
+//! # skill.yaml
+//! name: weather
+//! version: 1.2.0
+//! description: "/weather <city>: today's weather"
+//! remote: "http://weather-skill:50051"   # the process serving the Skill gRPC service
+//! commands: ["/weather"]
+//! timeout_ms: 3000
+//! ```
+//! Today a package describes a remote skill; WebAssembly skills will ship their module in the
+//! same archive.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::options::Options;
+
+/// The manifest file's name inside a package.
+pub const MANIFEST_FILE: &str = "skill.yaml";
+/// The checksum file's name inside an archive.
+const SUMS_FILE: &str = "SHA256SUMS";
+/// Largest archive `load` reads (a manifest and a few files, not a data set).
+const MAX_ARCHIVE_BYTES: u64 = 64 << 20;
+
+/// What `skill.yaml` says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageManifest {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    /// The address of the process serving the skill (`http://host:port`).
+    #[serde(default)]
+    pub remote: Option<String>,
+    #[serde(default)]
+    pub commands: Vec<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+impl PackageManifest {
+    /// Returns the problems with this manifest, naming the file and key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let name_ok = !self.name.is_empty()
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+        if !name_ok {
+            problems.push(format!(
+                "`{MANIFEST_FILE}: name` must be lowercase letters, digits, `_` or `.`, got `{}`",
+                self.name
+            ));
+        }
+        if self.version.is_empty() {
+            problems.push(format!("`{MANIFEST_FILE}: version` is empty"));
+        }
+        match &self.remote {
+            Some(remote) if !(remote.starts_with("http://") || remote.starts_with("https://")) => {
+                problems.push(format!("`{MANIFEST_FILE}: remote` must be an http:// or https:// address, got `{remote}`"));
+            }
+            Some(_) => {}
+            None => problems.push(format!(
+                "`{MANIFEST_FILE}: remote` is missing: a package describes a skill served over gRPC (WebAssembly modules are not supported yet)"
+            )),
+        }
+        problems
+    }
+
+    /// Returns the options a remote skill is built from.
+    pub fn options(&self) -> Options {
+        let mut options = Options::new();
+        if let Some(timeout) = self.timeout_ms {
+            options.insert("timeout_ms".into(), timeout.into());
+        }
+        if !self.description.is_empty() {
+            options.insert("description".into(), self.description.clone().into());
+        }
+        options.insert("commands".into(), self.commands.clone().into());
+        options.insert("keywords".into(), self.keywords.clone().into());
+        options.insert("patterns".into(), self.patterns.clone().into());
+        options
+    }
+}
+
+fn parse_manifest(text: &str) -> Result<PackageManifest, String> {
+    let manifest: PackageManifest = serde_saphyr::from_str(text)
+        .map_err(|error| format!("`{MANIFEST_FILE}` is not a valid manifest: {error}"))?;
+    let problems = manifest.validate();
+    if problems.is_empty() {
+        Ok(manifest)
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// Packs the skill in `dir` into the archive `output`; returns its manifest and the archive's
+/// SHA-256.
+///
+/// # Errors
+/// A missing or invalid manifest, or a file that cannot be read or written (naming it).
+pub fn build(dir: &Path, output: &Path) -> Result<(PackageManifest, String), String> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&manifest_path)
+        .map_err(|error| format!("cannot read `{}`: {error}", manifest_path.display()))?;
+    let manifest = parse_manifest(&text)?;
+    let mut files = BTreeMap::new();
+    collect(dir, dir, output, &mut files)?;
+    let mut sums = String::new();
+    for (name, bytes) in &files {
+        sums.push_str(&format!("{}  {name}\n", hex::encode(Sha256::digest(bytes))));
+    }
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut append = |name: &str, bytes: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, name, bytes)
+            .map_err(|error| format!("cannot pack `{name}`: {error}"))
+    };
+    for (name, bytes) in &files {
+        append(name, bytes)?;
+    }
+    append(SUMS_FILE, sums.as_bytes())?;
+    let bytes = archive
+        .into_inner()
+        .map_err(|error| format!("cannot finish the archive: {error}"))?;
+    std::fs::write(output, &bytes)
+        .map_err(|error| format!("cannot write `{}`: {error}", output.display()))?;
+    Ok((manifest, hex::encode(Sha256::digest(&bytes))))
+}
+
+fn collect(
+    root: &Path,
+    dir: &Path,
+    output: &Path,
+    files: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|error| format!("cannot list `{}`: {error}", dir.display()))?;
+    for entry in entries.filter_map(Result::ok) {
+        let path: PathBuf = entry.path();
+        if path == output
+            || path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
+        if path.is_dir() {
+            collect(root, &path, output, files)?;
+        } else {
+            let name = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let bytes = std::fs::read(&path)
+                .map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
+            files.insert(name, bytes);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a `.skill` archive (checking every file against `SHA256SUMS`) or a bare `skill.yaml`,
+/// and returns the manifest.
+///
+/// # Errors
+/// An unreadable file, a checksum that does not match, a file not listed, or an invalid manifest.
+pub fn load(path: &Path) -> Result<PackageManifest, String> {
+    let is_archive = path.extension().is_some_and(|e| e == "skill");
+    if !is_archive {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
+        return parse_manifest(&text);
+    }
+    let file = std::fs::File::open(path)
+        .map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
+    let mut archive = tar::Archive::new(file.take(MAX_ARCHIVE_BYTES));
+    let mut files = BTreeMap::new();
+    let entries = archive
+        .entries()
+        .map_err(|error| format!("`{}` is not a skill archive: {error}", path.display()))?;
+    for entry in entries {
+        let mut entry =
+            entry.map_err(|error| format!("`{}` is damaged: {error}", path.display()))?;
+        let name = entry
+            .path()
+            .map_err(|error| format!("bad entry name: {error}"))?
+            .to_string_lossy()
+            .into_owned();
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|error| format!("cannot read `{name}` in the archive: {error}"))?;
+        files.insert(name, bytes);
+    }
+    let sums = files
+        .remove(SUMS_FILE)
+        .ok_or_else(|| format!("`{}` has no {SUMS_FILE}", path.display()))?;
+    let sums = String::from_utf8_lossy(&sums);
+    let mut listed = 0;
+    for line in sums.lines().filter(|l| !l.trim().is_empty()) {
+        let (sum, name) = line
+            .split_once("  ")
+            .ok_or_else(|| format!("malformed {SUMS_FILE} line `{line}`"))?;
+        let bytes = files
+            .get(name)
+            .ok_or_else(|| format!("`{name}` is listed in {SUMS_FILE} but missing"))?;
+        if hex::encode(Sha256::digest(bytes)) != sum {
+            return Err(format!(
+                "checksum mismatch for `{name}`: the archive was altered"
+            ));
+        }
+        listed += 1;
+    }
+    if listed != files.len() {
+        return Err(format!("the archive holds files not listed in {SUMS_FILE}"));
+    }
+    let manifest = files
+        .get(MANIFEST_FILE)
+        .ok_or_else(|| format!("`{}` has no {MANIFEST_FILE}", path.display()))?;
+    parse_manifest(&String::from_utf8_lossy(manifest))
+}
+
+#[cfg(test)]
+mod tests;
