@@ -126,7 +126,12 @@ impl Dispatcher {
             }
             let cx = SkillContext {
                 pool: self.pool.clone(),
-                usable: self.usable(&router, &policy, msg),
+                // Only `help` reads it; working it out costs a permission check per skill.
+                usable: if manifest.name == clawdbot_skills::help::NAME {
+                    self.usable(&router, &policy, msg)
+                } else {
+                    Vec::new()
+                },
                 history: self.history.clone(),
             };
             replies.extend(run_skill(&skill, msg, &cx).await?);
