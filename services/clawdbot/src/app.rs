@@ -87,6 +87,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             None,
         ),
         Command::Migrate(_) => return migrate(&config).await,
+        Command::Probe { url } => return probe(url).await,
         Command::Skill(command) => return crate::skill_cli::run(command, &config).await,
         Command::Config(_) => return Ok(()),
     };
@@ -390,6 +391,16 @@ async fn open_sqlite(path: &Path, key: &str) -> anyhow::Result<(Arc<dyn Store>, 
         .with_context(|| format!("cannot use SQLite file `{}` (`{key}`)", path.display()))?;
     let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     Ok((Arc::new(store), shown.display().to_string()))
+}
+
+/// `clawdbot probe URL`: a health check for images without curl.
+async fn probe(url: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;
+    let status = client.get(url).send().await.with_context(|| format!("`{url}` does not answer"))?.status();
+    if !status.is_success() {
+        bail!("`{url}` answered {status}");
+    }
+    Ok(())
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -34,6 +34,9 @@ pub enum Command {
     /// Config file commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Exits 0 when `url` answers 2xx within 3 s (container health checks: the image has no
+    /// curl).
+    Probe { url: String },
     /// Skills on a running cluster: list them, switch them on or off everywhere.
     #[command(subcommand)]
     Skill(SkillCommand),
@@ -123,6 +126,7 @@ impl Command {
             Command::Worker(_) => "worker",
             Command::Egress(_) => "egress",
             Command::Migrate(_) => "migrate",
+            Command::Probe { .. } => "probe",
             Command::Skill(_) => "skill",
             Command::Config(_) => "config",
         }
@@ -141,7 +145,7 @@ impl Command {
             | Command::Skill(SkillCommand::Enable { config: arg, .. })
             | Command::Skill(SkillCommand::Disable { config: arg, .. }) => arg.config.as_ref(),
             Command::Config(ConfigCommand::Check { path }) => Some(path),
-            Command::Skill(SkillCommand::Build { .. }) => None,
+            Command::Skill(SkillCommand::Build { .. }) | Command::Probe { .. } => None,
         }
     }
 }
@@ -154,7 +158,7 @@ impl Cli {
     pub fn load_config(&self) -> Result<Config, ConfigError> {
         let mut config = match self.command.config_path() {
             Some(path) => Config::load(path, &ProcessEnv)?,
-            None if matches!(self.command, Command::Up(_) | Command::Skill(_)) => {
+            None if matches!(self.command, Command::Up(_) | Command::Skill(_) | Command::Probe { .. }) => {
                 Config::embedded()
             }
             None => {

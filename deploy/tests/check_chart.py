@@ -1,0 +1,89 @@
+"""Asserts that the rendered Helm chart has what operators rely on.
+
+Usage: check_chart.py DEFAULT_RENDER FULL_RENDER
+  DEFAULT_RENDER: `helm template` with default values, on a cluster without KEDA or the
+                  Prometheus operator;
+  FULL_RENDER:    every platform enabled, with KEDA and the Prometheus operator installed.
+"""
+
+import sys
+
+import yaml
+
+checks = 0
+failures = []
+
+
+def check(condition, what):
+    global checks
+    checks += 1
+    if not condition:
+        failures.append(what)
+
+
+def load(path):
+    with open(path, encoding="utf-8") as file:
+        return [doc for doc in yaml.safe_load_all(file) if doc]
+
+
+def by_kind(docs, kind):
+    return [doc for doc in docs if doc.get("kind") == kind]
+
+
+def pod_spec(doc):
+    return doc["spec"]["template"]["spec"]
+
+
+def check_render(docs, label):
+    deployments = by_kind(docs, "Deployment")
+    check(len(deployments) >= 3, f"{label}: ingress, worker and egress Deployments")
+    pdb_targets = {doc["metadata"]["name"] for doc in by_kind(docs, "PodDisruptionBudget")}
+    for doc in deployments + by_kind(docs, "Job"):
+        name = doc["metadata"]["name"]
+        spec = pod_spec(doc)
+        check(spec.get("securityContext", {}).get("runAsNonRoot") is True, f"{label}: {name} runs as non-root")
+        for container in spec["containers"]:
+            security = container.get("securityContext", {})
+            check(security.get("allowPrivilegeEscalation") is False, f"{label}: {name} forbids privilege escalation")
+            check(security.get("readOnlyRootFilesystem") is True, f"{label}: {name} has a read-only root")
+    for doc in deployments:
+        name = doc["metadata"]["name"]
+        spec = pod_spec(doc)
+        container = spec["containers"][0]
+        check(name in pdb_targets, f"{label}: {name} has a PodDisruptionBudget")
+        check(spec.get("terminationGracePeriodSeconds", 0) >= 15, f"{label}: {name} gives the drain time to finish")
+        check("livenessProbe" in container and "readinessProbe" in container, f"{label}: {name} has liveness and readiness probes")
+        check("resources" in container and "requests" in container["resources"], f"{label}: {name} requests resources")
+        if "-ingress-" in name:
+            check(container["livenessProbe"]["httpGet"]["path"] == "/healthz", f"{label}: {name} liveness on /healthz")
+            check(container["readinessProbe"]["httpGet"]["path"] == "/readyz", f"{label}: {name} readiness on /readyz")
+    ingresses = by_kind(docs, "Ingress")
+    check(len(ingresses) == 1 and ingresses[0]["spec"].get("tls"), f"{label}: one Ingress with TLS")
+    check(any(doc["metadata"]["name"].endswith("-config") for doc in by_kind(docs, "ConfigMap")), f"{label}: a config ConfigMap")
+
+
+default, full = load(sys.argv[1]), load(sys.argv[2])
+check_render(default, "default")
+check_render(full, "full")
+
+check(not by_kind(default, "ScaledObject"), "default: no ScaledObject without KEDA")
+worker_hpas = [doc for doc in by_kind(default, "HorizontalPodAutoscaler") if doc["metadata"]["name"].endswith("-worker")]
+check(len(worker_hpas) == 1, "default: a CPU HPA for workers when KEDA is absent")
+check(not by_kind(default, "ServiceMonitor"), "default: no ServiceMonitor without the Prometheus operator")
+
+scaled = by_kind(full, "ScaledObject")
+check(len(scaled) == 1, "full: one KEDA ScaledObject")
+if scaled:
+    trigger = scaled[0]["spec"]["triggers"][0]
+    check(trigger["type"] == "redis-streams", "full: workers scale on the Redis Streams scaler")
+    check(trigger["metadata"]["consumerGroup"] == "skills", "full: ... on the skills group")
+    check(trigger["metadata"]["stream"] == "{clawdbot}:in", "full: ... on the inbound stream")
+check(not [doc for doc in by_kind(full, "HorizontalPodAutoscaler") if doc["metadata"]["name"].endswith("-worker")], "full: no worker HPA next to KEDA")
+check(len(by_kind(full, "ServiceMonitor")) == 1, "full: a ServiceMonitor with the Prometheus operator")
+ingress_deployments = [doc for doc in by_kind(full, "Deployment") if "-ingress-" in doc["metadata"]["name"]]
+check(len(ingress_deployments) == 4, "full: one ingress Deployment per enabled platform")
+
+for failure in failures:
+    print(f"FAIL {failure}")
+print(f"deploy checks: {checks - len(failures)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
