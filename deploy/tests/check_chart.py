@@ -3,7 +3,8 @@
 Usage: check_chart.py DEFAULT_RENDER FULL_RENDER
   DEFAULT_RENDER: `helm template` with default values, on a cluster without KEDA or the
                   Prometheus operator;
-  FULL_RENDER:    every platform enabled, with KEDA and the Prometheus operator installed.
+  FULL_RENDER:    every platform enabled and a skill pool `ai`, with KEDA and the Prometheus
+                  operator installed.
 """
 
 import sys
@@ -71,13 +72,15 @@ worker_hpas = [doc for doc in by_kind(default, "HorizontalPodAutoscaler") if doc
 check(len(worker_hpas) == 1, "default: a CPU HPA for workers when KEDA is absent")
 check(not by_kind(default, "ServiceMonitor"), "default: no ServiceMonitor without the Prometheus operator")
 
-scaled = by_kind(full, "ScaledObject")
-check(len(scaled) == 1, "full: one KEDA ScaledObject")
-if scaled:
-    trigger = scaled[0]["spec"]["triggers"][0]
-    check(trigger["type"] == "redis-streams", "full: workers scale on the Redis Streams scaler")
-    check(trigger["metadata"]["consumerGroup"] == "skills", "full: ... on the skills group")
-    check(trigger["metadata"]["stream"] == "{clawdbot}:in", "full: ... on the inbound stream")
+scaled = {doc["metadata"]["name"]: doc for doc in by_kind(full, "ScaledObject")}
+check(len(scaled) == 2, "full: one KEDA ScaledObject per worker pool")
+for name, group in [("clawdbot-worker", "skills"), ("clawdbot-worker-ai", "ai")]:
+    trigger = scaled.get(name, {}).get("spec", {}).get("triggers", [{}])[0]
+    check(trigger.get("type") == "redis-streams", f"full: {name} scales on the Redis Streams scaler")
+    check(trigger.get("metadata", {}).get("consumerGroup") == group, f"full: {name} scales on the `{group}` group's pending entries")
+    check(trigger.get("metadata", {}).get("stream") == "{clawdbot}:in", f"full: {name} watches the inbound stream")
+pool_deployment = [doc for doc in by_kind(full, "Deployment") if doc["metadata"]["name"] == "clawdbot-worker-ai"]
+check(bool(pool_deployment) and pool_deployment[0]["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker", "--pool", "ai"], "full: the ai pool runs `worker --pool ai`")
 check(not [doc for doc in by_kind(full, "HorizontalPodAutoscaler") if doc["metadata"]["name"].endswith("-worker")], "full: no worker HPA next to KEDA")
 check(len(by_kind(full, "ServiceMonitor")) == 1, "full: a ServiceMonitor with the Prometheus operator")
 ingress_deployments = [doc for doc in by_kind(full, "Deployment") if "-ingress-" in doc["metadata"]["name"]]

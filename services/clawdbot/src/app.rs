@@ -155,8 +155,12 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             }
         };
         let config_path = cli.command.config_path().cloned();
-        store_path =
-            start_worker(&config, config_path, bus.clone(), egress, &shutdown, &tail).await?;
+        let pool = match &cli.command {
+            Command::Worker(role) => role.pool.clone(),
+            _ => None,
+        };
+        let places = Places { config_path, pool };
+        store_path = start_worker(&config, places, bus.clone(), egress, &shutdown, &tail).await?;
     }
     if let Some(listener) = ingress_listener {
         let mut inbounds = clawdbot_platforms::build_inbounds(&config.platforms, &services);
@@ -233,9 +237,39 @@ fn browsable(listen: &str) -> String {
 }
 
 /// Starts the worker, the janitor and the history writer; returns where history goes.
+/// Where a worker's rules come from and which pool it serves.
+struct Places {
+    config_path: Option<std::path::PathBuf>,
+    /// A pool of `worker.pools`; `None` is the default pool.
+    pool: Option<String>,
+}
+
+/// Returns the consumer group of `pool` and whether a skill belongs to it: a named pool runs
+/// exactly its listed skills; the default pool runs every skill no pool lists.
+fn pool_membership(
+    config: &Config,
+    pool: Option<&str>,
+) -> anyhow::Result<(String, Vec<String>, bool)> {
+    let pools = &config.core.worker.pools;
+    match pool {
+        Some(name) => match pools.get(name) {
+            Some(skills) => Ok((name.to_string(), skills.clone(), true)),
+            None => bail!(
+                "`--pool {name}`: no such pool in `worker.pools` (known: {})",
+                pools.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        },
+        None => Ok((
+            clawdbot_bus::SKILLS_GROUP.to_string(),
+            pools.values().flatten().cloned().collect(),
+            false,
+        )),
+    }
+}
+
 async fn start_worker(
     config: &Config,
-    config_path: Option<std::path::PathBuf>,
+    places: Places,
     bus: Arc<dyn Bus>,
     egress: Arc<dyn ReplySender>,
     shutdown: &Shutdown,
@@ -247,8 +281,17 @@ async fn start_worker(
         .consumer_name
         .clone()
         .unwrap_or_else(clawdbot_worker::default_consumer_name);
+    let (group, listed, listed_only) = pool_membership(config, places.pool.as_deref())?;
+    // Every pool's group exists from the start, so that trimming keeps what a pool not yet
+    // running will need.
+    for pool in std::iter::once(clawdbot_bus::SKILLS_GROUP)
+        .chain(core.worker.pools.keys().map(String::as_str))
+    {
+        bus.ensure_group(clawdbot_bus::Stream::Inbound, pool)
+            .await?;
+    }
     let settings = clawdbot_worker::WorkerSettings {
-        group: clawdbot_bus::SKILLS_GROUP.to_string(),
+        group: group.clone(),
         consumer_name: consumer_name.clone(),
         batch_size: core.worker.batch_size,
         block: Duration::from_millis(core.worker.block_ms),
@@ -260,38 +303,37 @@ async fn start_worker(
         .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
     let remote = clawdbot_skills::connect_remote(&core.skills).await;
     skills.extend(remote.map_err(|problems| anyhow::anyhow!(problems.join("; ")))?);
+    // Every skill's name is known to the config reloader, whichever pool runs it.
     let known: Vec<String> = skills
         .iter()
         .map(|skill| skill.name().to_string())
         .collect();
+    skills.retain(|skill| listed.iter().any(|name| name == skill.name()) == listed_only);
     let router =
         RouterHandle::new(Router::new(skills.clone()).map_err(|error| anyhow::anyhow!(error))?);
     let policy = PolicyHandle::new(Policy::new(core.skills.clone(), &core.permissions));
-    let dispatcher = Dispatcher::new(
-        router.clone(),
-        policy.clone(),
-        bus.clone(),
-        clawdbot_bus::SKILLS_GROUP,
-    );
+    let dispatcher = Dispatcher::new(router.clone(), policy.clone(), bus.clone(), &group);
     // The store holds the cluster-wide skill switches as well as history.
     let (store, location) = connect_store(config).await?;
     let history = clawdbot_worker::dispatch::StoreHistory(store.clone());
     let dispatcher = dispatcher.with_history(Arc::new(history));
-    // Skills loaded on the running cluster (`clawdbot skill load`) join these.
-    tail.spawn(policy_sync::poll_registry(
-        store.clone(),
-        skills,
-        router,
-        SWITCH_POLL,
-        tail.clone(),
-    ));
+    // Skills loaded on the running cluster (`clawdbot skill load`) join the default pool.
+    if !listed_only {
+        tail.spawn(policy_sync::poll_registry(
+            store.clone(),
+            skills,
+            router,
+            SWITCH_POLL,
+            tail.clone(),
+        ));
+    }
     tail.spawn(policy_sync::poll_switches(
         store.clone(),
         policy.clone(),
         SWITCH_POLL,
         tail.clone(),
     ));
-    if let Some(path) = config_path {
+    if let Some(path) = places.config_path {
         tail.spawn(policy_sync::watch_config(
             path,
             known,
@@ -395,8 +437,15 @@ async fn open_sqlite(path: &Path, key: &str) -> anyhow::Result<(Arc<dyn Store>, 
 
 /// `clawdbot probe URL`: a health check for images without curl.
 async fn probe(url: &str) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;
-    let status = client.get(url).send().await.with_context(|| format!("`{url}` does not answer"))?.status();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()?;
+    let status = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("`{url}` does not answer"))?
+        .status();
     if !status.is_success() {
         bail!("`{url}` answered {status}");
     }

@@ -115,6 +115,9 @@ pub struct RoleArgs {
     /// Overrides the worker's consumer name (default: host and pid).
     #[arg(long)]
     pub consumer_name: Option<String>,
+    /// The skill pool this worker serves (`worker.pools`); the default pool when absent.
+    #[arg(long)]
+    pub pool: Option<String>,
 }
 
 impl Command {
@@ -158,7 +161,11 @@ impl Cli {
     pub fn load_config(&self) -> Result<Config, ConfigError> {
         let mut config = match self.command.config_path() {
             Some(path) => Config::load(path, &ProcessEnv)?,
-            None if matches!(self.command, Command::Up(_) | Command::Skill(_) | Command::Probe { .. }) => {
+            None if matches!(
+                self.command,
+                Command::Up(_) | Command::Skill(_) | Command::Probe { .. }
+            ) =>
+            {
                 Config::embedded()
             }
             None => {
@@ -179,6 +186,21 @@ impl Cli {
             clawdbot_worker::policy_sync::check_skill_names(&config.core.skills, &known);
         if let Err(more) = clawdbot_skills::builtin(&config.core.skills) {
             problems.extend(more);
+        }
+        for (pool, skills) in &config.core.worker.pools {
+            for skill in skills {
+                let remote = config
+                    .core
+                    .skills
+                    .get(skill)
+                    .is_some_and(|s| s.remote.is_some());
+                if !known.contains(skill) && !remote {
+                    problems.push(format!(
+                        "`worker.pools.{pool}`: no skill named `{skill}` (known: {})",
+                        known.join(", ")
+                    ));
+                }
+            }
         }
         if !problems.is_empty() {
             return Err(ConfigError { problems });

@@ -259,3 +259,44 @@ async fn a_message_that_keeps_failing_goes_to_the_dead_letters_with_its_reason()
     }
     assert_eq!(setup.mock.sent_count(), 0);
 }
+
+#[tokio::test]
+async fn a_skill_pool_runs_its_skills_in_its_own_group_and_workers() {
+    let setup = Setup::new(Backend::Cluster).await;
+    let ports = Ports::new();
+    let config = setup.config(
+        &setup.redis().url,
+        ports.egress,
+        "worker:\n  reclaim_idle_secs: 1\n  block_ms: 100\n  pools:\n    heavy: [echo]\n",
+    );
+    let _ingress = Clawdbot::start(&["ingress"], &config, &ports).await;
+    let egress_ports = Ports {
+        metrics: clawdbot_testkit::free_port(),
+        ..ports.clone()
+    };
+    let _egress = Clawdbot::start(&["egress"], &config, &egress_ports).await;
+    let _default_pool = Clawdbot::start(&["worker"], &config, &Ports::new()).await;
+
+    // The default pool answers /help but leaves /echo to the heavy pool, which is not up yet.
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 4, 1, "/echo queued")
+            .await,
+        204
+    );
+    assert_eq!(
+        setup.post_group_message(ports.ingress, 4, 2, "/help").await,
+        204
+    );
+    let sent = setup.mock.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(setup.mock.sent_count(), 1, "{sent:?}");
+    assert!(sent[0].text().starts_with("What you can use"));
+
+    // The heavy pool starts and picks up what was waiting for it.
+    let _heavy = Clawdbot::start(&["worker", "--pool", "heavy"], &config, &Ports::new()).await;
+    let sent = setup.mock.wait_for(2, WAIT).await;
+    assert!(sent.iter().any(|m| m.text() == "queued"), "{sent:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(setup.mock.sent_count(), 2, "each message answered once");
+}

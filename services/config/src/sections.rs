@@ -58,6 +58,15 @@ impl CoreConfig {
     /// Returns every problem in these sections.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        for (pool, skills) in &self.worker.pools {
+            check_name(&mut problems, &format!("worker.pools.{pool}"), pool);
+            if pool == "skills" || pool == "history" {
+                problems.push(format!("`worker.pools.{pool}`: `{pool}` is taken by a built-in group; pick another name"));
+            }
+            if skills.is_empty() {
+                problems.push(format!("`worker.pools.{pool}` lists no skills"));
+            }
+        }
         for (name, settings) in &self.skills {
             problems.extend(settings.validate(&format!("skills.{name}")));
         }
@@ -337,6 +346,10 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// Consumer name in the group; defaults to `<host>-<pid>`.
     pub consumer_name: Option<String>,
+    /// Skill pools: heavy skills (an AI skill, say) in a consumer group and Deployment of their
+    /// own, so that they scale and fail apart. Pool name → its skills; every other skill runs in
+    /// the default pool (group `skills`). A worker serves one pool (`--pool NAME`).
+    pub pools: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Default for WorkerConfig {
@@ -348,6 +361,7 @@ impl Default for WorkerConfig {
             max_deliveries: 5,
             concurrency: 256,
             consumer_name: None,
+            pools: std::collections::BTreeMap::new(),
         }
     }
 }
