@@ -279,6 +279,9 @@ impl Handler {
             platform = %envelope.platform,
             message_id = %envelope.message_id,
             stream_id = %entry.id,
+            // How long the message waited in the stream, from ingress to this worker.
+            stream_wait_ms = clawdbot_core::now_ms().saturating_sub(envelope.received_at_ms),
+            deliveries = entry.deliveries,
         );
         let trace = TraceContext {
             traceparent: entry.traceparent.clone(),

@@ -126,10 +126,14 @@ impl Setup {
 {backends}egress:
   listen: "127.0.0.1:{egress_port}"
   endpoint: "http://127.0.0.1:{egress_port}"
-telemetry:
-  log_format: text
-{extra}"#,
+{telemetry}{extra}"#,
             api_root = self.mock.api_root(),
+            // A test that sets its own telemetry section keeps it whole.
+            telemetry = if extra.contains("telemetry:") {
+                ""
+            } else {
+                "telemetry:\n  log_format: text\n"
+            },
         );
         let path = self.dir.join(format!(
             "clawdbot-{}.yaml",
