@@ -190,6 +190,11 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 browsable(&core.ingress.listen)
             );
         }
+        let access = clawdbot_ingress::AccessPolicy {
+            allowed: core.security.allowed_networks(),
+            trust_forwarded_for: core.security.trust_forwarded_for,
+        };
+        let router = clawdbot_ingress::restrict(router, access);
         shutdown.spawn(log_exit(
             "ingress",
             clawdbot_ingress::run(router, listener, shutdown.clone()),

@@ -33,6 +33,9 @@ pub struct CoreConfig {
     /// Who counts as an admin.
     #[serde(default)]
     pub permissions: crate::skills::PermissionsConfig,
+    /// Network restrictions.
+    #[serde(default)]
+    pub security: SecurityConfig,
     /// URL of a skill index (JSON list of name/version/description/download) for
     /// `clawdbot skill list --remote`.
     #[serde(default)]
@@ -52,12 +55,21 @@ impl CoreConfig {
         "skills",
         "permissions",
         "skill_index",
+        "security",
         "telemetry",
     ];
 
     /// Returns every problem in these sections.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        for (index, entry) in self.security.allowed_ips.iter().enumerate() {
+            if entry.parse::<ipnet::IpNet>().is_err() && entry.parse::<std::net::IpAddr>().is_err()
+            {
+                problems.push(format!(
+                    "`security.allowed_ips[{index}]` must be an address or a CIDR range like `10.0.0.0/8`, got `{entry}`"
+                ));
+            }
+        }
         for (pool, skills) in &self.worker.pools {
             check_name(&mut problems, &format!("worker.pools.{pool}"), pool);
             if pool == "skills" || pool == "history" {
@@ -431,4 +443,34 @@ impl Default for TelemetryConfig {
 pub enum LogFormat {
     Json,
     Text,
+}
+
+/// `security`: who may reach ingress.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Addresses or CIDR ranges allowed to call ingress (callbacks, the sandbox, the notify
+    /// API); empty means everyone. `/healthz` and `/readyz` stay open for probes.
+    pub allowed_ips: Vec<String>,
+    /// Take the client address from the first `X-Forwarded-For` entry (behind a reverse proxy
+    /// you run; otherwise anyone could claim any address).
+    pub trust_forwarded_for: bool,
+}
+
+impl SecurityConfig {
+    /// Returns the allowed ranges (single addresses as /32 or /128); invalid entries are
+    /// reported by validation and skipped here.
+    pub fn allowed_networks(&self) -> Vec<ipnet::IpNet> {
+        self.allowed_ips
+            .iter()
+            .filter_map(|entry| {
+                entry.parse::<ipnet::IpNet>().ok().or_else(|| {
+                    entry
+                        .parse::<std::net::IpAddr>()
+                        .ok()
+                        .map(ipnet::IpNet::from)
+                })
+            })
+            .collect()
+    }
 }

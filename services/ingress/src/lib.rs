@@ -10,6 +10,7 @@
 //! `default`) and `/clawdbot/{platform}/{id}/callback`; `/healthz` (the process is up) and
 //! `/readyz` (Redis answers and the process is not shutting down).
 
+mod access;
 mod handler;
 mod publisher;
 mod sandbox;
@@ -26,6 +27,7 @@ use clawdbot_core::shutdown::Shutdown;
 use clawdbot_platforms::Inbound;
 use tokio::net::TcpListener;
 
+pub use access::{AccessPolicy, restrict};
 pub use publisher::Publisher;
 pub use sandbox::SandboxFeed;
 
@@ -113,7 +115,9 @@ pub fn router(
 /// The server failed.
 pub async fn run(router: Router, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     tracing::info!(address = ?listener.local_addr().ok(), "ingress serving");
-    axum::serve(listener, router)
+    // Connection info: the access policy reads the peer's address.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     tracing::info!("ingress stopped");

@@ -1,0 +1,156 @@
+//! What operators rely on: IP allow-lists at ingress, and metrics that move with traffic.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, Clawdbot, Ports, Setup};
+
+#[tokio::test]
+async fn requests_from_outside_allowed_ips_get_403_and_probes_stay_open() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let ports = Ports::new();
+    let config = setup.config("", ports.egress, "security:\n  allowed_ips: [\"10.0.0.0/8\", \"192.168.1.7\"]\n  trust_forwarded_for: true\n");
+    let bot = Clawdbot::start(&["up"], &config, &ports).await;
+
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 1, 1, "/echo from loopback")
+            .await,
+        403
+    );
+    let health = setup
+        .http
+        .get(format!("http://127.0.0.1:{}/healthz", ports.ingress))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200, "probes are not restricted");
+    assert!(
+        bot.logs()
+            .contains("request from outside security.allowed_ips refused"),
+        "{}",
+        bot.logs()
+    );
+    assert!(bot.logs().contains("127.0.0.1"), "the address is logged");
+
+    // Behind a trusted proxy, the forwarded address decides.
+    let body = clawdbot_testkit::onebot_group_message(common::SELF_ID, 1, 2, 2, "/echo via proxy");
+    let signature = clawdbot_testkit::onebot_signature(common::SECRET, body.as_bytes());
+    let allowed = setup
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/clawdbot/onebot/callback",
+            ports.ingress
+        ))
+        .header("x-forwarded-for", "10.1.2.3, 172.16.0.1")
+        .header("x-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(allowed.status(), 204);
+    assert!(
+        setup
+            .mock
+            .wait_for(1, Duration::from_secs(10))
+            .await
+            .iter()
+            .any(|m| m.text() == "via proxy")
+    );
+    let sandbox = setup
+        .http
+        .get(format!("http://127.0.0.1:{}/sandbox", ports.ingress))
+        .send()
+        .await
+        .expect("sandbox");
+    assert_eq!(sandbox.status(), 403, "the sandbox page is restricted too");
+}
+
+/// Returns the value of the first sample of `metric` whose line contains `labels`.
+fn sample(text: &str, metric: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(metric) && line.contains(labels))
+        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .next()
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_move_as_messages_flow() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let ports = Ports::new();
+    let _bot = Clawdbot::start(&["up"], &setup.default_config(&ports), &ports).await;
+    let scrape = || async {
+        setup
+            .http
+            .get(format!("http://127.0.0.1:{}/metrics", ports.metrics))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    for id in 0..3 {
+        assert_eq!(
+            setup
+                .post_group_message(ports.ingress, 1, id, &format!("/echo m{id}"))
+                .await,
+            204
+        );
+    }
+    assert_eq!(setup.post(ports.ingress, "{}", Some("sha1=00")).await, 401);
+    setup.mock.wait_for(3, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = scrape().await;
+    assert_eq!(
+        sample(&text, "clawdbot_messages_in_total", "platform=\"onebot\""),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "clawdbot_ingress_requests_total",
+            "outcome=\"accepted\""
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "clawdbot_ingress_requests_total",
+            "outcome=\"rejected\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "clawdbot_errors_total",
+            "error_type=\"bad_signature\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "clawdbot_egress_deliveries_total",
+            "outcome=\"delivered\""
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(&text, "clawdbot_skill_calls_total", "skill=\"echo\""),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "clawdbot_skills_latency_seconds_count",
+            "skill=\"echo\""
+        ),
+        3.0
+    );
+}
