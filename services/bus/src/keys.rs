@@ -53,6 +53,11 @@ impl Keys {
         format!("{}:reply:{reply_id}", self.prefix)
     }
 
+    /// Returns the heartbeat key of a role instance.
+    pub fn heartbeat(&self, instance: &str) -> String {
+        format!("{}:heartbeat:{instance}", self.prefix)
+    }
+
     /// Returns the counter key of a rate limit.
     pub fn rate(&self, key: &str) -> String {
         format!("{}:rate:{key}", self.prefix)

@@ -227,6 +227,18 @@ pub trait Bus: Send + Sync {
     /// The bus is unreachable.
     async fn rate_limit(&self, key: &str, limit: u32, window: Duration) -> Result<bool, BusError>;
 
+    /// Records that an instance of a role is alive: `value` (JSON) under `instance`, for `ttl`.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn heartbeat(&self, instance: &str, value: &str, ttl: Duration) -> Result<(), BusError>;
+
+    /// Returns the heartbeats still alive, by instance.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn heartbeats(&self) -> Result<Vec<(String, String)>, BusError>;
+
     /// Returns up to `limit` dead letters, oldest first.
     ///
     /// # Errors

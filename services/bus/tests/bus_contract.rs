@@ -27,6 +27,7 @@ clawdbot_testkit::bus_suite!(cases;
     a_blocked_read_wakes_up_when_an_entry_arrives,
     a_broadcast_reaches_every_subscriber_of_its_channel,
     a_rate_limit_lets_exactly_n_through_per_window_under_racing_callers,
+    heartbeats_are_listed_until_they_expire,
 );
 
 mod cases {
@@ -486,6 +487,35 @@ mod cases {
                 .expect("next window"),
             "a new window"
         );
+    }
+
+    pub async fn heartbeats_are_listed_until_they_expire(redis: TestBus) {
+        redis
+            .bus
+            .heartbeat(
+                "worker/w1",
+                r#"{"role":"worker"}"#,
+                Duration::from_millis(300),
+            )
+            .await
+            .expect("beat");
+        redis
+            .bus
+            .heartbeat("egress/e1", r#"{"role":"egress"}"#, Duration::from_secs(30))
+            .await
+            .expect("beat");
+        let mut alive = redis.bus.heartbeats().await.expect("list");
+        alive.sort();
+        assert_eq!(
+            alive,
+            vec![
+                ("egress/e1".to_string(), r#"{"role":"egress"}"#.to_string()),
+                ("worker/w1".to_string(), r#"{"role":"worker"}"#.to_string())
+            ]
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let alive = redis.bus.heartbeats().await.expect("list");
+        assert_eq!(alive.len(), 1, "the expired one is gone: {alive:?}");
     }
 }
 

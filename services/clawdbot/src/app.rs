@@ -88,6 +88,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         ),
         Command::Migrate(_) => return migrate(&config).await,
         Command::Probe { url } => return probe(url).await,
+        Command::Status { memory, .. } => return crate::status::show(&config, *memory).await,
         Command::Skill(command) => return crate::skill_cli::run(command, &config).await,
         Command::Config(_) => return Ok(()),
     };
@@ -112,6 +113,17 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let tail = Shutdown::new();
     serve_metrics(metrics_listener, &tail)?;
+    let instance = core
+        .worker
+        .consumer_name
+        .clone()
+        .unwrap_or_else(clawdbot_worker::default_consumer_name);
+    tail.spawn(crate::status::beat(
+        bus.clone(),
+        cli.command.role_name(),
+        instance,
+        tail.clone(),
+    ));
     let services = PlatformServices {
         // On by default in `up`, but only on loopback: the sandbox trusts whoever reaches it.
         sandbox: config

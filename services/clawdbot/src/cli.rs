@@ -34,6 +34,14 @@ pub enum Command {
     /// Config file commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Shows every process of the cluster (role, instance, version, uptime) and the streams.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Show each process's memory (jemalloc allocated / resident / retained, THP) instead.
+        #[arg(long)]
+        memory: bool,
+    },
     /// Exits 0 when `url` answers 2xx within 3 s (container health checks: the image has no
     /// curl).
     Probe { url: String },
@@ -130,6 +138,7 @@ impl Command {
             Command::Egress(_) => "egress",
             Command::Migrate(_) => "migrate",
             Command::Probe { .. } => "probe",
+            Command::Status { .. } => "status",
             Command::Skill(_) => "skill",
             Command::Config(_) => "config",
         }
@@ -141,7 +150,7 @@ impl Command {
             | Command::Ingress { role, .. }
             | Command::Worker(role)
             | Command::Egress(role) => role.config.config.as_ref(),
-            Command::Migrate(arg) => arg.config.as_ref(),
+            Command::Migrate(arg) | Command::Status { config: arg, .. } => arg.config.as_ref(),
             Command::Skill(SkillCommand::List { config: arg, .. })
             | Command::Skill(SkillCommand::Load { config: arg, .. })
             | Command::Skill(SkillCommand::Check(arg))

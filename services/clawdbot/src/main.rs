@@ -5,6 +5,7 @@ mod app;
 mod cli;
 mod metrics_server;
 mod skill_cli;
+mod status;
 mod telemetry;
 
 use std::process::ExitCode;

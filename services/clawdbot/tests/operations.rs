@@ -154,3 +154,47 @@ async fn metrics_move_as_messages_flow() {
         3.0
     );
 }
+
+#[tokio::test]
+async fn status_lists_every_process_of_the_cluster_with_its_memory() {
+    let setup = Setup::new(Backend::Cluster).await;
+    let ports = Ports::new();
+    let config = setup.default_config(&ports);
+    let _ingress = Clawdbot::start(&["ingress"], &config, &ports).await;
+    let _worker = Clawdbot::start(
+        &["worker", "--consumer-name", "w-status"],
+        &config,
+        &Ports::new(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_clawdbot"))
+            .arg("status")
+            .args(extra)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("runs")
+    };
+    let status = run(&[]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(text.lines().any(|l| l.starts_with("ingress ")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("worker ") && l.contains("w-status")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("in ")),
+        "stream lines: {text}"
+    );
+    let memory = run(&["--memory"]);
+    let text = String::from_utf8_lossy(&memory.stdout);
+    assert!(text.contains("RESIDENT") && text.contains(" MiB"), "{text}");
+}

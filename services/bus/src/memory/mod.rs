@@ -204,6 +204,25 @@ impl Bus for MemoryBus {
         Ok(rx)
     }
 
+    async fn heartbeat(&self, instance: &str, value: &str, ttl: Duration) -> Result<(), BusError> {
+        self.inner.lock().heartbeats.insert(
+            instance.to_string(),
+            (value.to_string(), Instant::now() + ttl),
+        );
+        Ok(())
+    }
+
+    async fn heartbeats(&self) -> Result<Vec<(String, String)>, BusError> {
+        let now = Instant::now();
+        let mut state = self.inner.lock();
+        state.heartbeats.retain(|_, (_, expiry)| *expiry > now);
+        Ok(state
+            .heartbeats
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect())
+    }
+
     async fn rate_limit(&self, key: &str, limit: u32, window: Duration) -> Result<bool, BusError> {
         Ok(self
             .inner

@@ -68,6 +68,8 @@ pub(crate) struct State {
     /// Ledger writes since the last sweep of expired records.
     pub ledger_writes: usize,
     broadcasts: HashMap<String, tokio::sync::broadcast::Sender<std::sync::Arc<Vec<u8>>>>,
+    /// Heartbeats: (value, expiry), by instance.
+    pub heartbeats: HashMap<String, (String, Instant)>,
     /// Rate-limit counters: (uses, end of window).
     rates: HashMap<String, (u32, Instant)>,
 }

@@ -280,6 +280,50 @@ impl Bus for RedisBus {
         broadcast::subscribe(self.client.clone(), self.keys.broadcast(channel)).await
     }
 
+    async fn heartbeat(&self, instance: &str, value: &str, ttl: Duration) -> Result<(), BusError> {
+        let cmd = redis::cmd("SET")
+            .arg(self.keys.heartbeat(instance))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .clone();
+        let () = timed("SET", cmd.query_async(&mut self.conn.clone())).await?;
+        Ok(())
+    }
+
+    async fn heartbeats(&self) -> Result<Vec<(String, String)>, BusError> {
+        let mut conn = self.conn.clone();
+        let prefix = self.keys.heartbeat("");
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let cmd = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}*"))
+                .arg("COUNT")
+                .arg(500)
+                .clone();
+            let (next, batch): (u64, Vec<String>) =
+                timed("SCAN", cmd.query_async(&mut conn)).await?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<String>> =
+            timed("MGET", redis::cmd("MGET").arg(&keys).query_async(&mut conn)).await?;
+        Ok(keys
+            .iter()
+            .zip(values)
+            .filter_map(|(key, value)| Some((key.strip_prefix(&prefix)?.to_string(), value?)))
+            .collect())
+    }
+
     async fn rate_limit(&self, key: &str, limit: u32, window: Duration) -> Result<bool, BusError> {
         let key = self.keys.rate(key);
         let cmd = self
