@@ -207,9 +207,16 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             trust_forwarded_for: core.security.trust_forwarded_for,
         };
         let router = clawdbot_ingress::restrict(router, access);
+        let tls = match &core.tls {
+            Some(tls) => Some(
+                clawdbot_ingress::tls::server_config(&tls.cert, &tls.key, &tls.min_version)
+                    .map_err(|error| anyhow::anyhow!(error))?,
+            ),
+            None => None,
+        };
         shutdown.spawn(log_exit(
             "ingress",
-            clawdbot_ingress::run(router, listener, shutdown.clone()),
+            clawdbot_ingress::run_with_tls(router, listener, tls, shutdown.clone()),
         ));
     }
     if let Some(path) = store_path {

@@ -198,3 +198,86 @@ async fn status_lists_every_process_of_the_cluster_with_its_memory() {
     let text = String::from_utf8_lossy(&memory.stdout);
     assert!(text.contains("RESIDENT") && text.contains(" MiB"), "{text}");
 }
+
+/// Runs curl against `url` with extra `args`; returns (exit success, stdout).
+fn curl(args: &[&str], url: &str) -> (bool, String) {
+    let output = std::process::Command::new("curl")
+        .args(["-sk", "--max-time", "3"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn ingress_serves_tls_and_refuses_tls_1_2_when_1_3_is_the_minimum() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let (cert, key) = (setup.dir.join("cert.pem"), setup.dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let ports = Ports::new();
+    let extra = format!(
+        "tls:\n  cert: \"{}\"\n  key: \"{}\"\n  min_version: TLSv1.3\n",
+        cert.display(),
+        key.display()
+    );
+    let config = setup.config("", ports.egress, &extra);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_clawdbot"))
+        .args([
+            "up",
+            "--listen",
+            &format!("127.0.0.1:{}", ports.ingress),
+            "--metrics-listen",
+            &format!("127.0.0.1:{}", ports.metrics),
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starts");
+    let url = format!("https://127.0.0.1:{}/healthz", ports.ingress);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !curl(&["--tlsv1.3"], &url).0 {
+        assert!(tokio::time::Instant::now() < deadline, "no https");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        curl(&["--tlsv1.3"], &url),
+        (true, "ok".to_string()),
+        "TLS 1.3 works"
+    );
+    assert!(
+        !curl(&["--tlsv1.2", "--tls-max", "1.2"], &url).0,
+        "a TLS 1.2 client is refused"
+    );
+    let _killed = child.start_kill();
+}

@@ -33,6 +33,9 @@ pub struct CoreConfig {
     /// Who counts as an admin.
     #[serde(default)]
     pub permissions: crate::skills::PermissionsConfig,
+    /// HTTPS on ingress; plain HTTP when absent (a TLS-terminating proxy in front).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// Network restrictions.
     #[serde(default)]
     pub security: SecurityConfig,
@@ -56,12 +59,21 @@ impl CoreConfig {
         "permissions",
         "skill_index",
         "security",
+        "tls",
         "telemetry",
     ];
 
     /// Returns every problem in these sections.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if let Some(tls) = &self.tls
+            && !matches!(tls.min_version.as_str(), "TLSv1.2" | "TLSv1.3")
+        {
+            problems.push(format!(
+                "`tls.min_version` must be `TLSv1.2` or `TLSv1.3`, got `{}`",
+                tls.min_version
+            ));
+        }
         for (index, entry) in self.security.allowed_ips.iter().enumerate() {
             if entry.parse::<ipnet::IpNet>().is_err() && entry.parse::<std::net::IpAddr>().is_err()
             {
@@ -473,4 +485,21 @@ impl SecurityConfig {
             })
             .collect()
     }
+}
+
+/// `tls`: the certificate ingress serves HTTPS with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain.
+    pub cert: String,
+    /// PEM file with the private key.
+    pub key: String,
+    /// `TLSv1.3` (default: older clients are refused) or `TLSv1.2`.
+    #[serde(default = "default_tls_min")]
+    pub min_version: String,
+}
+
+fn default_tls_min() -> String {
+    "TLSv1.3".to_string()
 }

@@ -14,6 +14,7 @@ mod access;
 mod handler;
 mod publisher;
 mod sandbox;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -114,6 +115,38 @@ pub fn router(
 /// # Errors
 /// The server failed.
 pub async fn run(router: Router, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    run_with_tls(router, listener, None, shutdown).await
+}
+
+/// Serves `router` like [`run`], over HTTPS when `tls` is given.
+///
+/// # Errors
+/// The server failed.
+pub async fn run_with_tls(
+    router: Router,
+    listener: TcpListener,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    if let Some(tls) = tls {
+        tracing::info!(address = ?listener.local_addr().ok(), "ingress serving https");
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        });
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum_server::from_tcp_rustls(
+            listener.into_std()?,
+            axum_server::tls_rustls::RustlsConfig::from_config(tls),
+        )?
+        .handle(handle)
+        .serve(service)
+        .await?;
+        tracing::info!("ingress stopped");
+        return Ok(());
+    }
     tracing::info!(address = ?listener.local_addr().ok(), "ingress serving");
     // Connection info: the access policy reads the peer's address.
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
