@@ -13,6 +13,7 @@ mod options;
 pub mod package;
 pub mod remote;
 pub mod shell;
+mod target;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -20,3 +20,27 @@ pub fn parse<T: DeserializeOwned>(skill: &str, options: &Options) -> Result<T, S
         format!("`skills.{skill}{at}`: {}", error.into_inner())
     })
 }
+
+/// Checks that an optional endpoint option is an http(s) URL.
+///
+/// # Errors
+/// The option holds something else, naming its key.
+pub fn check_endpoint(skill: &str, endpoint: Option<&str>) -> Result<(), String> {
+    match endpoint {
+        Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => Err(format!(
+            "`skills.{skill}.endpoint` must be an http:// or https:// URL, got `{url}`"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Returns the HTTP client a skill calls its upstream with, `timeout_ms` per request.
+///
+/// # Errors
+/// The client cannot be built.
+pub fn http_client(skill: &str, timeout_ms: u64) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(timeout_ms.max(1)))
+        .build()
+        .map_err(|error| format!("`skills.{skill}`: http client: {error}"))
+}

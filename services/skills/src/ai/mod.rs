@@ -22,15 +22,13 @@
 
 mod request;
 
-use std::time::Duration;
-
 use clawdbot_core::proto::{Envelope, Reply, Segment};
 use clawdbot_core::skill::{
     Manifest, Skill, SkillContext, SkillError, Triggers, command_arguments,
 };
 use serde::Deserialize;
 
-use crate::options::{Options, parse};
+use crate::options::{Options, check_endpoint, http_client, parse};
 
 /// The skill's name.
 pub const NAME: &str = "ai";
@@ -84,13 +82,7 @@ impl AiSkill {
     /// Malformed options, naming the key path.
     pub fn new(options: &Options) -> Result<Self, String> {
         let parsed: AiOptions = parse(NAME, options)?;
-        if let Some(endpoint) = &parsed.endpoint
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        {
-            return Err(format!(
-                "`skills.{NAME}.endpoint` must be an http:// or https:// URL, got `{endpoint}`"
-            ));
-        }
+        check_endpoint(NAME, parsed.endpoint.as_deref())?;
         if parsed.kind == Kind::Openai && parsed.endpoint.is_some() && parsed.model.is_empty() {
             return Err(format!(
                 "`skills.{NAME}.model` is needed for an openai endpoint"
@@ -102,10 +94,7 @@ impl AiSkill {
                 parsed.memory_messages
             ));
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(parsed.timeout_ms.max(1)))
-            .build()
-            .map_err(|error| format!("`skills.{NAME}`: http client: {error}"))?;
+        let client = http_client(NAME, parsed.timeout_ms)?;
         let manifest = Manifest {
             name: NAME.to_string(),
             description: "/ai <question>: asks the assistant".to_string(),

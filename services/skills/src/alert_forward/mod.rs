@@ -21,15 +21,12 @@ mod render;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use clawdbot_core::proto::{
-    Conversation, ConversationKind, Envelope, Markdown, Reply, Segment,
-    segment::Kind as SegmentKind,
-};
-use clawdbot_core::reply_id;
+use clawdbot_core::proto::{Envelope, Markdown, Reply, Segment, segment::Kind as SegmentKind};
 use clawdbot_core::skill::{Manifest, Skill, SkillContext, SkillError, Triggers};
 use serde::Deserialize;
 
 use crate::options::{Options, parse};
+use crate::target::Target;
 
 /// The skill's name.
 pub const NAME: &str = "alert_forward";
@@ -53,22 +50,6 @@ struct Route {
     targets: Vec<Target>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Target {
-    platform: String,
-    #[serde(default = "default_bot")]
-    bot_id: String,
-    #[serde(default)]
-    group: Option<String>,
-    #[serde(default)]
-    user: Option<String>,
-}
-
-fn default_bot() -> String {
-    "default".to_string()
-}
-
 static DESCRIPTION: LazyLock<String> =
     LazyLock::new(|| "forwards Prometheus/Grafana alerts to chat groups".to_string());
 
@@ -87,10 +68,10 @@ impl AlertForwardSkill {
         let parsed: AlertOptions = parse(NAME, options)?;
         for (r, route) in parsed.routes.iter().enumerate() {
             for (t, target) in route.targets.iter().enumerate() {
-                if target.group.is_some() == target.user.is_some() {
-                    return Err(format!(
-                        "`skills.{NAME}.routes[{r}].targets[{t}]` needs exactly one of `group` or `user`"
-                    ));
+                if let Some(problem) =
+                    target.problem(&format!("skills.{NAME}.routes[{r}].targets[{t}]"))
+                {
+                    return Err(problem);
                 }
             }
         }
@@ -157,24 +138,7 @@ impl Skill for AlertForwardSkill {
                 } else {
                     Segment::text(plain.clone())
                 };
-                let (kind, id) = match (&target.group, &target.user) {
-                    (Some(group), _) => (ConversationKind::Group, group.clone()),
-                    (None, user) => (ConversationKind::Private, user.clone().unwrap_or_default()),
-                };
-                Reply {
-                    id: reply_id(&msg.id, NAME, index),
-                    platform: target.platform.clone(),
-                    bot_id: target.bot_id.clone(),
-                    conversation: Some(Conversation {
-                        kind: kind.into(),
-                        id,
-                    }),
-                    segments: vec![segment],
-                    in_reply_to: msg.id.clone(),
-                    reply_context: None,
-                    skill: NAME.to_string(),
-                    trace: msg.trace.clone(),
-                }
+                target.reply(msg, NAME, index, vec![segment])
             })
             .collect())
     }

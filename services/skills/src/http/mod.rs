@@ -17,7 +17,6 @@
 //! A service that fails or does not answer in time gets the user a short apology, not silence.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use clawdbot_core::proto::{
     ConversationKind, Envelope, Markdown, Reply, Segment, segment::Kind as SegmentKind,
@@ -26,7 +25,7 @@ use clawdbot_core::skill::{Manifest, Skill, SkillContext, SkillError, Triggers};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::options::{Options, parse};
+use crate::options::{Options, check_endpoint, http_client, parse};
 
 /// The skill's name.
 pub const NAME: &str = "http";
@@ -64,23 +63,14 @@ impl HttpSkill {
     /// Malformed options, naming the key path.
     pub fn new(options: &Options) -> Result<Self, String> {
         let parsed: HttpOptions = parse(NAME, options)?;
-        if let Some(endpoint) = &parsed.endpoint
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        {
-            return Err(format!(
-                "`skills.{NAME}.endpoint` must be an http:// or https:// URL, got `{endpoint}`"
-            ));
-        }
+        check_endpoint(NAME, parsed.endpoint.as_deref())?;
         if !(1..=60_000).contains(&parsed.timeout_ms) {
             return Err(format!(
                 "`skills.{NAME}.timeout_ms` must be between 1 and 60000, got `{}`",
                 parsed.timeout_ms
             ));
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(parsed.timeout_ms))
-            .build()
-            .map_err(|error| format!("`skills.{NAME}`: http client: {error}"))?;
+        let client = http_client(NAME, parsed.timeout_ms)?;
         let manifest = Manifest {
             name: NAME.to_string(),
             description: match parsed.commands.first() {

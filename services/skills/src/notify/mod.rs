@@ -12,15 +12,12 @@
 
 use std::collections::BTreeMap;
 
-use clawdbot_core::proto::{
-    Conversation, ConversationKind, Envelope, Markdown, Reply, Segment,
-    segment::Kind as SegmentKind,
-};
-use clawdbot_core::reply_id;
+use clawdbot_core::proto::{Envelope, Markdown, Reply, Segment, segment::Kind as SegmentKind};
 use clawdbot_core::skill::{Manifest, Skill, SkillContext, SkillError, Triggers};
 use serde::Deserialize;
 
 use crate::options::{Options, parse};
+use crate::target::Target;
 
 /// The skill's name.
 pub const NAME: &str = "notify";
@@ -44,17 +41,6 @@ struct Request {
     #[serde(default)]
     markdown: bool,
     targets: Vec<Target>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Target {
-    platform: String,
-    #[serde(default)]
-    bot_id: Option<String>,
-    #[serde(default)]
-    group: Option<String>,
-    #[serde(default)]
-    user: Option<String>,
 }
 
 /// The notify skill.
@@ -156,29 +142,7 @@ impl Skill for NotifySkill {
             .targets
             .iter()
             .enumerate()
-            .map(|(index, target)| {
-                let (kind, id) = match (&target.group, &target.user) {
-                    (Some(group), _) => (ConversationKind::Group, group.clone()),
-                    (None, user) => (ConversationKind::Private, user.clone().unwrap_or_default()),
-                };
-                Reply {
-                    id: reply_id(&msg.id, NAME, index),
-                    platform: target.platform.clone(),
-                    bot_id: target
-                        .bot_id
-                        .clone()
-                        .unwrap_or_else(|| "default".to_string()),
-                    conversation: Some(Conversation {
-                        kind: kind.into(),
-                        id,
-                    }),
-                    segments: vec![segment.clone()],
-                    in_reply_to: msg.id.clone(),
-                    reply_context: None,
-                    skill: NAME.to_string(),
-                    trace: msg.trace.clone(),
-                }
-            })
+            .map(|(index, target)| target.reply(msg, NAME, index, vec![segment.clone()]))
             .collect())
     }
 }
