@@ -89,6 +89,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Migrate(_) => return migrate(&config).await,
         Command::Probe { url } => return probe(url).await,
         Command::Status { memory, .. } => return crate::status::show(&config, *memory).await,
+        Command::Admin(command) => return crate::admin_cli::run(command, &config).await,
         Command::Skill(command) => return crate::skill_cli::run(command, &config).await,
         Command::Config(_) => return Ok(()),
     };
@@ -340,7 +341,10 @@ async fn start_worker(
     // The store holds the cluster-wide skill switches as well as history.
     let (store, location) = connect_store(config).await?;
     let history = clawdbot_worker::dispatch::StoreHistory(store.clone());
-    let dispatcher = dispatcher.with_history(Arc::new(history));
+    let auditor = clawdbot_worker::audit::Auditor::start(store.clone(), tail);
+    let dispatcher = dispatcher
+        .with_history(Arc::new(history))
+        .with_auditor(auditor);
     // Skills loaded on the running cluster (`clawdbot skill load`) join the default pool.
     if !listed_only {
         tail.spawn(policy_sync::poll_registry(

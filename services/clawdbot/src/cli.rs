@@ -42,12 +42,42 @@ pub enum Command {
         #[arg(long)]
         memory: bool,
     },
+    /// Administration: the audit trail.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Exits 0 when `url` answers 2xx within 3 s (container health checks: the image has no
     /// curl).
     Probe { url: String },
     /// Skills on a running cluster: list them, switch them on or off everywhere.
     #[command(subcommand)]
     Skill(SkillCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// The audit trail: admin actions, permission denials, admin-only skill calls.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Starts recording, keeping records for `--retention` (`90d`, `12h`).
+    Enable {
+        #[arg(long, default_value = "90d")]
+        retention: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Stops recording (what was recorded stays until purged).
+    Disable(ConfigArg),
+    /// Shows the newest records.
+    Show {
+        #[arg(long, default_value_t = 50)]
+        lines: i64,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +169,7 @@ impl Command {
             Command::Migrate(_) => "migrate",
             Command::Probe { .. } => "probe",
             Command::Status { .. } => "status",
+            Command::Admin(_) => "admin",
             Command::Skill(_) => "skill",
             Command::Config(_) => "config",
         }
@@ -151,6 +182,11 @@ impl Command {
             | Command::Worker(role)
             | Command::Egress(role) => role.config.config.as_ref(),
             Command::Migrate(arg) | Command::Status { config: arg, .. } => arg.config.as_ref(),
+            Command::Admin(AdminCommand::Audit(AuditCommand::Enable { config: arg, .. }))
+            | Command::Admin(AdminCommand::Audit(AuditCommand::Disable(arg)))
+            | Command::Admin(AdminCommand::Audit(AuditCommand::Show { config: arg, .. })) => {
+                arg.config.as_ref()
+            }
             Command::Skill(SkillCommand::List { config: arg, .. })
             | Command::Skill(SkillCommand::Load { config: arg, .. })
             | Command::Skill(SkillCommand::Check(arg))
@@ -172,7 +208,7 @@ impl Cli {
             Some(path) => Config::load(path, &ProcessEnv)?,
             None if matches!(
                 self.command,
-                Command::Up(_) | Command::Skill(_) | Command::Probe { .. }
+                Command::Up(_) | Command::Skill(_) | Command::Probe { .. } | Command::Admin(_)
             ) =>
             {
                 Config::embedded()

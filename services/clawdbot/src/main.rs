@@ -1,6 +1,7 @@
 //! The one clawdbot binary: parses the command line, loads the config, starts telemetry and
 //! hands over to [`app`], which wires the roles together.
 
+mod admin_cli;
 mod app;
 mod cli;
 mod metrics_server;

@@ -52,6 +52,7 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
                     &operator(),
                 )
                 .await?;
+            crate::admin_cli::record(&*store, "skill.load", &manifest.name).await?;
             println!(
                 "loaded {} {} from {}; every worker serves it within a second",
                 manifest.name,
@@ -135,6 +136,12 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
             }
             let enabled = matches!(command, SkillCommand::Enable { .. });
             store.set_skill_state(name, enabled, &operator()).await?;
+            let action = if enabled {
+                "skill.enable"
+            } else {
+                "skill.disable"
+            };
+            crate::admin_cli::record(&*store, action, name).await?;
             println!(
                 "{name} {} on every worker (within a second)",
                 if enabled { "enabled" } else { "disabled" }

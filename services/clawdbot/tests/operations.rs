@@ -281,3 +281,63 @@ async fn ingress_serves_tls_and_refuses_tls_1_2_when_1_3_is_the_minimum() {
     );
     let _killed = child.start_kill();
 }
+
+#[tokio::test]
+async fn the_audit_trail_records_admin_actions_denials_and_admin_only_calls() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let ports = Ports::new();
+    let config = setup.config("", ports.egress, "skills:\n  echo:\n    deny_users: [666]\n    admin_only: false\n  help:\n    admin_only: true\n");
+    let _bot = Clawdbot::start(&["up"], &config, &ports).await;
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_clawdbot"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("runs")
+    };
+    let enabled = cli(&["admin", "audit", "enable", "--retention", "90d"]);
+    assert!(
+        enabled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enabled.stderr)
+    );
+    assert!(cli(&["skill", "disable", "faq"]).status.success());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // A denial, and a call of an admin-only skill by a platform admin.
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 2, 666, 1, "/echo denied")
+            .await,
+        204
+    );
+    let body = clawdbot_testkit::onebot_group_message(common::SELF_ID, 2, 7, 2, "/help")
+        .replace("\"role\":\"member\"", "\"role\":\"admin\"");
+    let signature = clawdbot_testkit::onebot_signature(common::SECRET, body.as_bytes());
+    assert_eq!(
+        setup.post(ports.ingress, &body, Some(&signature)).await,
+        204
+    );
+    setup.mock.wait_for(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let shown = cli(&["admin", "audit", "show"]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.lines().any(|l| l.contains("audit.enable")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("skill.disable") && l.contains("faq")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("onebot:666")
+            && l.contains("echo")
+            && l.contains("denied")
+            && l.contains("deny_users")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("onebot:7") && l.contains("help") && l.contains("allowed")),
+        "{text}"
+    );
+}

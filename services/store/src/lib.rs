@@ -49,6 +49,21 @@ pub struct HistoryRecord {
     pub created_at: OffsetDateTime,
 }
 
+/// One audit record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub at: OffsetDateTime,
+    /// Who: `cli:<user>`, or `<platform>:<user id>`.
+    pub actor: String,
+    /// What: `skill.disable`, `skill.use`, ...
+    pub action: String,
+    /// On what: a skill name, a key.
+    pub target: String,
+    /// `allowed`, `denied`, `done`.
+    pub decision: String,
+    pub reason: String,
+}
+
 /// What one skill did recently (`clawdbot skill list`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SkillActivity {
@@ -140,6 +155,36 @@ pub trait Store: Send + Sync {
     /// The database is unreachable.
     async fn skill_activity(&self, since: OffsetDateTime)
     -> Result<Vec<SkillActivity>, StoreError>;
+
+    /// Returns whether auditing is on and its retention in days (`None`: never configured).
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn audit_settings(&self) -> Result<Option<(bool, i32)>, StoreError>;
+
+    /// Switches auditing on or off with a retention in days.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn set_audit(&self, enabled: bool, retention_days: i32) -> Result<(), StoreError>;
+
+    /// Appends audit records (callers check that auditing is on).
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn record_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+
+    /// Returns the newest `limit` records, newest first.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn audit_records(&self, limit: i64) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Deletes records older than `before`; returns how many went.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Registers (or replaces) a loaded skill's manifest, as JSON.
     ///

@@ -36,6 +36,7 @@ clawdbot_testkit::store_suite!(cases;
     skill_switches_persist_and_the_last_one_wins,
     skill_activity_counts_replies_and_their_latency,
     loaded_skills_are_registered_and_replaced_by_name,
+    audit_records_are_kept_newest_first_and_purged_by_retention,
 );
 
 mod cases {
@@ -130,6 +131,52 @@ mod cases {
         assert_eq!(registered["weather"], r#"{"version":"2"}"#);
     }
 
+    pub async fn audit_records_are_kept_newest_first_and_purged_by_retention(fixture: TestStore) {
+        use clawdbot_store::AuditRecord;
+        assert_eq!(
+            fixture.store.audit_settings().await.expect("settings"),
+            None
+        );
+        fixture.store.set_audit(true, 90).await.expect("enable");
+        assert_eq!(
+            fixture.store.audit_settings().await.expect("settings"),
+            Some((true, 90))
+        );
+        let now = time::OffsetDateTime::now_utc();
+        let record = |days_ago: i64, action: &str| AuditRecord {
+            at: now - time::Duration::days(days_ago),
+            actor: "cli:ops".into(),
+            action: action.into(),
+            target: "echo".into(),
+            decision: "done".into(),
+            reason: String::new(),
+        };
+        fixture
+            .store
+            .record_audit(&[
+                record(100, "skill.disable"),
+                record(1, "skill.enable"),
+                record(0, "skill.load"),
+            ])
+            .await
+            .expect("record");
+        let purged = fixture
+            .store
+            .purge_audit(now - time::Duration::days(90))
+            .await
+            .expect("purge");
+        assert_eq!(purged, 1, "only the record past the retention");
+        let actions: Vec<String> = fixture
+            .store
+            .audit_records(10)
+            .await
+            .expect("read")
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(actions, vec!["skill.load", "skill.enable"], "newest first");
+    }
+
     pub async fn skill_switches_persist_and_the_last_one_wins(fixture: TestStore) {
         assert!(
             fixture
@@ -200,7 +247,7 @@ async fn postgres_migrations_run_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
 }
 
 #[tokio::test]

@@ -35,6 +35,7 @@ pub struct Dispatcher {
     bus: Arc<dyn Bus>,
     pool: String,
     history: Option<Arc<dyn clawdbot_core::skill::ConversationHistory>>,
+    auditor: crate::audit::Auditor,
 }
 
 impl Dispatcher {
@@ -46,7 +47,14 @@ impl Dispatcher {
             bus,
             pool: pool.to_string(),
             history: None,
+            auditor: crate::audit::Auditor::disabled(),
         }
+    }
+
+    /// Records denials and admin-only skill calls in the audit trail.
+    pub fn with_auditor(mut self, auditor: crate::audit::Auditor) -> Self {
+        self.auditor = auditor;
+        self
     }
 
     /// Gives skills read access to history.
@@ -103,12 +111,34 @@ impl Dispatcher {
             }
             if let Err(denial) = policy.check(manifest, msg) {
                 audit_denial(msg, &manifest.name, denial);
+                self.auditor.record(
+                    actor(msg),
+                    "skill.use",
+                    &manifest.name,
+                    "denied",
+                    denial.label(),
+                );
                 continue;
+            }
+            if manifest.admin_only
+                || policy
+                    .settings(&manifest.name)
+                    .is_some_and(|s| s.admin_only)
+            {
+                self.auditor
+                    .record(actor(msg), "skill.use", &manifest.name, "allowed", "admin");
             }
             if let Some((limit, on_limit)) = policy.rate_limit(&manifest.name)
                 && !self.within_rate_limit(msg, &manifest.name, limit).await
             {
                 audit_denial(msg, &manifest.name, Denial::RateLimited);
+                self.auditor.record(
+                    actor(msg),
+                    "skill.use",
+                    &manifest.name,
+                    "denied",
+                    Denial::RateLimited.label(),
+                );
                 if on_limit == OnRateLimit::Notice {
                     let text = format!(
                         "{} is limited to {} uses per {} s; try again later",
@@ -199,6 +229,18 @@ async fn run_skill(
             })
         }
     }
+}
+
+/// Names who sent `msg`: `platform:user id`.
+fn actor(msg: &Envelope) -> String {
+    format!(
+        "{}:{}",
+        msg.platform,
+        msg.sender
+            .as_ref()
+            .map(|s| s.user_id.as_str())
+            .unwrap_or_default()
+    )
 }
 
 /// Records a denial: an audit log line (target `audit`) and the denials counter.

@@ -10,6 +10,7 @@
 //! The history writer is a second group (`history`) on the inbound and outbound streams that
 //! writes rows to the store in batches; it never slows a reply down.
 
+pub mod audit;
 pub mod consumer;
 pub mod dispatch;
 pub mod history;

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_messages.sql")),
     (2, include_str!("../migrations/0002_skill_states.sql")),
     (3, include_str!("../migrations/0003_skill_registry.sql")),
+    (4, include_str!("../migrations/0004_audit.sql")),
 ];
 
 /// Arbitrary constant naming clawdbot's migration lock (pg_advisory_xact_lock takes a bigint).
