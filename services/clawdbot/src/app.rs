@@ -161,10 +161,11 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         )
                     })?
                     .connect_lazy();
-                Arc::new(GrpcEgress::new(
-                    channel,
+                let timeout = core.performance.io_timeout_secs.map_or(
                     clawdbot_worker::consumer::EGRESS_CALL_TIMEOUT,
-                ))
+                    Duration::from_secs,
+                );
+                Arc::new(GrpcEgress::new(channel, timeout))
             }
         };
         let config_path = cli.command.config_path().cloned();

@@ -341,3 +341,57 @@ async fn the_audit_trail_records_admin_actions_denials_and_admin_only_calls() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_full_queue_answers_503_so_the_platform_retries_and_performance_knobs_apply() {
+    let setup = Setup::new(Backend::Cluster).await;
+    let ports = Ports::new();
+    // No worker: the queue only fills. performance.max_queue_size bounds it.
+    let config = setup.config(&setup.redis_url(), ports.egress, "performance:\n  worker_threads: 1\n  max_queue_size: 100\n  batch: { size: 50, interval_ms: 100 }\n");
+    let _ingress = Clawdbot::start(&["ingress"], &config, &ports).await;
+    for id in 0..100 {
+        assert_eq!(
+            setup
+                .post_group_message(ports.ingress, 1, id, "/echo fill")
+                .await,
+            204,
+            "message {id}"
+        );
+    }
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 1, 100, "/echo one too many")
+            .await,
+        503
+    );
+    // The refused message was not remembered: once there is room, its retry is accepted.
+    let egress_ports = Ports {
+        metrics: clawdbot_testkit::free_port(),
+        ..ports.clone()
+    };
+    let _egress = Clawdbot::start(&["egress"], &config, &egress_ports).await;
+    let _worker = Clawdbot::start(&["worker"], &config, &Ports::new()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if setup
+            .post_group_message(ports.ingress, 1, 100, "/echo one too many")
+            .await
+            == 204
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retry was never accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        setup
+            .mock
+            .wait_for(101, Duration::from_secs(15))
+            .await
+            .iter()
+            .any(|m| m.text() == "one too many")
+    );
+}

@@ -66,8 +66,9 @@ impl Config {
     /// Every problem found, each naming its file or key path.
     pub fn load(path: &std::path::Path, env: &dyn Env) -> Result<Self, ConfigError> {
         let value = load_value(path, env)?;
-        let config = Self::parse(value)?;
+        let mut config = Self::parse(value)?;
         config.validate()?;
+        config.core.apply_performance();
         Ok(config)
     }
 

@@ -33,6 +33,9 @@ pub struct CoreConfig {
     /// Who counts as an admin.
     #[serde(default)]
     pub permissions: crate::skills::PermissionsConfig,
+    /// The knobs users tune; each maps onto the setting it names (see [`PerformanceConfig`]).
+    #[serde(default)]
+    pub performance: PerformanceConfig,
     /// HTTPS on ingress; plain HTTP when absent (a TLS-terminating proxy in front).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -60,12 +63,45 @@ impl CoreConfig {
         "skill_index",
         "security",
         "tls",
+        "performance",
         "telemetry",
     ];
 
     /// Returns every problem in these sections.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        range(
+            &mut problems,
+            "performance.worker_threads",
+            self.performance.worker_threads as u64,
+            0,
+            256,
+        );
+        if let Some(size) = self.performance.max_queue_size {
+            range(
+                &mut problems,
+                "performance.max_queue_size",
+                size,
+                100,
+                100_000_000,
+            );
+        }
+        if let Some(batch) = &self.performance.batch {
+            range(
+                &mut problems,
+                "performance.batch.size",
+                batch.size as u64,
+                1,
+                1000,
+            );
+            range(
+                &mut problems,
+                "performance.batch.interval_ms",
+                batch.interval_ms,
+                0,
+                10_000,
+            );
+        }
         if let Some(tls) = &self.tls
             && !matches!(tls.min_version.as_str(), "TLSv1.2" | "TLSv1.3")
         {
@@ -502,4 +538,65 @@ pub struct TlsConfig {
 
 fn default_tls_min() -> String {
     "TLSv1.3".to_string()
+}
+
+/// `performance`: the knobs users already tune, each honoured by the setting it maps to.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerformanceConfig {
+    /// Threads of the async runtime; 0 (default) means one per core.
+    pub worker_threads: usize,
+    /// Timeout of a worker's call to egress, which covers a platform call with its retries
+    /// (default 60 s).
+    pub io_timeout_secs: Option<u64>,
+    /// Inbound stream length past which ingress answers 503 so the platform retries later
+    /// (overrides `ingress.max_stream_len`).
+    pub max_queue_size: Option<u64>,
+    /// Batching of stream reads and history writes (overrides `worker.batch_size`,
+    /// `history.batch_size` and `history.linger_ms`); `enabled: false` handles one message at a
+    /// time and writes history at once.
+    pub batch: Option<BatchConfig>,
+}
+
+/// `performance.batch`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Messages per read and rows per history write.
+    #[serde(default = "default_batch_size")]
+    pub size: usize,
+    /// How long history gathers a partial batch.
+    #[serde(default = "default_batch_interval")]
+    pub interval_ms: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_batch_size() -> usize {
+    200
+}
+fn default_batch_interval() -> u64 {
+    200
+}
+
+impl CoreConfig {
+    /// Applies `performance` onto the settings it names (called once, after loading).
+    pub fn apply_performance(&mut self) {
+        if let Some(size) = self.performance.max_queue_size {
+            self.ingress.max_stream_len = size;
+        }
+        if let Some(batch) = &self.performance.batch {
+            let (size, linger) = if batch.enabled {
+                (batch.size, batch.interval_ms)
+            } else {
+                (1, 0)
+            };
+            self.worker.batch_size = size;
+            self.history.batch_size = size;
+            self.history.linger_ms = linger;
+        }
+    }
 }
