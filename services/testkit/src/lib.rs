@@ -26,12 +26,29 @@ pub fn random_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }
 
-/// Returns a free TCP port on 127.0.0.1 (bound then released: good enough for tests).
+/// Returns a free TCP port on 127.0.0.1 for a process the test starts.
+///
+/// Ports come from 20000–31999, below the kernel's ephemeral range (32768 and up): servers
+/// that bind port 0 (the mocks, other tests' listeners) draw from the ephemeral range, so none
+/// of them can take the port between this check and the process binding it. A process-wide
+/// counter (seeded by the pid) hands each caller a different port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .unwrap_or_else(|error| panic!("no free port on 127.0.0.1: {error}"))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..COUNT {
+        let port =
+            (FIRST + (seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free port on 127.0.0.1 between {FIRST} and {}",
+        FIRST + COUNT
+    )
 }
 
 /// Runs `future` to completion on a fresh runtime in a new thread (for clean-up from `Drop`,
