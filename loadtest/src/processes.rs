@@ -22,6 +22,8 @@ pub struct Cluster {
     pub idle_rss: Vec<(String, f64)>,
     children: Vec<(String, Child)>,
     config: std::path::PathBuf,
+    /// The embedded mode's history file, removed with its WAL files on drop.
+    sqlite: Option<std::path::PathBuf>,
 }
 
 impl Cluster {
@@ -36,11 +38,13 @@ impl Cluster {
             "clawdbot-loadtest-{}.yaml",
             clawdbot_testkit::random_suffix()
         ));
-        let backends = if args.mode == Mode::Embedded {
-            let file = std::env::temp_dir().join(format!(
+        let sqlite = (args.mode == Mode::Embedded).then(|| {
+            std::env::temp_dir().join(format!(
                 "clawdbot-loadtest-{}.db",
                 clawdbot_testkit::random_suffix()
-            ));
+            ))
+        });
+        let backends = if let Some(file) = &sqlite {
             format!("storage: {{ type: sqlite, path: \"{}\" }}", file.display())
         } else {
             format!(
@@ -70,6 +74,7 @@ telemetry: {{ log_format: text }}
             idle_rss: Vec::new(),
             children: Vec::new(),
             config,
+            sqlite,
         };
         match args.mode {
             Mode::Up | Mode::Embedded => cluster.spawn(args, "up", &[])?,
@@ -161,5 +166,10 @@ impl Drop for Cluster {
             let _reaped = child.wait();
         }
         let _removed = std::fs::remove_file(&self.config);
+        if let Some(file) = &self.sqlite {
+            for suffix in ["", "-wal", "-shm"] {
+                let _removed = std::fs::remove_file(format!("{}{suffix}", file.display()));
+            }
+        }
     }
 }
