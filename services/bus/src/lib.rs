@@ -29,6 +29,13 @@ pub const SKILLS_GROUP: &str = "skills";
 /// The consumer group of the history writer.
 pub const HISTORY_GROUP: &str = "history";
 
+/// Counts and logs an entry moved to the dead letters (every backend, the same way).
+pub(crate) fn record_dead_letter(stream: Stream, group: &str, entry: &Entry, reason: &str) {
+    metrics::counter!(clawdbot_core::telemetry::DEAD_LETTERS_TOTAL, "group" => group.to_string())
+        .increment(1);
+    tracing::warn!(stream = stream.as_str(), group, entry_id = %entry.id, reason, "entry moved to dead letters");
+}
+
 /// One item to publish on the inbound stream.
 #[derive(Debug, Clone)]
 pub struct Publish {

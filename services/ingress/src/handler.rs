@@ -27,10 +27,7 @@ pub(crate) async fn default_account(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    match state.defaults.get(&platform).cloned() {
-        Some(inbound) => handle(&state, inbound, (method, headers, query, body)).await,
-        None => not_found(&state, &platform, None),
-    }
+    dispatch(&state, &platform, None, (method, headers, query, body)).await
 }
 
 pub(crate) async fn named_account(
@@ -41,12 +38,10 @@ pub(crate) async fn named_account(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    match state.inbounds.get(&(platform.clone(), id.clone())).cloned() {
-        Some(inbound) => handle(&state, inbound, (method, headers, query, body)).await,
-        None => not_found(&state, &platform, Some(&id)),
-    }
+    dispatch(&state, &platform, Some(&id), (method, headers, query, body)).await
 }
 
+/// `POST /api/v1/notify`: the notify platform's default account.
 pub(crate) async fn notify_api(
     State(state): State<Arc<IngressState>>,
     method: Method,
@@ -55,9 +50,24 @@ pub(crate) async fn notify_api(
     body: Bytes,
 ) -> Response {
     let platform = clawdbot_platforms::notify::NAME;
-    match state.defaults.get(platform).cloned() {
-        Some(inbound) => handle(&state, inbound, (method, headers, query, body)).await,
-        None => not_found(&state, platform, None),
+    dispatch(&state, platform, None, (method, headers, query, body)).await
+}
+
+/// Finds the account a request is for (the platform's default one without `id`) and handles
+/// the request there, or answers 404 naming the accounts there are.
+async fn dispatch(
+    state: &IngressState,
+    platform: &str,
+    id: Option<&str>,
+    request: Request,
+) -> Response {
+    let inbound = match id {
+        Some(id) => state.inbounds.get(&(platform.to_string(), id.to_string())),
+        None => state.defaults.get(platform),
+    };
+    match inbound.cloned() {
+        Some(inbound) => handle(state, inbound, request).await,
+        None => not_found(state, platform, id),
     }
 }
 

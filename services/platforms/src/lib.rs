@@ -100,6 +100,17 @@ fn duplicate_ids<'a>(platform: &str, ids: impl Iterator<Item = &'a str>) -> Vec<
     problems
 }
 
+/// Returns whether `given` is one of `secrets`. Compares SHA-1 digests, so that how long the
+/// comparison takes says nothing about how much of a secret was guessed.
+pub(crate) fn secret_matches<'a>(
+    given: &str,
+    mut secrets: impl Iterator<Item = &'a String>,
+) -> bool {
+    use sha1::Digest;
+    let digest = sha1::Sha1::digest(given.as_bytes());
+    secrets.any(|secret| sha1::Sha1::digest(secret.as_bytes()) == digest)
+}
+
 /// One HTTP request from a platform, as the ingress received it.
 #[derive(Debug)]
 pub struct WebhookRequest<'a> {

@@ -171,8 +171,7 @@ impl Bus for MemoryBus {
                 .stream_mut(stream)
                 .ack(group, std::slice::from_ref(&entry.id));
         }
-        metrics::counter!(clawdbot_core::telemetry::DEAD_LETTERS_TOTAL, "group" => group.to_string()).increment(1);
-        tracing::warn!(stream = stream.as_str(), group, entry_id = %entry.id, reason, "entry moved to dead letters");
+        crate::record_dead_letter(stream, group, entry, reason);
         Ok(())
     }
 

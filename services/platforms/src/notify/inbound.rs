@@ -3,7 +3,6 @@
 use clawdbot_core::message::{new_envelope_id, now_ms};
 use clawdbot_core::proto::{Envelope, EventKind, Raw, Segment, segment::Kind as SegmentKind};
 use serde::Deserialize;
-use sha1::{Digest, Sha1};
 
 use super::{EVENT_TYPE, NAME, NotifyConfig};
 use crate::{Inbound, InboundError, Inbox, WebhookRequest};
@@ -68,14 +67,7 @@ impl Inbound for NotifyInbound {
             .ok_or(InboundError::MissingSignature {
                 header: "Authorization or X-API-Key",
             })?;
-        // Compare digests, so that the comparison's time says nothing about the key.
-        let digest = Sha1::digest(given.as_bytes());
-        if self
-            .config
-            .api_keys
-            .iter()
-            .any(|key| Sha1::digest(key.as_bytes()) == digest)
-        {
+        if crate::secret_matches(given, self.config.api_keys.iter()) {
             Ok(())
         } else {
             Err(InboundError::BadSignature)
