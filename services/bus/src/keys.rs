@@ -63,6 +63,16 @@ impl Keys {
         format!("{}:rate:{key}", self.prefix)
     }
 
+    /// Returns the key of a shared value (a platform token, a lease, a media id).
+    pub fn shared_value(&self, key: &str) -> String {
+        format!("{}:kv:{key}", self.prefix)
+    }
+
+    /// Returns the key of a send schedule (reserved slots, a sorted set).
+    pub fn schedule(&self, key: &str) -> String {
+        format!("{}:slots:{key}", self.prefix)
+    }
+
     /// Returns the pub/sub channel of a broadcast channel.
     pub fn broadcast(&self, channel: &str) -> String {
         format!("{}:broadcast:{channel}", self.prefix)

@@ -122,7 +122,7 @@ impl BusError {
 
 /// The bus, shared by all tasks of a process.
 #[async_trait::async_trait]
-pub trait Bus: Send + Sync {
+pub trait Bus: clawdbot_core::shared::SharedState + Send + Sync {
     /// Dedupes and appends each item to the inbound stream, atomically per item, in one round
     /// trip for the whole batch. `dedupe_window` is how long a message id is remembered;
     /// `max_len` is the stream length past which items are refused.

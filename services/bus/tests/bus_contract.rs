@@ -28,6 +28,8 @@ clawdbot_testkit::bus_suite!(cases;
     a_broadcast_reaches_every_subscriber_of_its_channel,
     a_rate_limit_lets_exactly_n_through_per_window_under_racing_callers,
     heartbeats_are_listed_until_they_expire,
+    shared_values_expire_and_a_lease_has_one_holder,
+    send_slots_queue_past_the_limit_in_order_and_refuse_past_the_longest_wait,
 );
 
 mod cases {
@@ -486,6 +488,90 @@ mod cases {
                 .await
                 .expect("next window"),
             "a new window"
+        );
+    }
+
+    pub async fn shared_values_expire_and_a_lease_has_one_holder(redis: TestBus) {
+        let bus = &redis.bus;
+        let short = Duration::from_millis(300);
+        bus.put_value("wecom:token:a", "t1", short)
+            .await
+            .expect("put");
+        assert_eq!(
+            bus.get_value("wecom:token:a").await.expect("get"),
+            Some("t1".to_string())
+        );
+        // Only the value it holds is deleted: a newer token survives a stale invalidation.
+        assert!(
+            !bus.delete_value_if("wecom:token:a", "t0")
+                .await
+                .expect("cas")
+        );
+        assert!(
+            bus.delete_value_if("wecom:token:a", "t1")
+                .await
+                .expect("cas")
+        );
+        assert_eq!(bus.get_value("wecom:token:a").await.expect("get"), None);
+
+        let racers = (0..20).map(|i| {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                bus.put_value_if_absent("wecom:lease:a", &format!("r{i}"), short)
+                    .await
+                    .expect("lease")
+            })
+        });
+        let holders = futures::future::join_all(racers)
+            .await
+            .into_iter()
+            .filter(|won| *won.as_ref().expect("task"))
+            .count();
+        assert_eq!(holders, 1, "one lease holder among racing replicas");
+        tokio::time::sleep(short + Duration::from_millis(100)).await;
+        assert_eq!(bus.get_value("wecom:lease:a").await.expect("get"), None);
+        assert!(
+            bus.put_value_if_absent("wecom:lease:a", "later", short)
+                .await
+                .expect("lease"),
+            "an expired lease can be taken again"
+        );
+    }
+
+    pub async fn send_slots_queue_past_the_limit_in_order_and_refuse_past_the_longest_wait(
+        redis: TestBus,
+    ) {
+        let window = Duration::from_millis(1000);
+        let max_wait = Duration::from_millis(1500);
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            waits.push(
+                redis
+                    .bus
+                    .reserve_slot("wecom:robot:ops", 3, window, max_wait)
+                    .await
+                    .expect("reserve"),
+            );
+        }
+        let ms: Vec<Option<u128>> = waits.iter().map(|w| w.map(|d| d.as_millis())).collect();
+        // Three now, three one window later (queued, not dropped), the seventh would wait two
+        // windows: past the longest wait, so refused.
+        for wait in &ms[..3] {
+            assert!(wait.is_some_and(|w| w < 100), "{ms:?}");
+        }
+        for wait in &ms[3..6] {
+            assert!(wait.is_some_and(|w| (850..=1000).contains(&w)), "{ms:?}");
+        }
+        assert_eq!(ms[6], None, "{ms:?}");
+        // Another schedule is independent.
+        assert_eq!(
+            redis
+                .bus
+                .reserve_slot("wecom:robot:dev", 3, window, max_wait)
+                .await
+                .expect("reserve")
+                .map(|d| d.as_millis() < 100),
+            Some(true)
         );
     }
 

@@ -5,12 +5,14 @@
 //! - [`message`]: helpers for building and reading envelopes and segments;
 //! - [`skill`]: the `Skill` trait that built-in and remote skills implement;
 //! - [`telemetry`]: metric and span field names, and W3C trace-context propagation;
+//! - [`shared`]: the state replicas share (tokens, leases, send schedules), as a trait;
 //! - [`shutdown`]: the cancellation token and task tracker every long-running task takes.
 //!
 //! This crate does no IO (no Redis, Postgres or HTTP server), so anything can depend on it.
 
 pub mod egress;
 pub mod message;
+pub mod shared;
 pub mod shutdown;
 pub mod skill;
 pub mod telemetry;

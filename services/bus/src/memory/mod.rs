@@ -8,6 +8,7 @@
 
 mod consumer;
 mod ledger;
+mod shared;
 mod state;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,13 +33,29 @@ pub struct MemoryBus {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 pub(crate) struct Inner {
     state: Mutex<State>,
     /// Wakes readers blocked on a stream; one per stream.
     inbound: Notify,
     outbound: Notify,
     dead: Notify,
+    /// Tokens, leases and send schedules of the platform clients.
+    shared: Mutex<shared::SharedMaps>,
+    /// Where the schedules' clock starts.
+    origin: Instant,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            inbound: Notify::new(),
+            outbound: Notify::new(),
+            dead: Notify::new(),
+            shared: Mutex::default(),
+            origin: Instant::now(),
+        }
+    }
 }
 
 impl Inner {

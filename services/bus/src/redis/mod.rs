@@ -9,6 +9,7 @@ mod broadcast;
 mod consumer;
 mod ledger;
 mod scripts;
+mod shared;
 
 use std::time::Duration;
 

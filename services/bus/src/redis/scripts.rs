@@ -36,6 +36,8 @@ pub(crate) struct Scripts {
     pub ledger_complete: LuaScript,
     pub ledger_release: LuaScript,
     pub rate_limit: LuaScript,
+    pub reserve_slot: LuaScript,
+    pub delete_if: LuaScript,
 }
 
 impl Scripts {
@@ -46,6 +48,8 @@ impl Scripts {
             ledger_complete: LuaScript::new(include_str!("scripts/ledger_complete.lua")),
             ledger_release: LuaScript::new(include_str!("scripts/ledger_release.lua")),
             rate_limit: LuaScript::new(include_str!("scripts/rate_limit.lua")),
+            reserve_slot: LuaScript::new(include_str!("scripts/reserve_slot.lua")),
+            delete_if: LuaScript::new(include_str!("scripts/delete_if.lua")),
         }
     }
 
@@ -60,6 +64,8 @@ impl Scripts {
             &self.ledger_complete,
             &self.ledger_release,
             &self.rate_limit,
+            &self.reserve_slot,
+            &self.delete_if,
         ] {
             let _hash: String = super::timed(
                 "SCRIPT LOAD",
