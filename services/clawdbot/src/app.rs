@@ -131,6 +131,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             .platforms
             .sandbox_enabled(roles.all && listens_on_loopback(&core.ingress.listen)),
         sandbox_sink: Some(Arc::new(BusSandboxSink(bus.clone()))),
+        shared: Some(bus.clone()),
     };
 
     let mut local_egress = None;
@@ -179,7 +180,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     if let Some(listener) = ingress_listener {
         let mut inbounds = clawdbot_platforms::build_inbounds(&config.platforms, &services);
         if let Some(platform) = &platform {
-            inbounds.retain(|inbound| inbound.platform() == platform);
+            inbounds
+                .retain(|inbound| inbound.platform() == platform || inbound.route() == platform);
             if inbounds.is_empty() {
                 bail!("`--platform {platform}`: no account of that platform is configured");
             }

@@ -184,6 +184,7 @@ impl EgressService {
                     error: String::new(),
                     duplicate: false,
                     attempts: delivered.attempts,
+                    notes: delivered.notes,
                 })
             }
             Err(OutboundError::Refused { reason, attempts }) => {
@@ -290,6 +291,7 @@ fn encode_result(response: &SendResponse) -> String {
         "platform_message_id": response.platform_message_id,
         "error": response.error,
         "attempts": response.attempts,
+        "notes": response.notes,
     })
     .to_string()
 }
@@ -315,5 +317,15 @@ fn decode_result(stored: &str) -> SendResponse {
         error: text("error"),
         duplicate: false,
         attempts: number("attempts") as u32,
+        notes: value
+            .get("notes")
+            .and_then(|v| v.as_array())
+            .map(|notes| {
+                notes
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }

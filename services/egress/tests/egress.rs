@@ -39,9 +39,7 @@ async fn harness(max_attempts: u32) -> Harness {
             retry_backoff_ms: 10,
             max_in_flight: 8,
         }]),
-        sandbox: None,
-        alertmanager: None,
-        notify: None,
+        ..Default::default()
     };
     let outbounds =
         clawdbot_platforms::build_outbounds(&platforms, &Default::default()).expect("outbounds");

@@ -135,14 +135,16 @@ async fn handle(
             }
         };
         match inbox {
-            Inbox::Envelopes(envelopes) => publish(state, platform, envelopes).await,
+            Inbox::Envelopes(envelopes) => {
+                publish(state, platform, envelopes, inbound.accepted_status()).await
+            }
             Inbox::Handshake { content_type, body } => {
                 count(platform, "handshake");
                 ([(header::CONTENT_TYPE, content_type)], body).into_response()
             }
             Inbox::Nothing => {
                 count(platform, "ignored");
-                StatusCode::NO_CONTENT.into_response()
+                inbound.accepted_status().into_response()
             }
         }
     }
@@ -154,6 +156,7 @@ async fn publish(
     state: &IngressState,
     platform: &'static str,
     envelopes: Vec<clawdbot_core::Envelope>,
+    accepted: StatusCode,
 ) -> Response {
     let trace = telemetry::current_trace_context();
     let mut outcomes = Vec::with_capacity(envelopes.len());
@@ -214,7 +217,7 @@ async fn publish(
     } else {
         count(platform, "accepted");
     }
-    StatusCode::NO_CONTENT.into_response()
+    accepted.into_response()
 }
 
 fn count(platform: &'static str, outcome: &'static str) {

@@ -61,7 +61,7 @@ pub fn router(
     let mut by_platform: HashMap<String, Vec<Arc<dyn Inbound>>> = HashMap::new();
     for inbound in &inbounds {
         by_platform
-            .entry(inbound.platform().to_string())
+            .entry(inbound.route().to_string())
             .or_default()
             .push(inbound.clone());
     }
@@ -83,7 +83,7 @@ pub fn router(
             .into_iter()
             .map(|inbound| {
                 (
-                    (inbound.platform().to_string(), inbound.bot_id().to_string()),
+                    (inbound.route().to_string(), inbound.bot_id().to_string()),
                     inbound,
                 )
             })

@@ -14,6 +14,7 @@ pub mod notify;
 mod one_or_many;
 pub mod onebot;
 pub mod sandbox;
+pub mod wecom;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +39,9 @@ pub struct PlatformsConfig {
     /// The sandbox chat; `None` means "not configured": on in `clawdbot up`, off elsewhere.
     #[serde(default)]
     pub sandbox: Option<sandbox::SandboxConfig>,
+    /// WeCom self-built apps and their group robots.
+    #[serde(default)]
+    pub wechat_enterprise: OneOrMany<wecom::WeComConfig>,
 }
 
 impl PlatformsConfig {
@@ -47,6 +51,7 @@ impl PlatformsConfig {
         sandbox::NAME,
         alertmanager::NAME,
         notify::NAME,
+        wecom::CONFIG_KEY,
     ];
 
     /// Returns every problem in the platform sections, each naming its key path.
@@ -59,6 +64,14 @@ impl PlatformsConfig {
         problems.extend(duplicate_ids(
             onebot::NAME,
             self.onebot.iter().map(|a| a.id.as_str()),
+        ));
+        for (index, app) in self.wechat_enterprise.iter().enumerate() {
+            let path = self.wechat_enterprise.path(wecom::CONFIG_KEY, index);
+            problems.extend(app.validate(&path));
+        }
+        problems.extend(duplicate_ids(
+            wecom::CONFIG_KEY,
+            self.wechat_enterprise.iter().map(|a| a.id.as_str()),
         ));
         if let Some(sandbox) = &self.sandbox {
             problems.extend(sandbox.validate(sandbox::NAME));
@@ -74,7 +87,7 @@ impl PlatformsConfig {
 
     /// Returns true when no platform is configured.
     pub fn is_empty(&self) -> bool {
-        self.onebot.is_empty() && self.sandbox.is_none()
+        self.onebot.is_empty() && self.wechat_enterprise.is_empty() && self.sandbox.is_none()
     }
 
     /// Returns the sandbox to serve: the configured one if enabled, else the default one when
@@ -85,6 +98,15 @@ impl PlatformsConfig {
             None => default_on.then(sandbox::SandboxConfig::default),
         }
     }
+}
+
+/// Returns whether `id` can name an account (or a robot): letters, digits, `_` or `-`, so that
+/// it is safe in a route, a stream field and a Redis key.
+pub(crate) fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn duplicate_ids<'a>(platform: &str, ids: impl Iterator<Item = &'a str>) -> Vec<String> {
@@ -146,6 +168,9 @@ pub enum InboundError {
     MalformedBody(String),
     #[error("unsupported event: {0}")]
     UnsupportedEvent(String),
+    /// Verified and decrypted, but addressed to someone else (another corp's callback).
+    #[error("addressed to `{got}`, not to `{expected}`")]
+    WrongRecipient { expected: String, got: String },
 }
 
 impl InboundError {
@@ -156,15 +181,16 @@ impl InboundError {
             InboundError::BadSignature => "bad_signature",
             InboundError::MalformedBody(_) => "malformed_body",
             InboundError::UnsupportedEvent(_) => "unsupported_event",
+            InboundError::WrongRecipient { .. } => "wrong_recipient",
         }
     }
 
     /// Returns the HTTP status the platform gets for this error.
     pub fn status(&self) -> http::StatusCode {
         match self {
-            InboundError::MissingSignature { .. } | InboundError::BadSignature => {
-                http::StatusCode::UNAUTHORIZED
-            }
+            InboundError::MissingSignature { .. }
+            | InboundError::BadSignature
+            | InboundError::WrongRecipient { .. } => http::StatusCode::UNAUTHORIZED,
             InboundError::MalformedBody(_) => http::StatusCode::BAD_REQUEST,
             InboundError::UnsupportedEvent(_) => http::StatusCode::UNPROCESSABLE_ENTITY,
         }
@@ -177,6 +203,16 @@ pub trait Inbound: Send + Sync {
     fn platform(&self) -> &'static str;
     /// The configured account id this inbound serves.
     fn bot_id(&self) -> &str;
+    /// The platform's segment in callback routes (`/clawdbot/{route}/callback`); the platform
+    /// name unless the platform's documented URL says otherwise (WeCom's is `wechat`).
+    fn route(&self) -> &'static str {
+        self.platform()
+    }
+    /// The status a request gets once its envelopes are in the stream (or it had none). 204
+    /// unless the platform insists on another (WeCom retries anything but 200).
+    fn accepted_status(&self) -> http::StatusCode {
+        http::StatusCode::NO_CONTENT
+    }
     /// Checks that the request really comes from the platform.
     ///
     /// # Errors
@@ -196,6 +232,8 @@ pub struct Delivered {
     pub platform_message_id: String,
     /// How many HTTP attempts it took.
     pub attempts: u32,
+    /// Degraded content and partial failures, for the delivery result (see `SendResponse`).
+    pub notes: Vec<String>,
 }
 
 /// Why a delivery failed, and whether trying again later may help.
@@ -240,6 +278,9 @@ pub struct PlatformServices {
     pub sandbox: Option<sandbox::SandboxConfig>,
     /// Where sandbox replies go (the bus's broadcast); needed for the sandbox's outbound half.
     pub sandbox_sink: Option<Arc<dyn sandbox::SandboxSink>>,
+    /// State shared by the replicas (tokens, media ids, send schedules): the bus. Platforms
+    /// with tokens or send limits (WeCom) need it.
+    pub shared: Option<Arc<dyn clawdbot_core::shared::SharedState>>,
 }
 
 /// Builds the inbound half of every configured account.
@@ -250,6 +291,13 @@ pub fn build_inbounds(
     let mut inbounds: Vec<Arc<dyn Inbound>> = Vec::new();
     for account in config.onebot.iter() {
         inbounds.push(Arc::new(onebot::OneBotInbound::new(account.clone())));
+    }
+    for app in config.wechat_enterprise.iter() {
+        // Validation has checked the key; an app that still fails is skipped, loudly.
+        match wecom::WeComInbound::new(app.clone()) {
+            Ok(inbound) => inbounds.push(Arc::new(inbound)),
+            Err(reason) => tracing::error!(app = %app.id, %reason, "wecom app not served"),
+        }
     }
     if let Some(sandbox) = &services.sandbox {
         inbounds.push(Arc::new(sandbox::SandboxInbound::new(sandbox.clone())));
@@ -280,6 +328,13 @@ pub fn build_outbounds(
     for account in config.onebot.iter() {
         let outbound = onebot::OneBotOutbound::new(account.clone())?;
         outbounds.insert((onebot::NAME, account.id.clone()), Arc::new(outbound));
+    }
+    for app in config.wechat_enterprise.iter() {
+        let shared = services.shared.clone().ok_or_else(|| {
+            OutboundError::InvalidReply("wecom needs the shared state (the bus)".into())
+        })?;
+        let outbound = wecom::WeComOutbound::new(app.clone(), shared)?;
+        outbounds.insert((wecom::NAME, app.id.clone()), Arc::new(outbound));
     }
     if let (Some(sandbox), Some(sink)) = (&services.sandbox, &services.sandbox_sink) {
         let outbound = sandbox::SandboxOutbound::new(sink.clone());

@@ -37,7 +37,7 @@ pub struct OneBotConfig {
     pub max_in_flight: usize,
 }
 
-fn number_or_numeric_string<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn number_or_numeric_string<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<i64, D::Error> {
     use serde::de::Error;
@@ -75,11 +75,7 @@ impl OneBotConfig {
     /// Returns every problem with this account, each naming its key path under `path`.
     pub fn validate(&self, path: &str) -> Vec<String> {
         let mut problems = Vec::new();
-        let id_ok = !self.id.is_empty()
-            && self
-                .id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let id_ok = crate::valid_id(&self.id);
         if !id_ok {
             problems.push(format!(
                 "`{path}.id` must be letters, digits, `_` or `-`, got `{}`",

@@ -22,6 +22,7 @@ mod segments;
 mod tests;
 
 pub use config::OneBotConfig;
+pub(crate) use config::number_or_numeric_string;
 pub use inbound::{OneBotInbound, signature_header};
 pub use outbound::OneBotOutbound;
 

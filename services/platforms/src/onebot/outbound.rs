@@ -141,6 +141,7 @@ impl Outbound for OneBotOutbound {
                     return Ok(Delivered {
                         platform_message_id,
                         attempts: attempt,
+                        notes: Vec::new(),
                     });
                 }
                 Ok(Err(reason)) => {

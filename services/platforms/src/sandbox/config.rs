@@ -34,11 +34,7 @@ fn default_id() -> String {
 impl SandboxConfig {
     /// Returns every problem with this section.
     pub fn validate(&self, path: &str) -> Vec<String> {
-        let id_ok = !self.id.is_empty()
-            && self
-                .id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let id_ok = crate::valid_id(&self.id);
         if id_ok {
             Vec::new()
         } else {

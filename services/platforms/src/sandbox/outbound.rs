@@ -83,6 +83,7 @@ impl Outbound for SandboxOutbound {
             Ok(()) => Ok(Delivered {
                 platform_message_id: reply.id.clone(),
                 attempts: 1,
+                notes: Vec::new(),
             }),
             Err(reason) => Err(OutboundError::Unavailable {
                 reason,

@@ -1,0 +1,218 @@
+//! The app's access token, shared by every egress replica: kept in the shared state with its
+//! expiry, fetched by one replica at a time (a lease), refreshed by one of them before it
+//! expires while the others keep using the current one, and dropped when WeCom rejects it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clawdbot_core::shared::SharedState;
+use serde_json::Value;
+
+use super::WeComConfig;
+use super::api::{ApiClient, Body, CallError};
+use crate::OutboundError;
+
+/// How often a replica waiting for another's fetch looks again.
+const POLL: Duration = Duration::from_millis(25);
+
+/// A token as stored: `{expires_at_ms}:{token}` (the whole string is what invalidation
+/// compares, so a newer token is never dropped by a stale rejection).
+#[derive(Clone, Debug)]
+struct Stored {
+    raw: String,
+    token: String,
+    expires_at_ms: u64,
+}
+
+impl Stored {
+    fn parse(raw: String) -> Option<Self> {
+        let (expires, token) = raw.split_once(':')?;
+        Some(Self {
+            expires_at_ms: expires.parse().ok()?,
+            token: token.to_string(),
+            raw,
+        })
+    }
+}
+
+/// One app's access token.
+pub struct AccessTokens {
+    shared: Arc<dyn SharedState>,
+    key: String,
+    lease_key: String,
+    corp_id: String,
+    secret: String,
+    refresh_before: Duration,
+    /// How long a waiting replica waits for the lease holder.
+    wait: Duration,
+    /// This replica's copy, so that a send costs no shared-state read.
+    local: Mutex<Option<Stored>>,
+}
+
+impl AccessTokens {
+    /// Returns the token cache of `config`'s app.
+    pub fn new(config: &WeComConfig, shared: Arc<dyn SharedState>) -> Self {
+        let app = format!("{}:{}", config.corp_id, config.agent_id);
+        Self {
+            shared,
+            key: format!("wecom:token:{app}"),
+            lease_key: format!("wecom:token-lease:{app}"),
+            corp_id: config.corp_id.clone(),
+            secret: config.secret.clone(),
+            refresh_before: Duration::from_secs(config.token_refresh_before_secs),
+            wait: Duration::from_secs(config.timeout_secs.saturating_mul(2) + 1),
+            local: Mutex::new(None),
+        }
+    }
+
+    fn local(&self) -> Option<Stored> {
+        self.local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_local(&self, stored: Option<Stored>) {
+        *self
+            .local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = stored;
+    }
+
+    /// Returns a valid token, fetching one if no replica has.
+    ///
+    /// # Errors
+    /// `gettoken` refused (bad secret: `Refused`), or WeCom or the shared state unreachable.
+    pub async fn get(&self, api: &ApiClient) -> Result<String, OutboundError> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            let now = clawdbot_core::now_ms().max(0) as u64;
+            let fresh_until = now + self.refresh_before.as_millis() as u64;
+            if let Some(local) = self.local().filter(|s| s.expires_at_ms > fresh_until) {
+                return Ok(local.token);
+            }
+            let current = self.read_shared().await?;
+            match current {
+                Some(stored) if stored.expires_at_ms > fresh_until => {
+                    self.set_local(Some(stored.clone()));
+                    return Ok(stored.token);
+                }
+                Some(stored) if stored.expires_at_ms > now => {
+                    // Expiring soon: one replica refreshes, the others go on with this one.
+                    if self.take_lease().await? {
+                        return self.fetch_and_store(api).await;
+                    }
+                    return Ok(stored.token);
+                }
+                _ => {
+                    if self.take_lease().await? {
+                        return self.fetch_and_store(api).await;
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(OutboundError::Unavailable {
+                    reason: "timed out waiting for another replica to fetch the access token"
+                        .into(),
+                    attempts: 0,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Drops `token` (WeCom said it is invalid or expired), unless another replica already
+    /// replaced it.
+    ///
+    /// # Errors
+    /// The shared state is unreachable.
+    pub async fn invalidate(&self, token: &str) -> Result<(), OutboundError> {
+        if let Some(local) = self.local().filter(|s| s.token == token) {
+            self.shared
+                .delete_value_if(&self.key, &local.raw)
+                .await
+                .map_err(shared_error)?;
+        }
+        self.set_local(None);
+        Ok(())
+    }
+
+    async fn read_shared(&self) -> Result<Option<Stored>, OutboundError> {
+        let raw = self
+            .shared
+            .get_value(&self.key)
+            .await
+            .map_err(shared_error)?;
+        Ok(raw.and_then(Stored::parse))
+    }
+
+    async fn take_lease(&self) -> Result<bool, OutboundError> {
+        self.shared
+            .put_value_if_absent(&self.lease_key, "1", self.wait)
+            .await
+            .map_err(shared_error)
+    }
+
+    async fn fetch_and_store(&self, api: &ApiClient) -> Result<String, OutboundError> {
+        let result = self.fetch(api).await;
+        // Release the lease whatever happened, so that the next caller tries again at once.
+        if let Err(error) = self.shared.delete_value_if(&self.lease_key, "1").await {
+            tracing::warn!(error = %error, "cannot release the wecom token lease; it expires");
+        }
+        result
+    }
+
+    async fn fetch(&self, api: &ApiClient) -> Result<String, OutboundError> {
+        let query = [
+            ("corpid", self.corp_id.as_str()),
+            ("corpsecret", self.secret.as_str()),
+        ];
+        let (answer, attempts) = api.call("/cgi-bin/gettoken", &query, Body::None).await;
+        let answer = answer.map_err(|error| match error {
+            CallError::Api { errcode, errmsg } => OutboundError::Refused {
+                reason: format!(
+                    "gettoken refused (errcode {errcode}: {errmsg}); check corp_id and secret"
+                ),
+                attempts,
+            },
+            CallError::Unavailable { reason } => OutboundError::Unavailable {
+                reason: format!("gettoken: {reason}"),
+                attempts,
+            },
+        })?;
+        let token = answer
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| OutboundError::Unavailable {
+                reason: "gettoken answered without an access_token".into(),
+                attempts,
+            })?
+            .to_string();
+        let expires_in = answer
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(7200)
+            .max(1);
+        let expires_at_ms = clawdbot_core::now_ms().max(0) as u64 + expires_in * 1000;
+        let raw = format!("{expires_at_ms}:{token}");
+        self.shared
+            .put_value(&self.key, &raw, Duration::from_secs(expires_in))
+            .await
+            .map_err(shared_error)?;
+        tracing::info!(corp_id = %self.corp_id, expires_in, "wecom access token fetched");
+        self.set_local(Some(Stored {
+            raw,
+            token: token.clone(),
+            expires_at_ms,
+        }));
+        Ok(token)
+    }
+}
+
+pub(crate) fn shared_error(error: clawdbot_core::shared::SharedStateError) -> OutboundError {
+    OutboundError::Unavailable {
+        reason: error.to_string(),
+        attempts: 0,
+    }
+}
