@@ -175,10 +175,17 @@ impl WeComOutbound {
             notes,
             ..Default::default()
         };
-        let schedule = format!(
-            "wecom:member:{}:{}:{user}",
-            self.config.corp_id, self.config.agent_id
-        );
+        // `touser` may name several members (`a|b`): each has its own per-member limit.
+        let schedules: Vec<(String, &str)> = user
+            .split('|')
+            .map(|member| {
+                let key = format!(
+                    "wecom:member:{}:{}:{member}",
+                    self.config.corp_id, self.config.agent_id
+                );
+                (key, member)
+            })
+            .collect();
         for part in parts {
             let mut body = match part {
                 Part::Body(body) => body,
@@ -192,12 +199,14 @@ impl WeComOutbound {
             };
             body["touser"] = json!(user);
             body["agentid"] = json!(self.config.agent_id);
-            self.wait_for_slot(
-                &schedule,
-                &self.config.member_limit,
-                &format!("member `{user}`"),
-            )
-            .await?;
+            for (schedule, member) in &schedules {
+                self.wait_for_slot(
+                    schedule,
+                    &self.config.member_limit,
+                    &format!("member `{member}`"),
+                )
+                .await?;
+            }
             let (answer, attempts) = self
                 .call_with_token("/cgi-bin/message/send", &[], Body::Json(&body))
                 .await

@@ -4,3 +4,4 @@
 pub mod onebot;
 pub mod service;
 pub mod skill;
+pub mod wecom;
