@@ -266,7 +266,7 @@ async fn two_egress_processes_sharing_redis_call_gettoken_once() {
     let config = wecom.config(&a, "", "");
     let _egress_a = Clawdbot::start(&["egress"], &config, &a).await;
     let _egress_b = Clawdbot::start(&["egress"], &config, &b).await;
-    let mut clients = vec![egress_client(a.egress).await, egress_client(b.egress).await];
+    let mut clients = [egress_client(a.egress).await, egress_client(b.egress).await];
     let sends = clients
         .iter_mut()
         .enumerate()

@@ -259,10 +259,11 @@ fn check_token(shared: &Shared, path: &str, query: &HashMap<String, String>) -> 
     };
     let expired = {
         let inner = shared.lock();
-        match inner.tokens.iter().find(|t| &t.value == given) {
-            None => None,
-            Some(token) => Some(token.expires_at <= Instant::now()),
-        }
+        inner
+            .tokens
+            .iter()
+            .find(|t| &t.value == given)
+            .map(|token| token.expires_at <= Instant::now())
     };
     match expired {
         None => Some(refuse(shared, path, 40014, "invalid access_token")),
@@ -373,15 +374,15 @@ async fn upload(
         .into_response()
 }
 
-/// Checks the robot key and the per-robot limit.
+/// Returns the robot key if the mock knows it, else the refusal.
 fn check_robot(
     shared: &Shared,
     path: &str,
     query: &HashMap<String, String>,
-) -> Result<String, Response> {
+) -> Result<String, Box<Response>> {
     let key = query.get("key").cloned().unwrap_or_default();
     if !shared.settings.robot_keys.contains(&key) {
-        return Err(refuse(shared, path, 93000, "invalid webhook url"));
+        return Err(Box::new(refuse(shared, path, 93000, "invalid webhook url")));
     }
     Ok(key)
 }
@@ -394,7 +395,7 @@ async fn webhook_send(
     let path = "webhook/send";
     let key = match check_robot(&shared, path, &query) {
         Ok(key) => key,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let Some(Json(body)) = body else {
         return refuse(&shared, path, 44004, "empty or invalid json");
@@ -438,7 +439,7 @@ async fn webhook_upload(
 ) -> Response {
     let path = "webhook/upload_media";
     if let Err(refusal) = check_robot(&shared, path, &query) {
-        return refusal;
+        return *refusal;
     }
     upload(&shared, path, query.get("type"), multipart).await
 }
