@@ -180,6 +180,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     if let Some(listener) = ingress_listener {
         let mut inbounds = clawdbot_platforms::build_inbounds(&config.platforms, &services);
         if let Some(platform) = &platform {
+            // A platform is named by its name (`wecom`), its route (`wechat`) or its config
+            // key (`wechat_enterprise`, what the Helm chart passes).
+            let platform = clawdbot_platforms::platform_of_config_key(platform);
             inbounds
                 .retain(|inbound| inbound.platform() == platform || inbound.route() == platform);
             if inbounds.is_empty() {

@@ -473,3 +473,28 @@ async fn degraded_content_and_unknown_members_are_reported_and_media_is_uploaded
     assert_eq!(response.status(), DeliveryStatus::Failed);
     assert!(response.error.contains("81013"), "{}", response.error);
 }
+
+/// The split cluster, started the way the Helm chart starts it (`ingress --platform
+/// wechat_enterprise`): an encrypted callback in, its echo out through another process.
+#[tokio::test]
+async fn the_split_cluster_answers_a_wecom_message() {
+    let wecom = WeCom::new(Backend::Cluster, MockWeComSettings::default()).await;
+    let (ingress, egress) = (Ports::new(), Ports::new());
+    let config = wecom.config(&egress, "", "");
+    let _ingress = Clawdbot::start(
+        &["ingress", "--platform", "wechat_enterprise"],
+        &config,
+        &ingress,
+    )
+    .await;
+    let _egress = Clawdbot::start(&["egress"], &config, &egress).await;
+    let _worker = Clawdbot::start(&["worker"], &config, &Ports::new()).await;
+    let callback = wecom.callbacks.text("sunqi", 5001, "/echo split");
+    assert_eq!(wecom.post(ingress.ingress, &callback).await.0, 200);
+    let sent = wecom.mock.wait_for(1, WAIT).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].touser.as_str(), sent[0].content().as_str()),
+        ("sunqi", "split")
+    );
+}

@@ -109,6 +109,15 @@ pub(crate) fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Returns the platform name of a config key (`wechat_enterprise` -> `wecom`); other names are
+/// returned as they are.
+pub fn platform_of_config_key(key: &str) -> &str {
+    match key {
+        wecom::CONFIG_KEY => wecom::NAME,
+        other => other,
+    }
+}
+
 fn duplicate_ids<'a>(platform: &str, ids: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut seen = HashMap::new();
     let mut problems = Vec::new();
