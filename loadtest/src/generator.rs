@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use clawdbot_testkit::{onebot_group_message, onebot_signature};
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::processes::{SECRET, SELF_ID};
+use clawdbot_testkit::mock::onebot::SentMessage;
+use clawdbot_testkit::mock::wecom::{WeComCallbacks, WeComSent};
+
+use crate::processes::{SECRET, SELF_ID, WECOM_AES_KEY, WECOM_AGENT_ID, WECOM_TOKEN};
 use crate::{Args, PathKind};
 
 /// What was sent.
@@ -27,6 +30,17 @@ impl Sent {
     }
 }
 
+/// A WeCom reply in the form the report reads.
+pub fn as_reply(sent: &WeComSent) -> SentMessage {
+    SentMessage {
+        action: "message/send".into(),
+        group_id: None,
+        user_id: None,
+        message: serde_json::Value::String(sent.content()),
+        received_at: sent.received_at,
+    }
+}
+
 /// Returns the text the echo of sequence number `seq` carries.
 pub fn text_of(seq: u64) -> String {
     format!("lt{seq}")
@@ -41,7 +55,14 @@ pub async fn run(args: &Args, port: u16) -> Sent {
     let url = Arc::new(match path {
         PathKind::Onebot => format!("http://127.0.0.1:{port}/clawdbot/onebot/callback"),
         PathKind::Sandbox => format!("http://127.0.0.1:{port}/clawdbot/sandbox/callback"),
+        PathKind::Wecom => format!("http://127.0.0.1:{port}/clawdbot/wechat/callback"),
     });
+    let wecom = Arc::new(WeComCallbacks::new(
+        WECOM_TOKEN,
+        WECOM_AES_KEY,
+        "wwmockcorp0000001",
+        WECOM_AGENT_ID,
+    ));
     let accepted = Arc::new(Mutex::new(Vec::with_capacity(
         (args.rate.max(1000) * args.duration) as usize,
     )));
@@ -57,11 +78,12 @@ pub async fn run(args: &Args, port: u16) -> Sent {
             refused.clone(),
         );
         move |seq: u64| {
-            let (client, url, accepted, refused) = (
+            let (client, mut url, accepted, refused, wecom) = (
                 client.clone(),
-                url.clone(),
+                url.as_str().to_string(),
                 accepted.clone(),
                 refused.clone(),
+                wecom.clone(),
             );
             async move {
                 let text = format!("/echo {}", text_of(seq));
@@ -86,10 +108,15 @@ pub async fn run(args: &Args, port: u16) -> Sent {
                         });
                         (body.to_string(), String::new())
                     }
+                    PathKind::Wecom => {
+                        let callback = wecom.text(&format!("u{seq}"), seq, &text);
+                        url = format!("{url}?{}", callback.query);
+                        (callback.body, String::new())
+                    }
                 };
                 let at = Instant::now();
                 let response = client
-                    .post(url.as_str())
+                    .post(url)
                     .header("content-type", "application/json")
                     .header("x-signature", signature)
                     .body(body)

@@ -1,4 +1,4 @@
-//! The OneBot load generator and benchmark report.
+//! The load generator and benchmark report (OneBot, sandbox and WeCom paths).
 //!
 //! Starts the mock OneBot HTTP API (the same one the tests use) and clawdbot itself from the
 //! release binary — in cluster mode (one ingress, N workers, one egress as separate processes)
@@ -8,6 +8,7 @@
 //! echoes/s, latency from event sent to reply at the mock, lost, duplicated, and each clawdbot
 //! process's peak RSS. Traffic goes to 127.0.0.1 only and stops by itself.
 
+mod decode;
 mod generator;
 mod processes;
 mod report;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use clawdbot_testkit::mock::onebot::MockOneBot;
+use clawdbot_testkit::mock::wecom::{MockWeCom, MockWeComSettings};
 use clawdbot_testkit::{TestPostgres, TestRedis};
 
 /// Benchmark clawdbot's OneBot echo path end to end.
@@ -42,12 +44,16 @@ pub struct Args {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub history: bool,
     /// Which platform the events come through: `onebot` (signed events in, replies to the
-    /// mock OneBot API) or `sandbox` (the chat page's messages in, replies on its live feed).
+    /// mock OneBot API), `sandbox` (the chat page's messages in, replies on its live feed) or
+    /// `wecom` (encrypted WeCom app callbacks in, replies to the mock WeCom `message/send`).
     #[arg(long, default_value = "onebot")]
     pub path: PathKind,
     /// The clawdbot binary.
     #[arg(long, default_value = "target/release/clawdbot")]
     pub bin: std::path::PathBuf,
+    /// Start nothing: time the WeCom inbound alone (verify, decrypt, decode) in a loop.
+    #[arg(long)]
+    pub decode_bench: bool,
     /// Print the table header before the row.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub header: bool,
@@ -57,6 +63,7 @@ pub struct Args {
 pub enum PathKind {
     Onebot,
     Sandbox,
+    Wecom,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
@@ -72,6 +79,9 @@ pub enum Mode {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.decode_bench {
+        return decode::run(200_000);
+    }
     anyhow::ensure!(args.duration <= 300, "--duration is capped at 300 s");
     anyhow::ensure!(
         args.bin.exists(),
@@ -81,7 +91,8 @@ async fn main() -> anyhow::Result<()> {
     let redis = TestRedis::new().await;
     let postgres = TestPostgres::new().await;
     let mock = MockOneBot::start(Some(processes::TOKEN)).await;
-    let cluster = processes::Cluster::start(&args, &redis, &postgres, &mock)
+    let wecom = MockWeCom::start(MockWeComSettings::default()).await;
+    let cluster = processes::Cluster::start(&args, &redis, &postgres, &mock, &wecom)
         .await
         .context("starting clawdbot")?;
 
@@ -91,11 +102,12 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("opening the sandbox feed")?,
         ),
-        PathKind::Onebot => None,
+        PathKind::Onebot | PathKind::Wecom => None,
     };
-    let count = || {
-        feed.as_ref()
-            .map_or_else(|| mock.sent_count(), sse::SseCollector::count)
+    let count = || match (&feed, args.path) {
+        (Some(feed), _) => feed.count(),
+        (None, PathKind::Wecom) => wecom.sent_count(),
+        (None, _) => mock.sent_count(),
     };
     let sent = generator::run(&args, cluster.ingress_port).await;
     // Let the tail drain: wait until every accepted event is answered, or nothing has arrived
@@ -117,9 +129,11 @@ async fn main() -> anyhow::Result<()> {
         idle_rss: cluster.idle_rss.clone(),
         peak_rss: cluster.peak_rss(),
     };
-    let replies = feed
-        .as_ref()
-        .map_or_else(|| mock.sent(), sse::SseCollector::replies);
+    let replies = match (&feed, args.path) {
+        (Some(feed), _) => feed.replies(),
+        (None, PathKind::Wecom) => wecom.sent().iter().map(generator::as_reply).collect(),
+        (None, _) => mock.sent(),
+    };
     let report = report::Report::compute(&args, &sent, &replies, startup);
     drop(cluster);
     if args.header {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clawdbot_testkit::mock::onebot::MockOneBot;
+use clawdbot_testkit::mock::wecom::MockWeCom;
 use clawdbot_testkit::{TestPostgres, TestRedis, free_port};
 
 use crate::{Args, Mode};
@@ -12,6 +13,18 @@ use crate::{Args, Mode};
 pub const SELF_ID: i64 = 10001;
 pub const SECRET: &str = "loadtest-secret";
 pub const TOKEN: &str = "loadtest-token";
+pub const WECOM_TOKEN: &str = "loadtest";
+pub const WECOM_AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2BvC";
+pub const WECOM_AGENT_ID: i64 = 1_000_002;
+
+/// The WeCom app at the mock. Every generated message comes from its own member, so WeCom's
+/// per-member limit (held by egress, one shared-state call per send) never queues.
+fn wecom_section(wecom: &MockWeCom) -> String {
+    format!(
+        "wechat_enterprise: {{ corp_id: \"wwmockcorp0000001\", secret: \"mock-secret\", agent_id: {WECOM_AGENT_ID}, token: \"{WECOM_TOKEN}\", encoding_aes_key: \"{WECOM_AES_KEY}\", api_base: \"{}\" }}\n",
+        wecom.api_base()
+    )
+}
 
 /// The running processes: (role, child).
 pub struct Cluster {
@@ -32,6 +45,7 @@ impl Cluster {
         redis: &TestRedis,
         postgres: &TestPostgres,
         mock: &MockOneBot,
+        wecom: &MockWeCom,
     ) -> anyhow::Result<Self> {
         let (ingress_port, egress_port) = (free_port(), free_port());
         let config = std::env::temp_dir().join(format!(
@@ -62,8 +76,9 @@ egress: {{ listen: "127.0.0.1:{egress_port}", endpoint: "http://127.0.0.1:{egres
 history: {{ enabled: {history} }}
 sandbox: {{ enabled: {sandbox} }}
 telemetry: {{ log_format: text }}
-"#,
+{wecom_section}"#,
                 api = mock.api_root(),
+                wecom_section = wecom_section(wecom),
                 history = args.history,
                 sandbox = args.path == crate::PathKind::Sandbox || args.mode != Mode::Cluster,
             ),
@@ -80,7 +95,11 @@ telemetry: {{ log_format: text }}
             Mode::Up | Mode::Embedded => cluster.spawn(args, "up", &[])?,
             Mode::Cluster => {
                 cluster.spawn(args, "egress", &[])?;
-                cluster.spawn(args, "ingress", &["--platform", "onebot"])?;
+                let platform = match args.path {
+                    crate::PathKind::Wecom => "wechat_enterprise",
+                    _ => "onebot",
+                };
+                cluster.spawn(args, "ingress", &["--platform", platform])?;
                 for index in 0..args.workers {
                     cluster.spawn(
                         args,

@@ -191,6 +191,11 @@ impl MockWeCom {
         self.shared.lock().sent.clone()
     }
 
+    /// Returns how many messages were accepted so far.
+    pub fn sent_count(&self) -> usize {
+        self.shared.lock().sent.len()
+    }
+
     /// Returns the uploads so far: (type, file name, bytes).
     pub fn uploads(&self) -> Vec<(String, String, usize)> {
         self.shared.lock().uploads.clone()
