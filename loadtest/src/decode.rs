@@ -19,8 +19,11 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
         "token": WECOM_TOKEN, "encoding_aes_key": WECOM_AES_KEY,
     }))?;
     let inbound = WeComInbound::new(config).map_err(anyhow::Error::msg)?;
-    let callback = WeComCallbacks::new(WECOM_TOKEN, WECOM_AES_KEY, CORP, WECOM_AGENT_ID)
-        .text("zhangsan", 4_561_255_354_251_345_929, "/echo a typical short message 你好");
+    let callback = WeComCallbacks::new(WECOM_TOKEN, WECOM_AES_KEY, CORP, WECOM_AGENT_ID).text(
+        "zhangsan",
+        4_561_255_354_251_345_929,
+        "/echo a typical short message 你好",
+    );
     let headers = http::HeaderMap::new();
     let request = WebhookRequest {
         method: &http::Method::POST,
@@ -44,6 +47,9 @@ pub fn run(rounds: u32) -> anyhow::Result<()> {
         decoded += once()?;
     }
     let per = started.elapsed() / rounds;
-    println!("| wecom verify + decrypt + decode | {rounds} messages | {decoded} envelopes | {:.2} µs per message |", per.as_nanos() as f64 / 1000.0);
+    println!(
+        "| wecom verify + decrypt + decode | {rounds} messages | {decoded} envelopes | {:.2} µs per message |",
+        per.as_nanos() as f64 / 1000.0
+    );
     Ok(())
 }

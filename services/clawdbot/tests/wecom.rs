@@ -498,3 +498,38 @@ async fn the_split_cluster_answers_a_wecom_message() {
         ("sunqi", "split")
     );
 }
+
+/// Ops' use: an Alertmanager alert forwarded into a WeCom group through its robot, as markdown.
+#[tokio::test]
+async fn an_alert_reaches_a_wecom_group_through_its_robot() {
+    const ALERT: &str = r#"{"receiver":"clawdbot","status":"firing","version":"4","groupKey":"k","groupLabels":{"alertname":"DiskFull"},"commonLabels":{"alertname":"DiskFull","team":"ops"},"commonAnnotations":{"summary":"disk 95% full"},"externalURL":"http://am:9093","alerts":[{"status":"firing","labels":{"alertname":"DiskFull","instance":"db-1","team":"ops"},"annotations":{"summary":"disk 95% full"},"startsAt":"2026-11-25T08:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"f1"}]}"#;
+    let wecom = WeCom::new(Backend::Embedded, MockWeComSettings::default()).await;
+    let ports = Ports::new();
+    let extra = "alertmanager:\n  token: \"am-token\"\nskills:\n  alert_forward:\n    routes:\n      - match: { team: ops }\n        targets: [{ platform: wecom, group: ops }]\n";
+    let robots = "  robots:\n    ops: { key: \"robot-key-ops\" }\n";
+    let _bot = Clawdbot::start(&["up"], &wecom.config(&ports, robots, extra), &ports).await;
+    let status = wecom
+        .setup
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/clawdbot/alertmanager/callback",
+            ports.ingress
+        ))
+        .bearer_auth("am-token")
+        .header("content-type", "application/json")
+        .body(ALERT)
+        .send()
+        .await
+        .expect("answer")
+        .status();
+    assert_eq!(status, 204);
+    let sent = wecom.mock.wait_for(1, WAIT).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].via, "robot-key-ops");
+    assert_eq!(sent[0].msgtype, "markdown");
+    assert!(
+        sent[0].content().contains("DiskFull") && sent[0].content().contains("db-1"),
+        "{}",
+        sent[0].content()
+    );
+}

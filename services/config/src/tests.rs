@@ -161,3 +161,43 @@ fn a_typo_in_the_storage_type_lists_the_valid_ones() {
         "{text}"
     );
 }
+
+#[test]
+fn a_wecom_app_in_its_own_file_of_the_directory_loads_with_its_secret_from_the_env() {
+    let dir = temp_dir();
+    write(
+        &dir,
+        "clawdbot.yaml",
+        "ingress: { listen: \"127.0.0.1:1\" }\n",
+    );
+    write(
+        &dir,
+        "wechat.yaml",
+        "wechat_enterprise:\n  corp_id: \"wwxxxxxxxxxxxxxx\"\n  secret: \"${WECOM_SECRET}\"\n  agent_id: 1000002\n  token: \"OPENCLAW\"\n  encoding_aes_key: \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2BvC\"\n",
+    );
+    let env: HashMap<String, String> = [("WECOM_SECRET".to_string(), "s3".to_string())].into();
+    let config = Config::load(&dir, &env).expect("loads");
+    let app = config
+        .platforms
+        .wechat_enterprise
+        .iter()
+        .next()
+        .expect("one app");
+    assert_eq!(
+        (app.id.as_str(), app.secret.as_str(), app.agent_id),
+        ("default", "s3", 1_000_002)
+    );
+
+    write(
+        &dir,
+        "wechat.yaml",
+        "wechat_enterprise:\n  corp_id: \"ww\"\n  secret: \"x\"\n  agent_id: 0\n  token: \"t\"\n  encoding_aes_key: \"short\"\n",
+    );
+    let problems = Config::load(&dir, &env).expect_err("invalid").to_string();
+    for expected in [
+        "`wechat_enterprise.agent_id` must be the app's AgentId, got `0`",
+        "`wechat_enterprise.encoding_aes_key` must be 43 characters, got 5",
+    ] {
+        assert!(problems.contains(expected), "{problems}");
+    }
+}
