@@ -533,3 +533,38 @@ async fn an_alert_reaches_a_wecom_group_through_its_robot() {
         sent[0].content()
     );
 }
+
+/// A token close to its expiry is replaced before WeCom would reject it: no 42001 is ever seen.
+#[tokio::test]
+async fn a_token_about_to_expire_is_refreshed_before_wecom_rejects_it() {
+    let settings = MockWeComSettings {
+        token_lifetime: Duration::from_secs(3),
+        ..MockWeComSettings::default()
+    };
+    let wecom = WeCom::new(Backend::Cluster, settings).await;
+    let ports = Ports::new();
+    let config = wecom.config(&ports, "  token_refresh_before_secs: 2\n", "");
+    let _egress = Clawdbot::start(&["egress"], &config, &ports).await;
+    let mut client = egress_client(ports.egress).await;
+    for (n, pause) in [(0, 0), (1, 1500), (2, 100)] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let response = client
+            .send(SendRequest {
+                reply: Some(private_reply(&format!("t-{n}"), "alice", vec![text("hi")])),
+            })
+            .await
+            .expect("send")
+            .into_inner();
+        assert_eq!(response.status(), DeliveryStatus::Delivered);
+    }
+    assert_eq!(
+        wecom.mock.gettoken_calls(),
+        2,
+        "fetched, then refreshed once"
+    );
+    assert!(
+        wecom.mock.refusals().is_empty(),
+        "{:?}",
+        wecom.mock.refusals()
+    );
+}
