@@ -68,6 +68,11 @@ pub struct SendLimit {
     /// lease (`egress.lease_secs`).
     #[serde(default = "default_max_wait_secs")]
     pub max_wait_secs: f64,
+    /// Added to the window when spacing sends: a send reaches WeCom a little after its slot
+    /// (network, retries), so slots exactly one window apart could land inside one window of
+    /// WeCom's clock and be refused.
+    #[serde(default = "default_margin_secs")]
+    pub margin_secs: f64,
 }
 
 impl Default for SendLimit {
@@ -76,6 +81,7 @@ impl Default for SendLimit {
             count: 30,
             window_secs: default_window_secs(),
             max_wait_secs: default_max_wait_secs(),
+            margin_secs: default_margin_secs(),
         }
     }
 }
@@ -120,6 +126,9 @@ fn default_window_secs() -> f64 {
 }
 fn default_max_wait_secs() -> f64 {
     45.0
+}
+fn default_margin_secs() -> f64 {
+    0.5
 }
 
 impl WeComConfig {
@@ -208,11 +217,18 @@ impl SendLimit {
                 self.max_wait_secs
             ));
         }
+        if !(self.margin_secs >= 0.0 && self.margin_secs <= 60.0) {
+            problems.push(format!(
+                "`{path}.margin_secs` must be between 0 and 60, got `{}`",
+                self.margin_secs
+            ));
+        }
         problems
     }
 
+    /// The spacing of the schedule: the platform's window plus the margin.
     pub(crate) fn window(&self) -> std::time::Duration {
-        std::time::Duration::from_secs_f64(self.window_secs)
+        std::time::Duration::from_secs_f64(self.window_secs + self.margin_secs)
     }
 
     pub(crate) fn max_wait(&self) -> std::time::Duration {
