@@ -10,8 +10,8 @@ use clawdbot_core::proto::Media;
 use clawdbot_core::shared::SharedState;
 use sha2::{Digest, Sha256};
 
-use super::token::shared_error;
 use crate::OutboundError;
+use crate::token::shared_error;
 
 /// WeCom keeps a media_id for 3 days; reuse it for a little less.
 const MEDIA_ID_LIFE: Duration = Duration::from_secs(3 * 24 * 3600 - 3600);

@@ -17,13 +17,13 @@ mod api;
 mod compose;
 mod config;
 pub mod crypto;
+mod gettoken;
 mod inbound;
 mod media;
 mod outbound;
 mod query;
 #[cfg(test)]
 mod tests;
-mod token;
 pub mod xml;
 
 pub use config::{RobotConfig, SendLimit, WeComConfig};

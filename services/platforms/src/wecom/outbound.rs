@@ -3,6 +3,7 @@
 //! send limits cluster-wide so that nothing is silently dropped by WeCom.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use clawdbot_core::proto::{ConversationKind, Media, Reply};
@@ -14,8 +15,9 @@ use super::WeComConfig;
 use super::api::{ApiClient, Body, CallError, TOKEN_ERRCODES};
 use super::compose::{Channel, Part, compose};
 use super::config::SendLimit;
+use super::gettoken::GetToken;
 use super::media::{self, MediaIds};
-use super::token::{AccessTokens, shared_error};
+use crate::token::{AccessTokens, shared_error};
 use crate::{Delivered, Outbound, OutboundError};
 
 /// Group robot images: at most 2 MB.
@@ -47,7 +49,12 @@ impl WeComOutbound {
     pub fn new(config: WeComConfig, shared: Arc<dyn SharedState>) -> Result<Self, OutboundError> {
         let api = ApiClient::new(&config).map_err(OutboundError::InvalidReply)?;
         Ok(Self {
-            tokens: AccessTokens::new(&config, shared.clone()),
+            tokens: AccessTokens::new(
+                &format!("wecom:{}:{}", config.corp_id, config.agent_id),
+                shared.clone(),
+                Duration::from_secs(config.token_refresh_before_secs),
+                Duration::from_secs(config.timeout_secs.saturating_mul(2) + 1),
+            ),
             media_ids: MediaIds::new(&config.corp_id, shared.clone()),
             api,
             shared,
@@ -65,7 +72,12 @@ impl WeComOutbound {
     ) -> Result<(Value, u32), OutboundError> {
         let mut attempts = 0;
         for round in 0..2 {
-            let token = self.tokens.get(&self.api).await?;
+            let source = GetToken {
+                api: &self.api,
+                corp_id: &self.config.corp_id,
+                secret: &self.config.secret,
+            };
+            let token = self.tokens.get(&source).await?;
             let mut full_query = vec![("access_token", token.as_str())];
             full_query.extend_from_slice(query);
             let body = match &body {

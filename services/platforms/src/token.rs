@@ -1,16 +1,31 @@
-//! The app's access token, shared by every egress replica: kept in the shared state with its
+//! A platform access token shared by every egress replica: kept in the shared state with its
 //! expiry, fetched by one replica at a time (a lease), refreshed by one of them before it
-//! expires while the others keep using the current one, and dropped when WeCom rejects it.
+//! expires while the others keep using the current one, and dropped when the platform rejects
+//! it. The platform says how to fetch one ([`TokenSource`]); the sharing is the same for all.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clawdbot_core::shared::SharedState;
-use serde_json::Value;
 
-use super::WeComConfig;
-use super::api::{ApiClient, Body, CallError};
 use crate::OutboundError;
+
+/// A freshly fetched token and how long the platform says it lives.
+#[derive(Debug, Clone)]
+pub struct FetchedToken {
+    pub token: String,
+    pub expires_in: Duration,
+}
+
+/// How a platform fetches a token (WeCom's `gettoken`, DingTalk's `oauth2/accessToken`).
+#[async_trait::async_trait]
+pub trait TokenSource: Send + Sync {
+    /// Fetches a new token from the platform.
+    ///
+    /// # Errors
+    /// Refused credentials (`Refused`), or the platform unreachable (`Unavailable`).
+    async fn fetch(&self) -> Result<FetchedToken, OutboundError>;
+}
 
 /// How often a replica waiting for another's fetch looks again.
 const POLL: Duration = Duration::from_millis(25);
@@ -40,8 +55,6 @@ pub struct AccessTokens {
     shared: Arc<dyn SharedState>,
     key: String,
     lease_key: String,
-    corp_id: String,
-    secret: String,
     refresh_before: Duration,
     /// How long a waiting replica waits for the lease holder.
     wait: Duration,
@@ -50,17 +63,20 @@ pub struct AccessTokens {
 }
 
 impl AccessTokens {
-    /// Returns the token cache of `config`'s app.
-    pub fn new(config: &WeComConfig, shared: Arc<dyn SharedState>) -> Self {
-        let app = format!("{}:{}", config.corp_id, config.agent_id);
+    /// Returns the token cache of one app: `app` names it in the shared state
+    /// (`wecom:{corp}:{agent}`), `wait` bounds how long a replica waits for another's fetch.
+    pub fn new(
+        app: &str,
+        shared: Arc<dyn SharedState>,
+        refresh_before: Duration,
+        wait: Duration,
+    ) -> Self {
         Self {
             shared,
-            key: format!("wecom:token:{app}"),
-            lease_key: format!("wecom:token-lease:{app}"),
-            corp_id: config.corp_id.clone(),
-            secret: config.secret.clone(),
-            refresh_before: Duration::from_secs(config.token_refresh_before_secs),
-            wait: Duration::from_secs(config.timeout_secs.saturating_mul(2) + 1),
+            key: format!("token:{app}"),
+            lease_key: format!("token-lease:{app}"),
+            refresh_before,
+            wait,
             local: Mutex::new(None),
         }
     }
@@ -82,8 +98,9 @@ impl AccessTokens {
     /// Returns a valid token, fetching one if no replica has.
     ///
     /// # Errors
-    /// `gettoken` refused (bad secret: `Refused`), or WeCom or the shared state unreachable.
-    pub async fn get(&self, api: &ApiClient) -> Result<String, OutboundError> {
+    /// The platform refused the credentials (`Refused`), or it or the shared state is
+    /// unreachable.
+    pub async fn get(&self, source: &dyn TokenSource) -> Result<String, OutboundError> {
         let deadline = tokio::time::Instant::now() + self.wait;
         loop {
             let now = clawdbot_core::now_ms().max(0) as u64;
@@ -100,13 +117,13 @@ impl AccessTokens {
                 Some(stored) if stored.expires_at_ms > now => {
                     // Expiring soon: one replica refreshes, the others go on with this one.
                     if self.take_lease().await? {
-                        return self.fetch_and_store(api).await;
+                        return self.fetch_and_store(source).await;
                     }
                     return Ok(stored.token);
                 }
                 _ => {
                     if self.take_lease().await? {
-                        return self.fetch_and_store(api).await;
+                        return self.fetch_and_store(source).await;
                     }
                 }
             }
@@ -121,7 +138,7 @@ impl AccessTokens {
         }
     }
 
-    /// Drops `token` (WeCom said it is invalid or expired), unless another replica already
+    /// Drops `token` (the platform said it is invalid or expired), unless another replica already
     /// replaced it.
     ///
     /// # Errors
@@ -153,54 +170,25 @@ impl AccessTokens {
             .map_err(shared_error)
     }
 
-    async fn fetch_and_store(&self, api: &ApiClient) -> Result<String, OutboundError> {
-        let result = self.fetch(api).await;
+    async fn fetch_and_store(&self, source: &dyn TokenSource) -> Result<String, OutboundError> {
+        let result = self.fetch(source).await;
         // Release the lease whatever happened, so that the next caller tries again at once.
         if let Err(error) = self.shared.delete_value_if(&self.lease_key, "1").await {
-            tracing::warn!(error = %error, "cannot release the wecom token lease; it expires");
+            tracing::warn!(error = %error, "cannot release the token lease; it expires");
         }
         result
     }
 
-    async fn fetch(&self, api: &ApiClient) -> Result<String, OutboundError> {
-        let query = [
-            ("corpid", self.corp_id.as_str()),
-            ("corpsecret", self.secret.as_str()),
-        ];
-        let (answer, attempts) = api.call("/cgi-bin/gettoken", &query, Body::None).await;
-        let answer = answer.map_err(|error| match error {
-            CallError::Api { errcode, errmsg } => OutboundError::Refused {
-                reason: format!(
-                    "gettoken refused (errcode {errcode}: {errmsg}); check corp_id and secret"
-                ),
-                attempts,
-            },
-            CallError::Unavailable { reason } => OutboundError::Unavailable {
-                reason: format!("gettoken: {reason}"),
-                attempts,
-            },
-        })?;
-        let token = answer
-            .get("access_token")
-            .and_then(Value::as_str)
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| OutboundError::Unavailable {
-                reason: "gettoken answered without an access_token".into(),
-                attempts,
-            })?
-            .to_string();
-        let expires_in = answer
-            .get("expires_in")
-            .and_then(Value::as_u64)
-            .unwrap_or(7200)
-            .max(1);
-        let expires_at_ms = clawdbot_core::now_ms().max(0) as u64 + expires_in * 1000;
+    async fn fetch(&self, source: &dyn TokenSource) -> Result<String, OutboundError> {
+        let FetchedToken { token, expires_in } = source.fetch().await?;
+        let expires_in = expires_in.max(Duration::from_secs(1));
+        let expires_at_ms = clawdbot_core::now_ms().max(0) as u64 + expires_in.as_millis() as u64;
         let raw = format!("{expires_at_ms}:{token}");
         self.shared
-            .put_value(&self.key, &raw, Duration::from_secs(expires_in))
+            .put_value(&self.key, &raw, expires_in)
             .await
             .map_err(shared_error)?;
-        tracing::info!(corp_id = %self.corp_id, expires_in, "wecom access token fetched");
+        tracing::info!(app = %self.key, expires_in_secs = expires_in.as_secs(), "access token fetched");
         self.set_local(Some(Stored {
             raw,
             token: token.clone(),
