@@ -14,6 +14,7 @@ pub mod notify;
 mod one_or_many;
 pub mod onebot;
 pub mod sandbox;
+pub mod send_limit;
 pub mod token;
 pub mod wecom;
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::crypto;
+pub use crate::send_limit::SendLimit;
 
 /// One WeCom self-built app (自建应用), and the group robots that post as it.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,36 +57,6 @@ pub struct WeComConfig {
     pub robot_limit: SendLimit,
 }
 
-/// A send limit: `count` per `window_secs`, with sends past it queued up to `max_wait_secs`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SendLimit {
-    pub count: u32,
-    #[serde(default = "default_window_secs")]
-    pub window_secs: f64,
-    /// The longest a send waits for its slot; past it the queue is full and the delivery fails
-    /// as "unavailable" (retried later by the worker, never dropped). Keep it under the egress
-    /// lease (`egress.lease_secs`).
-    #[serde(default = "default_max_wait_secs")]
-    pub max_wait_secs: f64,
-    /// Added to the window when spacing sends: a send reaches WeCom a little after its slot
-    /// (network, retries), so slots exactly one window apart could land inside one window of
-    /// WeCom's clock and be refused.
-    #[serde(default = "default_margin_secs")]
-    pub margin_secs: f64,
-}
-
-impl Default for SendLimit {
-    fn default() -> Self {
-        Self {
-            count: 30,
-            window_secs: default_window_secs(),
-            max_wait_secs: default_max_wait_secs(),
-            margin_secs: default_margin_secs(),
-        }
-    }
-}
-
 /// One group robot (群机器人).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,15 +91,6 @@ fn default_true() -> bool {
 }
 fn default_token_refresh_secs() -> u64 {
     300
-}
-fn default_window_secs() -> f64 {
-    60.0
-}
-fn default_max_wait_secs() -> f64 {
-    45.0
-}
-fn default_margin_secs() -> f64 {
-    0.5
 }
 
 impl WeComConfig {
@@ -196,42 +158,5 @@ impl WeComConfig {
             }
         }
         problems
-    }
-}
-
-impl SendLimit {
-    fn validate(&self, path: &str) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.count == 0 {
-            problems.push(format!("`{path}.count` must be at least 1"));
-        }
-        if !(self.window_secs > 0.0 && self.window_secs <= 86_400.0) {
-            problems.push(format!(
-                "`{path}.window_secs` must be between 0 and 86400, got `{}`",
-                self.window_secs
-            ));
-        }
-        if !(self.max_wait_secs >= 0.0 && self.max_wait_secs <= 3600.0) {
-            problems.push(format!(
-                "`{path}.max_wait_secs` must be between 0 and 3600, got `{}`",
-                self.max_wait_secs
-            ));
-        }
-        if !(self.margin_secs >= 0.0 && self.margin_secs <= 60.0) {
-            problems.push(format!(
-                "`{path}.margin_secs` must be between 0 and 60, got `{}`",
-                self.margin_secs
-            ));
-        }
-        problems
-    }
-
-    /// The spacing of the schedule: the platform's window plus the margin.
-    pub(crate) fn window(&self) -> std::time::Duration {
-        std::time::Duration::from_secs_f64(self.window_secs + self.margin_secs)
-    }
-
-    pub(crate) fn max_wait(&self) -> std::time::Duration {
-        std::time::Duration::from_secs_f64(self.max_wait_secs)
     }
 }

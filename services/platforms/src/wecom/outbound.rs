@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use super::WeComConfig;
 use super::api::{ApiClient, Body, CallError, TOKEN_ERRCODES};
 use super::compose::{Channel, Part, compose};
-use super::config::SendLimit;
 use super::gettoken::GetToken;
 use super::media::{self, MediaIds};
-use crate::token::{AccessTokens, shared_error};
+use crate::send_limit::wait_for_slot;
+use crate::token::AccessTokens;
 use crate::{Delivered, Outbound, OutboundError};
 
 /// Group robot images: at most 2 MB.
@@ -108,39 +108,6 @@ impl WeComOutbound {
         })
     }
 
-    /// Waits for a send slot of `schedule` under `limit`, or fails when the queue is full.
-    async fn wait_for_slot(
-        &self,
-        schedule: &str,
-        limit: &SendLimit,
-        what: &str,
-    ) -> Result<(), OutboundError> {
-        let wait = self
-            .shared
-            .reserve_slot(schedule, limit.count, limit.window(), limit.max_wait())
-            .await
-            .map_err(shared_error)?;
-        match wait {
-            Some(wait) if wait.is_zero() => Ok(()),
-            Some(wait) => {
-                tracing::debug!(
-                    schedule,
-                    wait_ms = wait.as_millis() as u64,
-                    "queued for the send limit"
-                );
-                tokio::time::sleep(wait).await;
-                Ok(())
-            }
-            None => Err(OutboundError::Unavailable {
-                reason: format!(
-                    "{what}: send queue is full ({} per {}s, next slot more than {}s away); retried later",
-                    limit.count, limit.window_secs, limit.max_wait_secs
-                ),
-                attempts: 0,
-            }),
-        }
-    }
-
     /// Returns the media id of `media` as `kind`, uploading it (once) if needed.
     async fn app_media_id(
         &self,
@@ -212,7 +179,8 @@ impl WeComOutbound {
             body["touser"] = json!(user);
             body["agentid"] = json!(self.config.agent_id);
             for (schedule, member) in &schedules {
-                self.wait_for_slot(
+                wait_for_slot(
+                    self.shared.as_ref(),
                     schedule,
                     &self.config.member_limit,
                     &format!("member `{member}`"),
@@ -307,7 +275,8 @@ impl WeComOutbound {
                     json!({"msgtype": kind, kind: {"media_id": id}})
                 }
             };
-            self.wait_for_slot(
+            wait_for_slot(
+                self.shared.as_ref(),
                 &schedule,
                 &self.config.robot_limit,
                 &format!("group robot `{name}`"),
