@@ -10,6 +10,7 @@
 //! plus one field here; the compiler points at the rest.
 
 pub mod alertmanager;
+pub mod dingtalk;
 pub mod notify;
 mod one_or_many;
 pub mod onebot;
@@ -41,6 +42,9 @@ pub struct PlatformsConfig {
     /// The sandbox chat; `None` means "not configured": on in `clawdbot up`, off elsewhere.
     #[serde(default)]
     pub sandbox: Option<sandbox::SandboxConfig>,
+    /// DingTalk robot apps (HTTP callbacks or Stream mode) and their custom group robots.
+    #[serde(default)]
+    pub dingtalk: OneOrMany<dingtalk::DingTalkConfig>,
     /// WeCom self-built apps and their group robots.
     #[serde(default)]
     pub wechat_enterprise: OneOrMany<wecom::WeComConfig>,
@@ -54,6 +58,7 @@ impl PlatformsConfig {
         alertmanager::NAME,
         notify::NAME,
         wecom::CONFIG_KEY,
+        dingtalk::NAME,
     ];
 
     /// Returns every problem in the platform sections, each naming its key path.
@@ -66,6 +71,14 @@ impl PlatformsConfig {
         problems.extend(duplicate_ids(
             onebot::NAME,
             self.onebot.iter().map(|a| a.id.as_str()),
+        ));
+        for (index, app) in self.dingtalk.iter().enumerate() {
+            let path = self.dingtalk.path(dingtalk::NAME, index);
+            problems.extend(app.validate(&path));
+        }
+        problems.extend(duplicate_ids(
+            dingtalk::NAME,
+            self.dingtalk.iter().map(|a| a.id.as_str()),
         ));
         for (index, app) in self.wechat_enterprise.iter().enumerate() {
             let path = self.wechat_enterprise.path(wecom::CONFIG_KEY, index);
@@ -89,7 +102,10 @@ impl PlatformsConfig {
 
     /// Returns true when no platform is configured.
     pub fn is_empty(&self) -> bool {
-        self.onebot.is_empty() && self.wechat_enterprise.is_empty() && self.sandbox.is_none()
+        self.onebot.is_empty()
+            && self.wechat_enterprise.is_empty()
+            && self.dingtalk.is_empty()
+            && self.sandbox.is_none()
     }
 
     /// Returns the sandbox to serve: the configured one if enabled, else the default one when
@@ -179,6 +195,11 @@ pub enum InboundError {
     MalformedBody(String),
     #[error("unsupported event: {0}")]
     UnsupportedEvent(String),
+    /// The signature's timestamp is outside the accepted window: a replay, or a clock off.
+    #[error(
+        "signature timestamp is {skew_secs} s off this server's clock (allowed ±{window_secs} s): check NTP on both sides"
+    )]
+    StaleSignature { skew_secs: i64, window_secs: u64 },
     /// Verified and decrypted, but addressed to someone else (another corp's callback).
     #[error("addressed to `{got}`, not to `{expected}`")]
     WrongRecipient { expected: String, got: String },
@@ -193,6 +214,7 @@ impl InboundError {
             InboundError::MalformedBody(_) => "malformed_body",
             InboundError::UnsupportedEvent(_) => "unsupported_event",
             InboundError::WrongRecipient { .. } => "wrong_recipient",
+            InboundError::StaleSignature { .. } => "stale_signature",
         }
     }
 
@@ -201,7 +223,8 @@ impl InboundError {
         match self {
             InboundError::MissingSignature { .. }
             | InboundError::BadSignature
-            | InboundError::WrongRecipient { .. } => http::StatusCode::UNAUTHORIZED,
+            | InboundError::WrongRecipient { .. }
+            | InboundError::StaleSignature { .. } => http::StatusCode::UNAUTHORIZED,
             InboundError::MalformedBody(_) => http::StatusCode::BAD_REQUEST,
             InboundError::UnsupportedEvent(_) => http::StatusCode::UNPROCESSABLE_ENTITY,
         }
@@ -303,6 +326,12 @@ pub fn build_inbounds(
     for account in config.onebot.iter() {
         inbounds.push(Arc::new(onebot::OneBotInbound::new(account.clone())));
     }
+    for app in config.dingtalk.iter() {
+        // Stream-mode apps arrive over their connection (started by the ingress), not a route.
+        if app.mode == dingtalk::Mode::Http {
+            inbounds.push(Arc::new(dingtalk::DingTalkInbound::new(app.clone())));
+        }
+    }
     for app in config.wechat_enterprise.iter() {
         // Validation has checked the key; an app that still fails is skipped, loudly.
         match wecom::WeComInbound::new(app.clone()) {
@@ -339,6 +368,13 @@ pub fn build_outbounds(
     for account in config.onebot.iter() {
         let outbound = onebot::OneBotOutbound::new(account.clone())?;
         outbounds.insert((onebot::NAME, account.id.clone()), Arc::new(outbound));
+    }
+    for app in config.dingtalk.iter() {
+        let shared = services.shared.clone().ok_or_else(|| {
+            OutboundError::InvalidReply("dingtalk needs the shared state (the bus)".into())
+        })?;
+        let outbound = dingtalk::DingTalkOutbound::new(app.clone(), shared)?;
+        outbounds.insert((dingtalk::NAME, app.id.clone()), Arc::new(outbound));
     }
     for app in config.wechat_enterprise.iter() {
         let shared = services.shared.clone().ok_or_else(|| {
