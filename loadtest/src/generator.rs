@@ -47,7 +47,7 @@ pub fn text_of(seq: u64) -> String {
 }
 
 pub async fn run(args: &Args, port: u16) -> Sent {
-    let client = reqwest::Client::builder()
+    let client = clawdbot_core::tls::http_client_builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .unwrap_or_default();

@@ -137,9 +137,12 @@ telemetry: {{ log_format: text }}
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let url = format!("http://127.0.0.1:{}/readyz", self.ingress_port);
+        let client = clawdbot_core::tls::http_client_builder().build()?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while tokio::time::Instant::now() < deadline {
-            if reqwest::get(&url)
+            if client
+                .get(&url)
+                .send()
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {

@@ -22,7 +22,8 @@ impl SseCollector {
     /// The feed does not answer.
     pub async fn start(port: u16) -> anyhow::Result<Self> {
         let url = format!("http://127.0.0.1:{port}/sandbox/events?kind=group&id={GROUP}");
-        let mut response = reqwest::Client::new()
+        let mut response = clawdbot_core::tls::http_client_builder()
+            .build()?
             .get(&url)
             .send()
             .await?

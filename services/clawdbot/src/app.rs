@@ -471,7 +471,7 @@ async fn open_sqlite(path: &Path, key: &str) -> anyhow::Result<(Arc<dyn Store>, 
 
 /// `clawdbot probe URL`: a health check for images without curl.
 async fn probe(url: &str) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
+    let client = clawdbot_core::tls::http_client_builder()
         .timeout(Duration::from_secs(3))
         .build()?;
     let status = client

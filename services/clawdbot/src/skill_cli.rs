@@ -194,7 +194,7 @@ async fn list_index(config: &Config) -> anyhow::Result<()> {
     let Some(url) = &config.core.skill_index else {
         bail!("no `skill_index` URL in the config");
     };
-    let client = reqwest::Client::builder()
+    let client = clawdbot_core::tls::http_client_builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()?;
     let index: Vec<serde_json::Value> = client

@@ -39,7 +39,7 @@ pub fn check_endpoint(skill: &str, endpoint: Option<&str>) -> Result<(), String>
 /// # Errors
 /// The client cannot be built.
 pub fn http_client(skill: &str, timeout_ms: u64) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    clawdbot_core::tls::http_client_builder()
         .timeout(std::time::Duration::from_millis(timeout_ms.max(1)))
         .build()
         .map_err(|error| format!("`skills.{skill}`: http client: {error}"))

@@ -76,7 +76,9 @@ impl Setup {
             postgres,
             mock,
             dir,
-            http: reqwest::Client::new(),
+            http: clawdbot_core::tls::http_client_builder()
+                .build()
+                .expect("http client"),
         }
     }
 
@@ -269,7 +271,9 @@ impl Clawdbot {
             "ingress" | "up" => format!("http://127.0.0.1:{}/readyz", self.ports.ingress),
             _ => format!("http://127.0.0.1:{}/metrics", self.ports.metrics),
         };
-        let client = reqwest::Client::new();
+        let client = clawdbot_core::tls::http_client_builder()
+            .build()
+            .expect("http client");
         while tokio::time::Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("clawdbot {role} exited with {status}:\n{}", self.logs());

@@ -40,7 +40,7 @@ impl OneBotOutbound {
     /// # Errors
     /// The HTTP client cannot be built.
     pub fn new(config: OneBotConfig) -> Result<Self, OutboundError> {
-        let client = reqwest::Client::builder()
+        let client = clawdbot_core::tls::http_client_builder()
             .timeout(Duration::from_secs(config.timeout_secs))
             .pool_max_idle_per_host(config.max_in_flight)
             .build()

@@ -53,7 +53,7 @@ impl ApiClient {
     /// # Errors
     /// The HTTP client cannot be built.
     pub fn new(config: &WeComConfig) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+        let client = clawdbot_core::tls::http_client_builder()
             .timeout(Duration::from_secs(config.timeout_secs))
             .build()
             .map_err(|error| format!("http client: {error}"))?;

@@ -520,3 +520,20 @@ fn decrypt_verify_decode_is_fast() {
     eprintln!("wecom decrypt+verify+decode: {per:?} per message");
     assert!(per < std::time::Duration::from_millis(1), "{per:?}");
 }
+
+#[tokio::test]
+async fn https_api_addresses_are_spoken_over_tls() {
+    // No platform is reachable from here: an https address on a closed port must fail as a
+    // connection error, not as "this client speaks no TLS".
+    let v = vector("wecom-official-decrypt-post");
+    let mut config = app(&v);
+    config.api_base = "https://127.0.0.1:9".into();
+    config.max_attempts = 1;
+    let api = super::api::ApiClient::new(&config).expect("client with TLS");
+    let (answer, _) = api
+        .call("/cgi-bin/gettoken", &[], super::api::Body::None)
+        .await;
+    let error = answer.expect_err("closed port").to_string();
+    assert!(error.contains("transport"), "{error}");
+    assert!(!error.to_lowercase().contains("scheme"), "{error}");
+}
