@@ -536,6 +536,36 @@ mod cases {
                 .expect("lease"),
             "an expired lease can be taken again"
         );
+        // Only the holder renews; the renewal outlives the first TTL.
+        assert!(
+            !bus.renew_value_if("wecom:lease:a", "r0", short)
+                .await
+                .expect("renew")
+        );
+        tokio::time::sleep(short / 2).await;
+        assert!(
+            bus.renew_value_if("wecom:lease:a", "later", short)
+                .await
+                .expect("renew")
+        );
+        tokio::time::sleep(short / 2 + Duration::from_millis(50)).await;
+        assert_eq!(
+            bus.get_value("wecom:lease:a").await.expect("get"),
+            Some("later".to_string()),
+            "renewed past its first expiry"
+        );
+        let fences: Vec<u64> = futures::future::join_all((0..5).map(|_| bus.increment("fence:a")))
+            .await
+            .into_iter()
+            .map(|n| n.expect("increment"))
+            .collect();
+        let mut sorted = fences.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted,
+            vec![1, 2, 3, 4, 5],
+            "each holder a distinct, higher fence"
+        );
     }
 
     pub async fn send_slots_queue_past_the_limit_in_order_and_refuse_past_the_longest_wait(

@@ -40,6 +40,19 @@ pub trait SharedState: Send + Sync {
     /// drops a token that the platform rejected without dropping a newer one.
     async fn delete_value_if(&self, key: &str, value: &str) -> Result<bool, SharedStateError>;
 
+    /// Extends `key` to `ttl` if it still holds `value`; returns whether it did. Renews a lease
+    /// only while its holder still has it.
+    async fn renew_value_if(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, SharedStateError>;
+
+    /// Adds one to the counter `key` and returns the new value (1 the first time). Fencing
+    /// tokens: each new lease holder gets a higher number than every earlier one.
+    async fn increment(&self, key: &str) -> Result<u64, SharedStateError>;
+
     /// Reserves the next send slot of the schedule `key`, which allows `limit` sends in any
     /// `window`: returns how long to wait before sending (zero when there is room now), or
     /// `None` when the next free slot is more than `max_wait` away (the queue is full; nothing

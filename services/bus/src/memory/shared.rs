@@ -13,6 +13,7 @@ use super::MemoryBus;
 pub(crate) struct SharedMaps {
     values: HashMap<String, (String, Instant)>,
     schedules: HashMap<String, Vec<u64>>,
+    counters: HashMap<String, u64>,
 }
 
 /// Milliseconds on a clock that only moves forward, for schedules.
@@ -86,6 +87,29 @@ impl SharedState for MemoryBus {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    async fn renew_value_if(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, SharedStateError> {
+        let now = Instant::now();
+        let mut maps = lock(&self.inner.shared);
+        if maps.live_value(key, now).map(String::as_str) != Some(value) {
+            return Ok(false);
+        }
+        maps.values
+            .insert(key.to_string(), (value.to_string(), now + ttl));
+        Ok(true)
+    }
+
+    async fn increment(&self, key: &str) -> Result<u64, SharedStateError> {
+        let mut maps = lock(&self.inner.shared);
+        let next = maps.counters.get(key).copied().unwrap_or(0) + 1;
+        maps.counters.insert(key.to_string(), next);
+        Ok(next)
     }
 
     async fn reserve_slot(

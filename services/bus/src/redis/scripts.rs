@@ -38,6 +38,7 @@ pub(crate) struct Scripts {
     pub rate_limit: LuaScript,
     pub reserve_slot: LuaScript,
     pub delete_if: LuaScript,
+    pub renew_if: LuaScript,
 }
 
 impl Scripts {
@@ -50,6 +51,7 @@ impl Scripts {
             rate_limit: LuaScript::new(include_str!("scripts/rate_limit.lua")),
             reserve_slot: LuaScript::new(include_str!("scripts/reserve_slot.lua")),
             delete_if: LuaScript::new(include_str!("scripts/delete_if.lua")),
+            renew_if: LuaScript::new(include_str!("scripts/renew_if.lua")),
         }
     }
 
@@ -66,6 +68,7 @@ impl Scripts {
             &self.rate_limit,
             &self.reserve_slot,
             &self.delete_if,
+            &self.renew_if,
         ] {
             let _hash: String = super::timed(
                 "SCRIPT LOAD",

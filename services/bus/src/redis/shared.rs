@@ -70,6 +70,34 @@ impl SharedState for RedisBus {
         Ok(deleted == 1)
     }
 
+    async fn renew_value_if(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, SharedStateError> {
+        let key = self.keys.shared_value(key);
+        let cmd = self
+            .scripts
+            .renew_if
+            .evalsha(&[&key])
+            .arg(value)
+            .arg(ttl_ms(ttl))
+            .clone();
+        let renewed: u64 =
+            scripts::run_script(&self.scripts, &mut self.conn.clone(), "renew if", &cmd)
+                .await
+                .map_err(unavailable)?;
+        Ok(renewed == 1)
+    }
+
+    async fn increment(&self, key: &str) -> Result<u64, SharedStateError> {
+        let cmd = redis::cmd("INCR").arg(self.keys.shared_value(key)).clone();
+        timed("INCR", cmd.query_async(&mut self.conn.clone()))
+            .await
+            .map_err(unavailable)
+    }
+
     async fn reserve_slot(
         &self,
         key: &str,
