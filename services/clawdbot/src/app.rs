@@ -122,7 +122,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     tail.spawn(crate::status::beat(
         bus.clone(),
         cli.command.role_name(),
-        instance,
+        instance.clone(),
         tail.clone(),
     ));
     let services = PlatformServices {
@@ -185,7 +185,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let platform = clawdbot_platforms::platform_of_config_key(platform);
             inbounds
                 .retain(|inbound| inbound.platform() == platform || inbound.route() == platform);
-            if inbounds.is_empty() {
+            let has_streams = platform == clawdbot_platforms::dingtalk::NAME
+                && !stream_apps(&config.platforms).is_empty();
+            if inbounds.is_empty() && !has_streams {
                 bail!("`--platform {platform}`: no account of that platform is configured");
             }
         }
@@ -194,6 +196,25 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             dedupe_window: Duration::from_secs(core.ingress.dedupe_window_secs),
             max_stream_len: core.ingress.max_stream_len,
         };
+        let serves_dingtalk = platform.as_deref().is_none_or(|p| {
+            clawdbot_platforms::platform_of_config_key(p) == clawdbot_platforms::dingtalk::NAME
+        });
+        if serves_dingtalk {
+            // Stream-mode DingTalk apps: this replica competes for each app's socket.
+            let publisher = clawdbot_ingress::Publisher::start(
+                bus.clone(),
+                settings.dedupe_window,
+                settings.max_stream_len,
+            );
+            clawdbot_ingress::start_dingtalk_streams(
+                stream_apps(&config.platforms),
+                bus.clone(),
+                publisher,
+                // Unique even when replicas share a configured consumer name.
+                format!("{instance}/{}", uuid::Uuid::new_v4().simple()),
+                &shutdown,
+            );
+        }
         let mut router =
             clawdbot_ingress::router(&settings, bus.clone(), inbounds, shutdown.clone());
         let serves_sandbox = platform
@@ -517,4 +538,16 @@ impl clawdbot_platforms::sandbox::SandboxSink for BusSandboxSink {
             .await
             .map_err(|error| error.to_string())
     }
+}
+
+/// The DingTalk apps in Stream mode (their messages arrive over a socket, not a route).
+fn stream_apps(
+    platforms: &clawdbot_platforms::PlatformsConfig,
+) -> Vec<clawdbot_platforms::dingtalk::DingTalkConfig> {
+    platforms
+        .dingtalk
+        .iter()
+        .filter(|app| app.mode == clawdbot_platforms::dingtalk::Mode::Stream)
+        .cloned()
+        .collect()
 }

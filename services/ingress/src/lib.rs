@@ -11,6 +11,7 @@
 //! `/readyz` (Redis answers and the process is not shutting down).
 
 mod access;
+mod connections;
 mod handler;
 mod publisher;
 mod sandbox;
@@ -29,6 +30,7 @@ use clawdbot_platforms::Inbound;
 use tokio::net::TcpListener;
 
 pub use access::{AccessPolicy, restrict};
+pub use connections::start_dingtalk_streams;
 pub use publisher::Publisher;
 pub use sandbox::SandboxFeed;
 

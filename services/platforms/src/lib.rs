@@ -259,6 +259,17 @@ pub trait Inbound: Send + Sync {
     fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError>;
 }
 
+/// Where a connection-shaped inbound (DingTalk Stream mode) puts the envelopes it receives:
+/// the ingress's publisher (dedupe, then the inbound stream).
+#[async_trait::async_trait]
+pub trait EnvelopeSink: Send + Sync {
+    /// Publishes one envelope; `Ok` once it is in the stream (or was already).
+    ///
+    /// # Errors
+    /// The bus could not take it; the caller leaves the message for redelivery.
+    async fn publish(&self, envelope: Envelope) -> Result<(), String>;
+}
+
 /// The result of a delivery the platform accepted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delivered {

@@ -17,6 +17,7 @@ mod inbound;
 mod message;
 mod outbound;
 pub mod sign;
+pub mod stream;
 #[cfg(test)]
 mod tests;
 
