@@ -82,6 +82,9 @@ clawdbot_testkit::backend_suite!(Setup { cluster => Backend::Cluster, embedded =
     a_group_message_is_answered_through_its_session_webhook_once,
     an_expired_session_webhook_falls_back_to_the_robot_openapi,
     bad_callbacks_are_refused_and_a_stale_clock_is_named_in_the_log,
+    a_stream_mode_message_round_trips_through_the_gateway,
+    a_silent_gateway_is_replaced_and_nothing_is_lost,
+    a_malformed_stream_frame_is_acked_as_failed_and_the_connection_kept,
 ]);
 
 mod cases {
@@ -169,6 +172,104 @@ mod cases {
         assert_eq!(sent[1].body["userIds"], serde_json::json!(["wangwu"]));
         assert_eq!(sent[1].content(), "direct");
         assert_eq!(dt.mock.token_calls(), 1, "one token for both");
+    }
+
+    /// Stream mode with quick failure detection: 1 s of silence means dead.
+    const STREAM: &str =
+        "  stream: { silence_secs: 1, backoff_min_ms: 50, backoff_max_ms: 500, lease_secs: 1.5 }\n";
+
+    async fn streaming(setup: Setup) -> (DingTalk, Ports, Clawdbot) {
+        let backend = setup.backend;
+        drop(setup);
+        let dt = DingTalk::new(backend, MockDingTalkSettings::default()).await;
+        let ports = Ports::new();
+        let bot = Clawdbot::start(&["up"], &dt.config(&ports, "stream", STREAM, ""), &ports).await;
+        assert_eq!(
+            dt.mock.gateway.wait_opened(1, WAIT).await,
+            1,
+            "connected once"
+        );
+        (dt, ports, bot)
+    }
+
+    fn stream_message(dt: &DingTalk, msg_id: &str, text: &str) -> serde_json::Value {
+        let body = dt.callbacks.text(
+            msg_id,
+            Some("cidOps"),
+            "sunqi",
+            text,
+            &dt.mock.session_webhook(msg_id),
+            in_an_hour(),
+        );
+        serde_json::from_str(&body).expect("json")
+    }
+
+    pub async fn a_stream_mode_message_round_trips_through_the_gateway(setup: Setup) {
+        let (dt, _ports, _bot) = streaming(setup).await;
+        let frame_id =
+            dt.mock
+                .gateway
+                .push_message(&stream_message(&dt, "st-1", "/echo over the stream"));
+        let sent = dt.mock.wait_for(1, WAIT).await;
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            (sent[0].via.as_str(), sent[0].content().as_str()),
+            ("session:st-1", "over the stream")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            dt.mock.gateway.acks().contains(&(frame_id, 200)),
+            "acked: {:?}",
+            dt.mock.gateway.acks()
+        );
+        assert_eq!(
+            dt.mock.gateway.connections_opened(),
+            1,
+            "the socket stayed up (pings answered)"
+        );
+    }
+
+    pub async fn a_silent_gateway_is_replaced_and_nothing_is_lost(setup: Setup) {
+        let (dt, _ports, bot) = streaming(setup).await;
+        dt.mock.gateway.go_silent();
+        // Pushed while the only socket is silent: it waits, unacked, for the next socket.
+        dt.mock
+            .gateway
+            .push_message(&stream_message(&dt, "st-2", "/echo still here"));
+        assert!(
+            dt.mock.gateway.wait_opened(2, WAIT).await >= 2,
+            "reconnected:\n{}",
+            bot.logs()
+        );
+        let sent = dt.mock.wait_for(1, WAIT).await;
+        assert_eq!(sent.len(), 1, "delivered once over the new socket");
+        assert_eq!(sent[0].content(), "still here");
+        assert!(
+            bot.logs().contains("Silent"),
+            "the log says why:\n{}",
+            bot.logs()
+        );
+    }
+
+    pub async fn a_malformed_stream_frame_is_acked_as_failed_and_the_connection_kept(setup: Setup) {
+        let (dt, _ports, bot) = streaming(setup).await;
+        let bad = dt.mock.gateway.push_data("{not json".into());
+        let good =
+            dt.mock
+                .gateway
+                .push_message(&stream_message(&dt, "st-3", "/echo after the bad one"));
+        let sent = dt.mock.wait_for(1, WAIT).await;
+        assert_eq!(sent.len(), 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let acks = dt.mock.gateway.acks();
+        assert!(acks.contains(&(bad, 400)), "{acks:?}");
+        assert!(acks.contains(&(good, 200)), "{acks:?}");
+        assert_eq!(dt.mock.gateway.connections_opened(), 1, "connection kept");
+        assert!(
+            bot.logs().contains("malformed stream frame"),
+            "{}",
+            bot.logs()
+        );
     }
 
     pub async fn bad_callbacks_are_refused_and_a_stale_clock_is_named_in_the_log(setup: Setup) {
@@ -306,4 +407,115 @@ async fn the_21st_group_robot_message_is_queued_and_delivered_in_the_next_window
         "the 21st waited for the next window"
     );
     assert!(started.elapsed() < window * 3);
+}
+
+/// Two ingress processes: exactly one holds the Stream socket; killing it (SIGKILL, no
+/// handover) moves the socket to the other once the lease expires, and messages flow again.
+#[tokio::test]
+async fn one_of_two_ingresses_holds_the_stream_and_killing_it_moves_the_socket() {
+    let dt = DingTalk::new(Backend::Cluster, MockDingTalkSettings::default()).await;
+    let egress_ports = Ports::new();
+    let stream =
+        "  stream: { silence_secs: 2, backoff_min_ms: 50, backoff_max_ms: 500, lease_secs: 1.5 }\n";
+    let config = dt.config(&egress_ports, "stream", stream, "");
+    let (a, b) = (Ports::new(), Ports::new());
+    let mut ingress_a = Clawdbot::start(&["ingress", "--platform", "dingtalk"], &config, &a).await;
+    let mut ingress_b = Clawdbot::start(&["ingress", "--platform", "dingtalk"], &config, &b).await;
+    let _egress = Clawdbot::start(&["egress"], &config, &egress_ports).await;
+    let _worker = Clawdbot::start(&["worker"], &config, &Ports::new()).await;
+    assert_eq!(dt.mock.gateway.wait_opened(1, WAIT).await, 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        dt.mock.gateway.connections_opened(),
+        1,
+        "exactly one holder"
+    );
+    assert_eq!(dt.mock.gateway.active_connections(), 1);
+
+    let holds = |bot: &Clawdbot| {
+        bot.logs()
+            .contains("holding the dingtalk stream connection")
+    };
+    let (holder, other) = if holds(&ingress_a) {
+        (&mut ingress_a, &ingress_b)
+    } else {
+        (&mut ingress_b, &ingress_a)
+    };
+    assert!(!holds(other), "only one holds it");
+    holder.child.kill().await.expect("kill the holder");
+    let killed = Instant::now();
+    assert_eq!(
+        dt.mock.gateway.wait_opened(2, WAIT).await,
+        2,
+        "the other took over"
+    );
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "within a few seconds: {:?}",
+        killed.elapsed()
+    );
+    assert!(holds(other));
+
+    let body = dt.callbacks.text(
+        "ho-1",
+        Some("cidOps"),
+        "sunqi",
+        "/echo after the takeover",
+        &dt.mock.session_webhook("ho-1"),
+        in_an_hour(),
+    );
+    dt.mock
+        .gateway
+        .push_message(&serde_json::from_str(&body).expect("json"));
+    let sent = dt.mock.wait_for(1, WAIT).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].content(), "after the takeover");
+}
+
+/// A holder that is shut down (SIGTERM) hands the socket over: the other ingress connects
+/// before the old socket closes.
+#[tokio::test]
+async fn a_holder_shutting_down_hands_the_stream_over_before_closing() {
+    let dt = DingTalk::new(Backend::Cluster, MockDingTalkSettings::default()).await;
+    let egress_ports = Ports::new();
+    let stream = "  stream: { silence_secs: 5, lease_secs: 3 }\n";
+    let config = dt.config(&egress_ports, "stream", stream, "");
+    let (a, b) = (Ports::new(), Ports::new());
+    let mut ingress_a = Clawdbot::start(&["ingress", "--platform", "dingtalk"], &config, &a).await;
+    assert_eq!(dt.mock.gateway.wait_opened(1, WAIT).await, 1);
+    let ingress_b = Clawdbot::start(&["ingress", "--platform", "dingtalk"], &config, &b).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(dt.mock.gateway.connections_opened(), 1, "a holds it");
+
+    let watcher = {
+        let gateway = dt.mock.gateway.clone();
+        tokio::spawn(async move {
+            // The highest number of sockets open at once during the handover.
+            let mut most = 0;
+            for _ in 0..100 {
+                most = most.max(gateway.active_connections());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            most
+        })
+    };
+    let (took, status) = ingress_a.terminate().await;
+    assert!(status.success(), "{status:?}:\n{}", ingress_a.logs());
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(dt.mock.gateway.connections_opened(), 2, "b connected");
+    assert_eq!(
+        watcher.await.expect("watcher"),
+        2,
+        "both sockets up together: new before old closed"
+    );
+    assert!(
+        ingress_a.logs().contains("dingtalk stream handed over"),
+        "{}",
+        ingress_a.logs()
+    );
+    assert!(
+        ingress_b
+            .logs()
+            .contains("holding the dingtalk stream connection")
+    );
 }

@@ -24,6 +24,8 @@ use crate::publisher::Publisher;
 
 /// How long a shutting-down holder waits for another replica to connect.
 const HANDOVER_WAIT: Duration = Duration::from_secs(4);
+/// How long the old socket stays up once the new one is: frames already sent to it get acked.
+const HANDOVER_GRACE: Duration = Duration::from_millis(300);
 
 /// Publishes envelopes from connections like the webhook handler does (dedupe by message id).
 struct PublisherSink {
@@ -37,7 +39,10 @@ impl EnvelopeSink for PublisherSink {
         let _entered = span.enter();
         let trace = telemetry::current_trace_context();
         let dedupe_key = (!envelope.message_id.is_empty()).then(|| {
-            format!("{}:{}:{}", envelope.platform, envelope.bot_id, envelope.message_id)
+            format!(
+                "{}:{}:{}",
+                envelope.platform, envelope.bot_id, envelope.message_id
+            )
         });
         let platform = envelope.platform.clone();
         envelope.trace = Some(trace.clone());
@@ -105,10 +110,16 @@ impl Holder {
     async fn run(self, client: StreamClient, sink: Arc<dyn EnvelopeSink>, shutdown: Shutdown) {
         let poll = self.ttl / 3;
         while !shutdown.is_triggered() {
-            match self.shared.put_value_if_absent(&self.lease_key, &self.holder, self.ttl).await {
+            match self
+                .shared
+                .put_value_if_absent(&self.lease_key, &self.holder, self.ttl)
+                .await
+            {
                 Ok(true) => self.hold(&client, sink.as_ref(), &shutdown).await,
                 Ok(false) => {}
-                Err(error) => tracing::warn!(error = %error, "cannot reach the shared state for the stream lease"),
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot reach the shared state for the stream lease")
+                }
             }
             tokio::select! {
                 () = tokio::time::sleep(poll) => {}
@@ -119,13 +130,18 @@ impl Holder {
 
     /// Holds the socket while holding the lease; returns when the lease is lost or handed over.
     async fn hold(&self, client: &StreamClient, sink: &dyn EnvelopeSink, shutdown: &Shutdown) {
-        let fence = self.shared.increment(&self.fence_key).await.unwrap_or_default();
+        let fence = self
+            .shared
+            .increment(&self.fence_key)
+            .await
+            .unwrap_or_default();
         let me = format!("{}#{fence}", self.holder);
         tracing::info!(holder = %me, fence, "holding the dingtalk stream connection");
         let shared = self.shared.clone();
         let (connected_key, me_connected, ttl) = (self.connected_key.clone(), me.clone(), self.ttl);
         let on_connected = move || {
-            let (shared, key, value) = (shared.clone(), connected_key.clone(), me_connected.clone());
+            let (shared, key, value) =
+                (shared.clone(), connected_key.clone(), me_connected.clone());
             tokio::spawn(async move {
                 if let Err(error) = shared.put_value(&key, &value, ttl * 10).await {
                     tracing::warn!(error = %error, "cannot record the stream connection");
@@ -148,7 +164,11 @@ impl Holder {
         let mut last_renewed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(self.ttl / 3).await;
-            match self.shared.renew_value_if(&self.lease_key, &self.holder, self.ttl).await {
+            match self
+                .shared
+                .renew_value_if(&self.lease_key, &self.holder, self.ttl)
+                .await
+            {
                 Ok(true) => last_renewed = tokio::time::Instant::now(),
                 Ok(false) => return,
                 Err(error) => {
@@ -163,7 +183,11 @@ impl Holder {
 
     /// Releases the lease and waits until another replica's socket is up (or a few seconds).
     async fn hand_over(&self, me: &str) {
-        if let Err(error) = self.shared.delete_value_if(&self.lease_key, &self.holder).await {
+        if let Err(error) = self
+            .shared
+            .delete_value_if(&self.lease_key, &self.holder)
+            .await
+        {
             tracing::warn!(error = %error, "cannot release the stream lease; it expires");
         }
         if !self.handover {
@@ -174,6 +198,7 @@ impl Holder {
             match self.shared.get_value(&self.connected_key).await {
                 Ok(Some(connected)) if connected != me => {
                     tracing::info!(from = %me, to = %connected, "dingtalk stream handed over");
+                    tokio::time::sleep(HANDOVER_GRACE).await;
                     return;
                 }
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,

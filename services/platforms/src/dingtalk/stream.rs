@@ -84,7 +84,7 @@ impl StreamClient {
                 backoff = Duration::from_millis(settings.backoff_min_ms);
             }
             let jitter = Duration::from_millis(
-                (uuid::Uuid::new_v4().as_u128() % (backoff.as_millis().max(1) as u128 / 2 + 1)) as u64,
+                (uuid::Uuid::new_v4().as_u128() % (backoff.as_millis().max(1) / 2 + 1)) as u64,
             );
             tracing::warn!(platform = NAME, app = %self.config.id, reason = ?end, retry_in_ms = (backoff + jitter).as_millis() as u64, "dingtalk stream connection ended; reconnecting");
             tokio::select! {
@@ -120,11 +120,17 @@ impl StreamClient {
         if !status.is_success() {
             return Err(format!("connections/open: http {status}: {answer}"));
         }
-        let (Some(endpoint), Some(ticket)) = (answer["endpoint"].as_str(), answer["ticket"].as_str())
+        let (Some(endpoint), Some(ticket)) =
+            (answer["endpoint"].as_str(), answer["ticket"].as_str())
         else {
-            return Err(format!("connections/open answered without endpoint and ticket: {answer}"));
+            return Err(format!(
+                "connections/open answered without endpoint and ticket: {answer}"
+            ));
         };
-        Ok(format!("{endpoint}?ticket={}", super::sign::url_encode(ticket)))
+        Ok(format!(
+            "{endpoint}?ticket={}",
+            super::sign::url_encode(ticket)
+        ))
     }
 
     /// One socket, from open to its end.
@@ -161,7 +167,9 @@ impl StreamClient {
                     }
                 },
                 Message::Ping(payload) => Some(Message::Pong(payload)),
-                Message::Close(_) => return SessionEnd::Disconnected("closed by the gateway".into()),
+                Message::Close(_) => {
+                    return SessionEnd::Disconnected("closed by the gateway".into());
+                }
                 _ => None,
             };
             if let Some(reply) = reply
