@@ -172,6 +172,32 @@ mod cases {
         assert_eq!(sent[1].body["userIds"], serde_json::json!(["wangwu"]));
         assert_eq!(sent[1].content(), "direct");
         assert_eq!(dt.mock.token_calls(), 1, "one token for both");
+
+        // DingTalk drops the token early: the next send fetches a new one and succeeds.
+        dt.mock.expire_tokens();
+        let again = dt.callbacks.text(
+            "msg-4",
+            Some("cidHR"),
+            "lisi",
+            "/echo again",
+            &dt.mock.session_webhook("old3"),
+            expired,
+        );
+        assert_eq!(
+            dt.post(ports.ingress, &dt.callbacks.headers(), &again)
+                .await,
+            200
+        );
+        let sent = dt.mock.wait_for(3, WAIT).await;
+        assert_eq!(sent.len(), 3);
+        assert_eq!(dt.mock.token_calls(), 2, "refreshed once");
+        assert_eq!(
+            dt.mock.refusals(),
+            vec![(
+                "groupMessages/send".to_string(),
+                "InvalidAuthentication".to_string()
+            )]
+        );
     }
 
     /// Stream mode with quick failure detection: 1 s of silence means dead.

@@ -323,3 +323,31 @@ group_robots:
         "{problems:?}"
     );
 }
+
+#[test]
+fn errors_are_told_apart_into_retryable_and_permanent() {
+    use super::api::CallError;
+    let api = |status: u16, code: &str| CallError::Api {
+        status,
+        code: code.into(),
+        message: String::new(),
+    };
+    // Throttled or busy: try again later.
+    assert!(api(200, "130101").is_retryable(), "send too fast");
+    assert!(api(200, "410100").is_retryable());
+    assert!(api(429, "Throttling.Api").is_retryable());
+    assert!(
+        CallError::Unavailable {
+            reason: "timeout".into()
+        }
+        .is_retryable()
+    );
+    // Permanent: a sign mismatch, an unknown robot token, bad parameters.
+    assert!(!api(200, "310000").is_retryable(), "sign not match");
+    assert!(!api(200, "300001").is_retryable());
+    assert!(!api(400, "invalidParameter.msgParam.invalid").is_retryable());
+    // A rejected access token: fetch a new one.
+    assert!(api(401, "InvalidAuthentication").is_token_rejected());
+    assert!(api(400, "token.notExisted").is_token_rejected());
+    assert!(!api(200, "310000").is_token_rejected());
+}

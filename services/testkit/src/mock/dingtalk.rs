@@ -199,6 +199,14 @@ impl MockDingTalk {
         self.shared.token_calls.load(Ordering::Relaxed)
     }
 
+    /// Expires every access token issued so far (the next OpenAPI call answers 401).
+    pub fn expire_tokens(&self) {
+        let now = Instant::now();
+        for (_, expires) in &mut self.shared.lock().tokens {
+            *expires = now;
+        }
+    }
+
     /// Returns every accepted message so far.
     pub fn sent(&self) -> Vec<DingTalkSent> {
         self.shared.lock().sent.clone()
