@@ -554,17 +554,24 @@ mod cases {
             Some("later".to_string()),
             "renewed past its first expiry"
         );
-        let fences: Vec<u64> = futures::future::join_all((0..5).map(|_| bus.increment("fence:a")))
-            .await
-            .into_iter()
-            .map(|n| n.expect("increment"))
-            .collect();
+        let fences: Vec<u64> =
+            futures::future::join_all((0..5).map(|_| bus.increment("fence:a", short)))
+                .await
+                .into_iter()
+                .map(|n| n.expect("increment"))
+                .collect();
         let mut sorted = fences.clone();
         sorted.sort_unstable();
         assert_eq!(
             sorted,
             vec![1, 2, 3, 4, 5],
             "each holder a distinct, higher fence"
+        );
+        tokio::time::sleep(short + Duration::from_millis(100)).await;
+        assert_eq!(
+            bus.increment("fence:a", short).await.expect("increment"),
+            1,
+            "a counter starts over once it expired"
         );
     }
 

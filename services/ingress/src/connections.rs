@@ -132,7 +132,8 @@ impl Holder {
     async fn hold(&self, client: &StreamClient, sink: &dyn EnvelopeSink, shutdown: &Shutdown) {
         let fence = self
             .shared
-            .increment(&self.fence_key)
+            // Fences only need to grow while holders come and go; a year is plenty.
+            .increment(&self.fence_key, Duration::from_secs(365 * 24 * 3600))
             .await
             .unwrap_or_default();
         let me = format!("{}#{fence}", self.holder);

@@ -13,7 +13,7 @@ use super::MemoryBus;
 pub(crate) struct SharedMaps {
     values: HashMap<String, (String, Instant)>,
     schedules: HashMap<String, Vec<u64>>,
-    counters: HashMap<String, u64>,
+    counters: HashMap<String, (u64, Instant)>,
 }
 
 /// Milliseconds on a clock that only moves forward, for schedules.
@@ -105,11 +105,21 @@ impl SharedState for MemoryBus {
         Ok(true)
     }
 
-    async fn increment(&self, key: &str) -> Result<u64, SharedStateError> {
+    async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, SharedStateError> {
+        let now = Instant::now();
         let mut maps = lock(&self.inner.shared);
-        let next = maps.counters.get(key).copied().unwrap_or(0) + 1;
-        maps.counters.insert(key.to_string(), next);
-        Ok(next)
+        if maps.counters.len() > 100_000 {
+            maps.counters.retain(|_, (_, expiry)| *expiry > now);
+        }
+        let entry = maps
+            .counters
+            .entry(key.to_string())
+            .or_insert((0, now + ttl));
+        if entry.1 <= now {
+            *entry = (0, now + ttl);
+        }
+        entry.0 += 1;
+        Ok(entry.0)
     }
 
     async fn reserve_slot(

@@ -39,6 +39,7 @@ pub(crate) struct Scripts {
     pub reserve_slot: LuaScript,
     pub delete_if: LuaScript,
     pub renew_if: LuaScript,
+    pub increment: LuaScript,
 }
 
 impl Scripts {
@@ -52,6 +53,7 @@ impl Scripts {
             reserve_slot: LuaScript::new(include_str!("scripts/reserve_slot.lua")),
             delete_if: LuaScript::new(include_str!("scripts/delete_if.lua")),
             renew_if: LuaScript::new(include_str!("scripts/renew_if.lua")),
+            increment: LuaScript::new(include_str!("scripts/increment.lua")),
         }
     }
 
@@ -69,6 +71,7 @@ impl Scripts {
             &self.reserve_slot,
             &self.delete_if,
             &self.renew_if,
+            &self.increment,
         ] {
             let _hash: String = super::timed(
                 "SCRIPT LOAD",

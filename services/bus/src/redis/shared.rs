@@ -91,9 +91,15 @@ impl SharedState for RedisBus {
         Ok(renewed == 1)
     }
 
-    async fn increment(&self, key: &str) -> Result<u64, SharedStateError> {
-        let cmd = redis::cmd("INCR").arg(self.keys.shared_value(key)).clone();
-        timed("INCR", cmd.query_async(&mut self.conn.clone()))
+    async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, SharedStateError> {
+        let key = self.keys.shared_value(key);
+        let cmd = self
+            .scripts
+            .increment
+            .evalsha(&[&key])
+            .arg(ttl_ms(ttl))
+            .clone();
+        scripts::run_script(&self.scripts, &mut self.conn.clone(), "increment", &cmd)
             .await
             .map_err(unavailable)
     }
