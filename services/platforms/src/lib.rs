@@ -14,6 +14,7 @@ pub mod dingtalk;
 pub mod notify;
 mod one_or_many;
 pub mod onebot;
+pub mod qq;
 pub mod sandbox;
 pub mod send_limit;
 pub mod token;
@@ -42,6 +43,9 @@ pub struct PlatformsConfig {
     /// The sandbox chat; `None` means "not configured": on in `clawdbot up`, off elsewhere.
     #[serde(default)]
     pub sandbox: Option<sandbox::SandboxConfig>,
+    /// Official QQ bots (q.qq.com).
+    #[serde(default)]
+    pub qq: OneOrMany<qq::QqConfig>,
     /// DingTalk robot apps (HTTP callbacks or Stream mode) and their custom group robots.
     #[serde(default)]
     pub dingtalk: OneOrMany<dingtalk::DingTalkConfig>,
@@ -59,6 +63,7 @@ impl PlatformsConfig {
         notify::NAME,
         wecom::CONFIG_KEY,
         dingtalk::NAME,
+        qq::NAME,
     ];
 
     /// Returns every problem in the platform sections, each naming its key path.
@@ -71,6 +76,14 @@ impl PlatformsConfig {
         problems.extend(duplicate_ids(
             onebot::NAME,
             self.onebot.iter().map(|a| a.id.as_str()),
+        ));
+        for (index, bot) in self.qq.iter().enumerate() {
+            let path = self.qq.path(qq::NAME, index);
+            problems.extend(bot.validate(&path));
+        }
+        problems.extend(duplicate_ids(
+            qq::NAME,
+            self.qq.iter().map(|b| b.id.as_str()),
         ));
         for (index, app) in self.dingtalk.iter().enumerate() {
             let path = self.dingtalk.path(dingtalk::NAME, index);
@@ -105,6 +118,7 @@ impl PlatformsConfig {
         self.onebot.is_empty()
             && self.wechat_enterprise.is_empty()
             && self.dingtalk.is_empty()
+            && self.qq.is_empty()
             && self.sandbox.is_none()
     }
 
@@ -191,6 +205,9 @@ pub enum InboundError {
     MissingSignature { header: &'static str },
     #[error("signature verification failed")]
     BadSignature,
+    /// A signature that cannot be one (not hex, the wrong length).
+    #[error("malformed signature: {0}")]
+    MalformedSignature(String),
     #[error("malformed body: {0}")]
     MalformedBody(String),
     #[error("unsupported event: {0}")]
@@ -211,6 +228,7 @@ impl InboundError {
         match self {
             InboundError::MissingSignature { .. } => "missing_signature",
             InboundError::BadSignature => "bad_signature",
+            InboundError::MalformedSignature(_) => "malformed_signature",
             InboundError::MalformedBody(_) => "malformed_body",
             InboundError::UnsupportedEvent(_) => "unsupported_event",
             InboundError::WrongRecipient { .. } => "wrong_recipient",
@@ -223,6 +241,7 @@ impl InboundError {
         match self {
             InboundError::MissingSignature { .. }
             | InboundError::BadSignature
+            | InboundError::MalformedSignature(_)
             | InboundError::WrongRecipient { .. }
             | InboundError::StaleSignature { .. } => http::StatusCode::UNAUTHORIZED,
             InboundError::MalformedBody(_) => http::StatusCode::BAD_REQUEST,
@@ -337,6 +356,11 @@ pub fn build_inbounds(
     for account in config.onebot.iter() {
         inbounds.push(Arc::new(onebot::OneBotInbound::new(account.clone())));
     }
+    if !config.qq.is_empty() {
+        inbounds.push(Arc::new(qq::QqInbound::new(
+            config.qq.iter().cloned().collect(),
+        )));
+    }
     for app in config.dingtalk.iter() {
         // Stream-mode apps arrive over their connection (started by the ingress), not a route.
         if app.mode == dingtalk::Mode::Http {
@@ -379,6 +403,13 @@ pub fn build_outbounds(
     for account in config.onebot.iter() {
         let outbound = onebot::OneBotOutbound::new(account.clone())?;
         outbounds.insert((onebot::NAME, account.id.clone()), Arc::new(outbound));
+    }
+    for bot in config.qq.iter() {
+        let shared = services.shared.clone().ok_or_else(|| {
+            OutboundError::InvalidReply("qq needs the shared state (the bus)".into())
+        })?;
+        let outbound = qq::QqOutbound::new(bot.clone(), shared)?;
+        outbounds.insert((qq::NAME, bot.id.clone()), Arc::new(outbound));
     }
     for app in config.dingtalk.iter() {
         let shared = services.shared.clone().ok_or_else(|| {
