@@ -4,6 +4,7 @@
 pub mod dingtalk;
 mod dingtalk_stream;
 pub mod onebot;
+pub mod qq;
 pub mod service;
 pub mod skill;
 pub mod wecom;
