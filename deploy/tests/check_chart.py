@@ -84,7 +84,8 @@ check(bool(pool_deployment) and pool_deployment[0]["spec"]["template"]["spec"]["
 check(not [doc for doc in by_kind(full, "HorizontalPodAutoscaler") if doc["metadata"]["name"].endswith("-worker")], "full: no worker HPA next to KEDA")
 check(len(by_kind(full, "ServiceMonitor")) == 1, "full: a ServiceMonitor with the Prometheus operator")
 ingress_deployments = [doc for doc in by_kind(full, "Deployment") if "-ingress-" in doc["metadata"]["name"]]
-check(len(ingress_deployments) == 6, "full: one ingress Deployment per enabled platform")
+check(len(ingress_deployments) == 7, "full: one ingress Deployment per enabled platform")
+check("/clawdbot/qq" in [path["path"] for doc in by_kind(full, "Ingress") for rule in doc["spec"]["rules"] for path in rule["http"]["paths"]], "full: QQ callbacks route at /clawdbot/qq")
 dingtalk_ingress = [doc for doc in ingress_deployments if doc["metadata"]["name"] == "clawdbot-ingress-dingtalk"]
 check(bool(dingtalk_ingress) and dingtalk_ingress[0]["spec"]["template"]["spec"]["containers"][0]["args"] == ["ingress", "--platform", "dingtalk"], "full: the DingTalk ingress (Stream holder) runs `ingress --platform dingtalk`")
 wecom_ingress = [doc for doc in ingress_deployments if doc["metadata"]["name"] == "clawdbot-ingress-wechat-enterprise"]

@@ -9,9 +9,12 @@ use clawdbot_testkit::{onebot_group_message, onebot_signature};
 use tokio::sync::{Mutex, Semaphore};
 
 use clawdbot_testkit::mock::onebot::SentMessage;
+use clawdbot_testkit::mock::qq::{QqEvents, QqSent};
 use clawdbot_testkit::mock::wecom::{WeComCallbacks, WeComSent};
 
-use crate::processes::{SECRET, SELF_ID, WECOM_AES_KEY, WECOM_AGENT_ID, WECOM_TOKEN};
+use crate::processes::{
+    QQ_APP_ID, QQ_SECRET, SECRET, SELF_ID, WECOM_AES_KEY, WECOM_AGENT_ID, WECOM_TOKEN,
+};
 use crate::{Args, PathKind};
 
 /// What was sent.
@@ -41,6 +44,17 @@ pub fn as_reply(sent: &WeComSent) -> SentMessage {
     }
 }
 
+/// A QQ reply in the form the report reads.
+pub fn qq_reply(sent: &QqSent) -> SentMessage {
+    SentMessage {
+        action: "qq".into(),
+        group_id: None,
+        user_id: None,
+        message: serde_json::Value::String(sent.content()),
+        received_at: sent.received_at,
+    }
+}
+
 /// Returns the text the echo of sequence number `seq` carries.
 pub fn text_of(seq: u64) -> String {
     format!("lt{seq}")
@@ -56,7 +70,9 @@ pub async fn run(args: &Args, port: u16) -> Sent {
         PathKind::Onebot => format!("http://127.0.0.1:{port}/clawdbot/onebot/callback"),
         PathKind::Sandbox => format!("http://127.0.0.1:{port}/clawdbot/sandbox/callback"),
         PathKind::Wecom => format!("http://127.0.0.1:{port}/clawdbot/wechat/callback"),
+        PathKind::Qq => format!("http://127.0.0.1:{port}/clawdbot/qq/callback"),
     });
+    let qq = Arc::new(QqEvents::new(QQ_APP_ID, QQ_SECRET));
     let wecom = Arc::new(WeComCallbacks::new(
         WECOM_TOKEN,
         WECOM_AES_KEY,
@@ -78,13 +94,15 @@ pub async fn run(args: &Args, port: u16) -> Sent {
             refused.clone(),
         );
         move |seq: u64| {
-            let (client, mut url, accepted, refused, wecom) = (
+            let (client, mut url, accepted, refused, wecom, qq) = (
                 client.clone(),
                 url.as_str().to_string(),
                 accepted.clone(),
                 refused.clone(),
                 wecom.clone(),
+                qq.clone(),
             );
+            let mut headers: Vec<(&'static str, String)> = Vec::new();
             async move {
                 let text = format!("/echo {}", text_of(seq));
                 let (body, signature) = match path {
@@ -113,12 +131,27 @@ pub async fn run(args: &Args, port: u16) -> Sent {
                         url = format!("{url}?{}", callback.query);
                         (callback.body, String::new())
                     }
+                    PathKind::Qq => {
+                        let body = qq.group_at(
+                            &format!("GROUP_AT_MESSAGE_CREATE:{seq}"),
+                            &format!("m{seq}"),
+                            &format!("G{}", seq % 97),
+                            &text,
+                            Duration::ZERO,
+                        );
+                        headers = qq.headers(&body);
+                        (body, String::new())
+                    }
                 };
-                let at = Instant::now();
-                let response = client
+                let mut request = client
                     .post(url)
                     .header("content-type", "application/json")
-                    .header("x-signature", signature)
+                    .header("x-signature", signature);
+                for (name, value) in headers {
+                    request = request.header(name, value);
+                }
+                let at = Instant::now();
+                let response = request
                     .body(body)
                     .timeout(Duration::from_secs(10))
                     .send()

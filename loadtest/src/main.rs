@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use clawdbot_testkit::mock::onebot::MockOneBot;
+use clawdbot_testkit::mock::qq::MockQq;
 use clawdbot_testkit::mock::wecom::{MockWeCom, MockWeComSettings};
 use clawdbot_testkit::{TestPostgres, TestRedis};
 
@@ -45,7 +46,8 @@ pub struct Args {
     pub history: bool,
     /// Which platform the events come through: `onebot` (signed events in, replies to the
     /// mock OneBot API), `sandbox` (the chat page's messages in, replies on its live feed) or
-    /// `wecom` (encrypted WeCom app callbacks in, replies to the mock WeCom `message/send`).
+    /// `wecom` (encrypted WeCom app callbacks in, replies to the mock WeCom `message/send`) or
+    /// `qq` (Ed25519-signed QQ group @ events in, passive replies at the mock open platform).
     #[arg(long, default_value = "onebot")]
     pub path: PathKind,
     /// The clawdbot binary.
@@ -64,6 +66,7 @@ pub enum PathKind {
     Onebot,
     Sandbox,
     Wecom,
+    Qq,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
@@ -92,7 +95,13 @@ async fn main() -> anyhow::Result<()> {
     let postgres = TestPostgres::new().await;
     let mock = MockOneBot::start(Some(processes::TOKEN)).await;
     let wecom = MockWeCom::start(MockWeComSettings::default()).await;
-    let cluster = processes::Cluster::start(&args, &redis, &postgres, &mock, &wecom)
+    let qq = MockQq::start(processes::QQ_APP_ID, processes::QQ_SECRET).await;
+    let mocks = processes::Mocks {
+        onebot: &mock,
+        wecom: &wecom,
+        qq: &qq,
+    };
+    let cluster = processes::Cluster::start(&args, &redis, &postgres, &mocks)
         .await
         .context("starting clawdbot")?;
 
@@ -102,11 +111,12 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("opening the sandbox feed")?,
         ),
-        PathKind::Onebot | PathKind::Wecom => None,
+        PathKind::Onebot | PathKind::Wecom | PathKind::Qq => None,
     };
     let count = || match (&feed, args.path) {
         (Some(feed), _) => feed.count(),
         (None, PathKind::Wecom) => wecom.sent_count(),
+        (None, PathKind::Qq) => qq.sent_count(),
         (None, _) => mock.sent_count(),
     };
     let sent = generator::run(&args, cluster.ingress_port).await;
@@ -132,6 +142,7 @@ async fn main() -> anyhow::Result<()> {
     let replies = match (&feed, args.path) {
         (Some(feed), _) => feed.replies(),
         (None, PathKind::Wecom) => wecom.sent().iter().map(generator::as_reply).collect(),
+        (None, PathKind::Qq) => qq.sent().iter().map(generator::qq_reply).collect(),
         (None, _) => mock.sent(),
     };
     let report = report::Report::compute(&args, &sent, &replies, startup);

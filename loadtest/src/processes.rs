@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clawdbot_testkit::mock::onebot::MockOneBot;
+use clawdbot_testkit::mock::qq::MockQq;
 use clawdbot_testkit::mock::wecom::MockWeCom;
 use clawdbot_testkit::{TestPostgres, TestRedis, free_port};
 
@@ -16,6 +17,25 @@ pub const TOKEN: &str = "loadtest-token";
 pub const WECOM_TOKEN: &str = "loadtest";
 pub const WECOM_AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2BvC";
 pub const WECOM_AGENT_ID: i64 = 1_000_002;
+
+pub const QQ_APP_ID: &str = "102000001";
+pub const QQ_SECRET: &str = "loadtestQqBotSecret";
+
+/// The mock platforms the processes talk to.
+pub struct Mocks<'a> {
+    pub onebot: &'a MockOneBot,
+    pub wecom: &'a MockWeCom,
+    pub qq: &'a MockQq,
+}
+
+/// The QQ bot at the mock.
+fn qq_section(qq: &MockQq) -> String {
+    format!(
+        "qq: {{ app_id: \"{QQ_APP_ID}\", secret: \"{QQ_SECRET}\", api_base: \"{}\", token_url: \"{}\" }}\n",
+        qq.api_base(),
+        qq.token_url()
+    )
+}
 
 /// The WeCom app at the mock. Every generated message comes from its own member, so WeCom's
 /// per-member limit (held by egress, one shared-state call per send) never queues.
@@ -44,8 +64,7 @@ impl Cluster {
         args: &Args,
         redis: &TestRedis,
         postgres: &TestPostgres,
-        mock: &MockOneBot,
-        wecom: &MockWeCom,
+        mocks: &Mocks<'_>,
     ) -> anyhow::Result<Self> {
         let (ingress_port, egress_port) = (free_port(), free_port());
         let config = std::env::temp_dir().join(format!(
@@ -77,8 +96,8 @@ history: {{ enabled: {history} }}
 sandbox: {{ enabled: {sandbox} }}
 telemetry: {{ log_format: text }}
 {wecom_section}"#,
-                api = mock.api_root(),
-                wecom_section = wecom_section(wecom),
+                api = mocks.onebot.api_root(),
+                wecom_section = wecom_section(mocks.wecom) + &qq_section(mocks.qq),
                 history = args.history,
                 sandbox = args.path == crate::PathKind::Sandbox || args.mode != Mode::Cluster,
             ),
@@ -97,6 +116,7 @@ telemetry: {{ log_format: text }}
                 cluster.spawn(args, "egress", &[])?;
                 let platform = match args.path {
                     crate::PathKind::Wecom => "wechat_enterprise",
+                    crate::PathKind::Qq => "qq",
                     _ => "onebot",
                 };
                 cluster.spawn(args, "ingress", &["--platform", platform])?;
