@@ -4,8 +4,11 @@
 //! implements it for the cluster and [`sqlite::SqliteStore`] for the embedded mode, with the
 //! same rows and the same contract. Migrations live in `migrations/` and run at start and by `clawdbot migrate`.
 
+mod logs;
 pub mod postgres;
 pub mod sqlite;
+
+pub use logs::{LogGroup, LogQuery, LogRecord, LogSummary, like_pattern};
 
 use time::OffsetDateTime;
 
@@ -227,6 +230,34 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// The database is unreachable.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Appends log records (one statement per batch).
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn write_logs(&self, records: &[LogRecord]) -> Result<(), StoreError>;
+
+    /// Returns the records `query` selects, newest first.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn logs(&self, query: &LogQuery) -> Result<Vec<LogRecord>, StoreError>;
+
+    /// Counts records since `since` by `group`, busiest first.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn log_summary(
+        &self,
+        group: LogGroup,
+        since: OffsetDateTime,
+    ) -> Result<Vec<LogSummary>, StoreError>;
+
+    /// Deletes records older than `before`; returns how many.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn purge_logs(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 /// Folds (skill, latency) rows into per-skill activity, busiest first.

@@ -37,6 +37,7 @@ clawdbot_testkit::store_suite!(cases;
     skill_activity_counts_replies_and_their_latency,
     loaded_skills_are_registered_and_replaced_by_name,
     audit_records_are_kept_newest_first_and_purged_by_retention,
+    log_records_are_filtered_newest_first_summarized_and_purged,
 );
 
 mod cases {
@@ -129,6 +130,141 @@ mod cases {
         let registered = fixture.store.registered_skills().await.expect("registry");
         assert_eq!(registered.len(), 1);
         assert_eq!(registered["weather"], r#"{"version":"2"}"#);
+    }
+
+    pub async fn log_records_are_filtered_newest_first_summarized_and_purged(fixture: TestStore) {
+        use clawdbot_store::{LogGroup, LogQuery, LogRecord};
+        let now = time::OffsetDateTime::now_utc();
+        let log = |minutes_ago: i64,
+                   level: &str,
+                   platform: &str,
+                   skill: &str,
+                   error: &str,
+                   message: &str,
+                   count: i64| LogRecord {
+            at: now - time::Duration::minutes(minutes_ago),
+            level: level.into(),
+            role: "worker".into(),
+            instance: "w1".into(),
+            platform: platform.into(),
+            skill: skill.into(),
+            error_type: error.into(),
+            message: message.into(),
+            fields: format!("reason=\"{message} 100%\""),
+            count,
+        };
+        fixture
+            .store
+            .write_logs(&[
+                log(
+                    3 * 24 * 60,
+                    "ERROR",
+                    "onebot",
+                    "",
+                    "bus_redis",
+                    "ancient failure",
+                    1,
+                ),
+                log(
+                    30,
+                    "WARN",
+                    "wecom",
+                    "",
+                    "bad_signature",
+                    "callback rejected: signature verification failed",
+                    1,
+                ),
+                log(
+                    20,
+                    "ERROR",
+                    "onebot",
+                    "ai",
+                    "skill_retryable",
+                    "skill failed",
+                    1,
+                ),
+                log(10, "INFO", "onebot", "echo", "", "skill calls", 40),
+                log(
+                    5,
+                    "ERROR",
+                    "wecom",
+                    "",
+                    "platform_refused",
+                    "platform refused the reply",
+                    1,
+                ),
+            ])
+            .await
+            .expect("write");
+        let day_ago = now - time::Duration::hours(24);
+        let query = |levels: &[&str], grep: Option<&str>| LogQuery {
+            levels: levels.iter().map(|l| l.to_string()).collect(),
+            grep: grep.map(str::to_string),
+            platform: None,
+            skill: None,
+            since: day_ago,
+            limit: 10,
+        };
+        let errors = fixture
+            .store
+            .logs(&query(&["ERROR"], None))
+            .await
+            .expect("errors");
+        let messages: Vec<&str> = errors.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            vec!["platform refused the reply", "skill failed"],
+            "newest first, within the last day"
+        );
+        let grepped = fixture
+            .store
+            .logs(&query(&["ERROR", "WARN", "INFO"], Some("SIGNATURE")))
+            .await
+            .expect("grep");
+        assert_eq!(grepped.len(), 1, "case-insensitive grep: {grepped:?}");
+        assert_eq!(grepped[0].platform, "wecom");
+        let literal = fixture
+            .store
+            .logs(&query(&["ERROR", "WARN", "INFO"], Some("100%")))
+            .await
+            .expect("grep %");
+        assert_eq!(literal.len(), 4, "`%` is matched literally");
+        let none = fixture
+            .store
+            .logs(&query(&["ERROR", "WARN", "INFO"], Some("1_0")))
+            .await
+            .expect("grep _");
+        assert!(none.is_empty(), "`_` is matched literally");
+        let mut by_platform = query(&["ERROR", "WARN", "INFO"], None);
+        by_platform.platform = Some("onebot".into());
+        by_platform.limit = 1;
+        let onebot = fixture.store.logs(&by_platform).await.expect("platform");
+        assert_eq!(onebot.len(), 1);
+        assert_eq!(onebot[0].skill, "echo");
+
+        let by_skill = fixture
+            .store
+            .log_summary(LogGroup::Skill, day_ago)
+            .await
+            .expect("summary");
+        let rows: Vec<(&str, i64, i64, i64)> = by_skill
+            .iter()
+            .map(|s| (s.key.as_str(), s.errors, s.warnings, s.total))
+            .collect();
+        assert_eq!(rows, vec![("echo", 0, 0, 40), ("ai", 1, 0, 1)]);
+        let by_error = fixture
+            .store
+            .log_summary(LogGroup::Error, day_ago)
+            .await
+            .expect("summary");
+        assert_eq!(by_error.len(), 3, "{by_error:?}");
+
+        let purged = fixture
+            .store
+            .purge_logs(now - time::Duration::days(1))
+            .await
+            .expect("purge");
+        assert_eq!(purged, 1);
     }
 
     pub async fn audit_records_are_kept_newest_first_and_purged_by_retention(fixture: TestStore) {

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../migrations/0002_skill_states.sql")),
     (3, include_str!("../migrations/0003_skill_registry.sql")),
     (4, include_str!("../migrations/0004_audit.sql")),
+    (5, include_str!("../migrations/0005_logs.sql")),
 ];
 
 /// Arbitrary constant naming clawdbot's migration lock (pg_advisory_xact_lock takes a bigint).

@@ -1,6 +1,7 @@
 //! History on Postgres: a connection pool whose connections all use one schema, migrations
 //! under an advisory lock (several processes start at once), and batched writes.
 
+mod logs;
 mod migrate;
 mod partitions;
 
@@ -364,5 +365,25 @@ impl Store for PostgresStore {
                 source,
             })?;
         Ok(())
+    }
+
+    async fn write_logs(&self, records: &[crate::LogRecord]) -> Result<(), StoreError> {
+        self.insert_logs(records).await
+    }
+
+    async fn logs(&self, query: &crate::LogQuery) -> Result<Vec<crate::LogRecord>, StoreError> {
+        self.select_logs(query).await
+    }
+
+    async fn log_summary(
+        &self,
+        group: crate::LogGroup,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<crate::LogSummary>, StoreError> {
+        self.summarize_logs(group, since).await
+    }
+
+    async fn purge_logs(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+        self.delete_logs(before).await
     }
 }

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
+mod logs;
+
 use crate::{Direction, HistoryRecord, Store, StoreError};
 
 /// The migrations, in order. Append only.
@@ -18,6 +20,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("skill_states.sql")),
     (3, include_str!("skill_registry.sql")),
     (4, include_str!("audit.sql")),
+    (5, include_str!("logs.sql")),
 ];
 
 /// The history store in one SQLite file.
@@ -417,5 +420,25 @@ impl Store for SqliteStore {
                 .map_err(sqlite_error("ping"))
         })
         .await
+    }
+
+    async fn write_logs(&self, records: &[crate::LogRecord]) -> Result<(), StoreError> {
+        self.insert_logs(records).await
+    }
+
+    async fn logs(&self, query: &crate::LogQuery) -> Result<Vec<crate::LogRecord>, StoreError> {
+        self.select_logs(query).await
+    }
+
+    async fn log_summary(
+        &self,
+        group: crate::LogGroup,
+        since: OffsetDateTime,
+    ) -> Result<Vec<crate::LogSummary>, StoreError> {
+        self.summarize_logs(group, since).await
+    }
+
+    async fn purge_logs(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.delete_logs(before).await
     }
 }
