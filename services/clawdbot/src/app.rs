@@ -90,6 +90,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Probe { url } => return probe(url).await,
         Command::Status { memory, .. } => return crate::status::show(&config, *memory).await,
         Command::Admin(command) => return crate::admin_cli::run(command, &config).await,
+        Command::Log(command) => return crate::log_cli::run(command, &config).await,
         Command::Skill(command) => return crate::skill_cli::run(command, &config).await,
         Command::Config(_) => return Ok(()),
     };
@@ -134,6 +135,17 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         shared: Some(bus.clone()),
     };
 
+    // Ingress and egress on their own record their warnings in the store too, when there is
+    // one (a worker attaches its own store below); without it they log to stdout only.
+    if !roles.worker && config.core.storage.is_some() {
+        match connect_store(&config).await {
+            Ok((store, _)) => crate::log_store::attach(store, LOG_RETENTION, &tail),
+            Err(error) => tracing::warn!(
+                error = format!("{error:#}"),
+                "log records stay on stdout: no store"
+            ),
+        }
+    }
     let mut local_egress = None;
     if let Some(listener) = egress_listener {
         let outbounds = clawdbot_platforms::build_outbounds(&config.platforms, &services)
@@ -367,6 +379,7 @@ async fn start_worker(
     let dispatcher = Dispatcher::new(router.clone(), policy.clone(), bus.clone(), &group);
     // The store holds the cluster-wide skill switches as well as history.
     let (store, location) = connect_store(config).await?;
+    crate::log_store::attach(store.clone(), LOG_RETENTION, tail);
     let history = clawdbot_worker::dispatch::StoreHistory(store.clone());
     let auditor = clawdbot_worker::audit::Auditor::start(store.clone(), tail);
     let dispatcher = dispatcher
@@ -551,3 +564,6 @@ fn stream_apps(
         .cloned()
         .collect()
 }
+
+/// How long `clawdbot log` keeps records in the store.
+const LOG_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);

@@ -45,12 +45,54 @@ pub enum Command {
     /// Administration: the audit trail.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The cluster's recorded warnings, errors and skill calls (every process, from the store).
+    #[command(subcommand)]
+    Log(LogCommand),
     /// Exits 0 when `url` answers 2xx within 3 s (container health checks: the image has no
     /// curl).
     Probe { url: String },
     /// Skills on a running cluster: list them, switch them on or off everywhere.
     #[command(subcommand)]
     Skill(SkillCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Shows recorded events, newest last.
+    Show {
+        /// The least severe level shown: `error`, `warn` or `info` (skill calls).
+        #[arg(long, default_value = "warn")]
+        level: String,
+        /// How many events.
+        #[arg(long, default_value_t = 50)]
+        lines: i64,
+        /// Only events whose message or fields contain this text (any case).
+        #[arg(long)]
+        grep: Option<String>,
+        /// How far back: `30m`, `24h`, `7d`.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long)]
+        platform: Option<String>,
+        #[arg(long)]
+        skill: Option<String>,
+        /// Keep printing new events as they are recorded (Ctrl-C to stop).
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Counts events by skill, platform or error kind.
+    Analyze {
+        /// `skill`, `platform` or `error`.
+        #[arg(long, default_value = "skill")]
+        by: String,
+        /// How far back: `30m`, `24h`, `7d`.
+        #[arg(long, default_value = "24h")]
+        last: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +212,7 @@ impl Command {
             Command::Probe { .. } => "probe",
             Command::Status { .. } => "status",
             Command::Admin(_) => "admin",
+            Command::Log(_) => "log",
             Command::Skill(_) => "skill",
             Command::Config(_) => "config",
         }
@@ -192,6 +235,8 @@ impl Command {
             | Command::Skill(SkillCommand::Check(arg))
             | Command::Skill(SkillCommand::Enable { config: arg, .. })
             | Command::Skill(SkillCommand::Disable { config: arg, .. }) => arg.config.as_ref(),
+            Command::Log(LogCommand::Show { config: arg, .. })
+            | Command::Log(LogCommand::Analyze { config: arg, .. }) => arg.config.as_ref(),
             Command::Config(ConfigCommand::Check { path }) => Some(path),
             Command::Skill(SkillCommand::Build { .. }) | Command::Probe { .. } => None,
         }
@@ -208,7 +253,11 @@ impl Cli {
             Some(path) => Config::load(path, &ProcessEnv)?,
             None if matches!(
                 self.command,
-                Command::Up(_) | Command::Skill(_) | Command::Probe { .. } | Command::Admin(_)
+                Command::Up(_)
+                    | Command::Skill(_)
+                    | Command::Probe { .. }
+                    | Command::Admin(_)
+                    | Command::Log(_)
             ) =>
             {
                 Config::embedded()

@@ -4,6 +4,8 @@
 mod admin_cli;
 mod app;
 mod cli;
+mod log_cli;
+mod log_store;
 mod metrics_server;
 mod skill_cli;
 mod status;

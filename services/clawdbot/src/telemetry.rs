@@ -41,8 +41,16 @@ impl Drop for TelemetryGuard {
 pub fn init(config: &TelemetryConfig, role: &'static str) -> anyhow::Result<TelemetryGuard> {
     let is_role = matches!(role, "up" | "ingress" | "worker" | "egress");
     let default_level = if is_role { "info" } else { "warn" };
-    let filter =
-        EnvFilter::try_from_env("CLAWDBOT_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let directives = std::env::var("CLAWDBOT_LOG").unwrap_or_else(|_| default_level.to_string());
+    // Skill-call outcomes are always seen (the store layer records them for `log analyze`);
+    // stdout shows only what CLAWDBOT_LOG asks for.
+    let filter = EnvFilter::try_new(format!(
+        "{directives},{}=info",
+        clawdbot_core::telemetry::SKILL_CALL_TARGET
+    ))
+    .unwrap_or_else(|_| EnvFilter::new(default_level));
+    let stdout_filter =
+        EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(default_level));
     let fmt_layer = match (config.log_format, is_role) {
         (LogFormat::Json, true) => tracing_subscriber::fmt::layer()
             .json()
@@ -78,10 +86,14 @@ pub fn init(config: &TelemetryConfig, role: &'static str) -> anyhow::Result<Tele
     };
     let provider = builder.build();
     let otel_layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("clawdbot"));
+    let store_layer = is_role.then(|| {
+        crate::log_store::StoreLogLayer::new(role, clawdbot_worker::default_consumer_name())
+    });
     tracing_subscriber::registry()
         .with(filter)
-        .with(fmt_layer)
+        .with(fmt_layer.with_filter(stdout_filter))
         .with(otel_layer)
+        .with(store_layer)
         .try_init()
         .context("installing the log subscriber")?;
     Ok(TelemetryGuard { provider })

@@ -395,3 +395,87 @@ async fn a_full_queue_answers_503_so_the_platform_retries_and_performance_knobs_
             .any(|m| m.text() == "one too many")
     );
 }
+
+/// `clawdbot log show|analyze` answers for the whole cluster: a split cluster (ingress, worker,
+/// egress as separate processes) records its warnings and skill calls in the store, and the CLI
+/// on another "machine" (process) reads them back filtered and counted.
+#[tokio::test]
+async fn log_show_and_analyze_answer_for_every_process_of_the_cluster() {
+    let setup = Setup::new(Backend::Cluster).await;
+    let egress_ports = Ports::new();
+    let config = setup.config(
+        &setup.redis_url(),
+        egress_ports.egress,
+        "worker:\n  block_ms: 200\n",
+    );
+    let ingress_ports = Ports::new();
+    let _ingress = Clawdbot::start(&["ingress"], &config, &ingress_ports).await;
+    let _egress = Clawdbot::start(&["egress"], &config, &egress_ports).await;
+    let _worker = Clawdbot::start(&["worker"], &config, &Ports::new()).await;
+    // A forged callback (a warning in the ingress) and three echoes (skill calls in the worker).
+    let body = clawdbot_testkit::onebot_group_message(common::SELF_ID, 5, 6, 7, "/echo forged");
+    assert_eq!(
+        setup
+            .post(ingress_ports.ingress, &body, Some("sha1=00"))
+            .await,
+        401
+    );
+    for n in 0..3 {
+        assert_eq!(
+            setup
+                .post_group_message(ingress_ports.ingress, 5, 100 + n, "/echo hi")
+                .await,
+            204
+        );
+    }
+    setup.mock.wait_for(3, Duration::from_secs(10)).await;
+    // The writers flush once a second.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_clawdbot"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, shown, err) = cli(&["log", "show", "--grep", "SIGNATURE", "--lines", "10"]);
+    assert!(ok, "{err}");
+    let line = shown
+        .lines()
+        .find(|l| l.contains("callback rejected"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        line.contains("WARN") && line.contains("ingress") && line.contains("platform=onebot"),
+        "{line}"
+    );
+    let (_, errors, _) = cli(&["log", "show", "--level", "error"]);
+    assert!(
+        !errors.contains("callback rejected"),
+        "warnings are not errors: {errors}"
+    );
+    let (ok, analyzed, err) = cli(&["log", "analyze", "--by", "skill", "--last", "1h"]);
+    assert!(ok, "{err}");
+    let echo = analyzed
+        .lines()
+        .find(|l| l.starts_with("echo"))
+        .unwrap_or_else(|| panic!("{analyzed}"));
+    let numbers: Vec<&str> = echo.split_whitespace().collect();
+    assert_eq!(
+        numbers,
+        vec!["echo", "3", "0", "0"],
+        "three calls, no failures: {analyzed}"
+    );
+    let (ok, by_platform, _) = cli(&["log", "analyze", "--by", "platform"]);
+    assert!(
+        ok && by_platform.lines().any(|l| l.starts_with("onebot")),
+        "{by_platform}"
+    );
+    let (ok, _, err) = cli(&["log", "show", "--since", "yesterday"]);
+    assert!(!ok && err.contains("`--since yesterday`"), "{err}");
+}

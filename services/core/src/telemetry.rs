@@ -33,6 +33,9 @@ pub const DEAD_LETTERS_TOTAL: &str = "clawdbot_dead_letters_total";
 /// History rows written, by `direction`.
 pub const HISTORY_ROWS_TOTAL: &str = "clawdbot_history_rows_total";
 
+/// The tracing target of skill-call outcome events (recorded for `clawdbot log analyze`).
+pub const SKILL_CALL_TARGET: &str = "clawdbot::skill_call";
+
 /// Span field names, fixed so that traces and logs can be queried the same way everywhere.
 pub mod field {
     pub const PLATFORM: &str = "platform";

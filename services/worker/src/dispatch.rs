@@ -208,6 +208,7 @@ async fn run_skill(
     metrics::counter!(SKILL_CALLS_TOTAL, "skill" => name.clone()).increment(1);
     match result {
         Ok(replies) => {
+            tracing::info!(target: telemetry::SKILL_CALL_TARGET, skill = %name, platform = %msg.platform, outcome = "ok", "skill call");
             let trace = span.in_scope(telemetry::current_trace_context);
             Ok(replies
                 .into_iter()
@@ -219,6 +220,7 @@ async fn run_skill(
         }
         Err(error) => {
             telemetry::count_error("skill", error.kind());
+            tracing::warn!(target: telemetry::SKILL_CALL_TARGET, skill = %name, platform = %msg.platform, outcome = "failed", error_type = error.kind(), reason = %error, "skill call failed");
             Err(match error {
                 SkillError::Retryable(reason) => {
                     DispatchError::Retry(format!("skill `{name}`: {reason}"))
