@@ -157,7 +157,12 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         let service = Arc::new(EgressService::new(settings, bus.clone(), outbounds));
         shutdown.spawn(log_exit(
             "egress",
-            clawdbot_egress::run(service.clone(), listener, shutdown.clone()),
+            clawdbot_egress::run(
+                service.clone(),
+                listener,
+                crate::internal_tls::server(core.internal_tls.as_ref())?,
+                shutdown.clone(),
+            ),
         ));
         local_egress = Some(service);
     }
@@ -166,14 +171,20 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         let egress: Arc<dyn ReplySender> = match local_egress {
             Some(service) if roles.all => service,
             _ => {
-                let channel = tonic::transport::Channel::from_shared(core.egress.endpoint.clone())
-                    .with_context(|| {
-                        format!(
-                            "`egress.endpoint`: `{}` is not a valid URI",
-                            core.egress.endpoint
-                        )
-                    })?
-                    .connect_lazy();
+                let mut endpoint =
+                    tonic::transport::Channel::from_shared(core.egress.endpoint.clone())
+                        .with_context(|| {
+                            format!(
+                                "`egress.endpoint`: `{}` is not a valid URI",
+                                core.egress.endpoint
+                            )
+                        })?;
+                if let Some(tls) = crate::internal_tls::client(core.internal_tls.as_ref())? {
+                    endpoint = endpoint
+                        .tls_config(tls)
+                        .context("`internal_tls`: cannot configure the egress client")?;
+                }
+                let channel = endpoint.connect_lazy();
                 let timeout = core.performance.io_timeout_secs.map_or(
                     clawdbot_worker::consumer::EGRESS_CALL_TIMEOUT,
                     Duration::from_secs,

@@ -4,6 +4,7 @@
 mod admin_cli;
 mod app;
 mod cli;
+mod internal_tls;
 mod log_cli;
 mod log_store;
 mod metrics_server;

@@ -479,3 +479,179 @@ async fn log_show_and_analyze_answer_for_every_process_of_the_cluster() {
     let (ok, _, err) = cli(&["log", "show", "--since", "yesterday"]);
     assert!(!ok && err.contains("`--since yesterday`"), "{err}");
 }
+
+/// Runs openssl with `args` in `dir`, panicking with its stderr if it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA, and certificates it signs for `egress` (server) and `worker` (client); and a second,
+/// unrelated CA's client certificate.
+fn internal_certificates(dir: &std::path::Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for ca in ["ca", "other-ca"] {
+        let mut args = vec!["req", "-x509"];
+        args.extend(ec);
+        args.extend(["-days", "1", "-subj", "/CN=clawdbot test CA", "-keyout"]);
+        let (key, cert) = (format!("{ca}.key"), format!("{ca}.pem"));
+        args.extend([key.as_str(), "-out", cert.as_str()]);
+        openssl(dir, &args);
+    }
+    std::fs::write(dir.join("server.ext"), "subjectAltName=DNS:egress\n").expect("ext");
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    for (name, ca, ext) in [
+        ("egress", "ca", "server.ext"),
+        ("worker", "ca", "client.ext"),
+        ("intruder", "other-ca", "client.ext"),
+    ] {
+        let mut args = vec!["req"];
+        args.extend(ec);
+        let (key, csr, cert, subject) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("/CN={name}"),
+        );
+        args.extend([
+            "-subj",
+            subject.as_str(),
+            "-keyout",
+            key.as_str(),
+            "-out",
+            csr.as_str(),
+        ]);
+        openssl(dir, &args);
+        let (ca_cert, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_cert,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                ext,
+                "-out",
+                &cert,
+            ],
+        );
+    }
+}
+
+/// With `internal_tls`, workers reach egress over mutual TLS: messages flow, while a plain
+/// client, a TLS client without a certificate and one with a certificate from another CA are
+/// all refused.
+#[tokio::test]
+async fn workers_and_egress_talk_over_mutual_tls_and_strangers_are_refused() {
+    let setup = Setup::new(Backend::Cluster).await;
+    let dir = setup.dir.join("pki");
+    std::fs::create_dir_all(&dir).expect("pki dir");
+    internal_certificates(&dir);
+    let path = |name: &str| dir.join(name).display().to_string();
+    let tls = |cert: &str| {
+        format!(
+            "internal_tls:\n  ca: \"{}\"\n  cert: \"{}\"\n  key: \"{}\"\n",
+            path("ca.pem"),
+            path(&format!("{cert}.pem")),
+            path(&format!("{cert}.key"))
+        )
+    };
+    let egress_ports = Ports::new();
+    let with_endpoint = |cert: &str| {
+        // The config's egress.endpoint is plain; internal_tls needs https.
+        let config = setup.config(
+            &setup.redis_url(),
+            egress_ports.egress,
+            &format!("worker:\n  block_ms: 200\n{}", tls(cert)),
+        );
+        let text = std::fs::read_to_string(&config).expect("config");
+        std::fs::write(
+            &config,
+            text.replace("endpoint: \"http://", "endpoint: \"https://"),
+        )
+        .expect("config");
+        config
+    };
+    let egress_config = with_endpoint("egress");
+    let worker_config = with_endpoint("worker");
+    let ingress_ports = Ports::new();
+    let _egress = Clawdbot::start(&["egress"], &egress_config, &egress_ports).await;
+    let _ingress = Clawdbot::start(&["ingress"], &worker_config, &ingress_ports).await;
+    let worker = Clawdbot::start(&["worker"], &worker_config, &Ports::new()).await;
+    assert_eq!(
+        setup
+            .post_group_message(ingress_ports.ingress, 8, 1, "/echo over mtls")
+            .await,
+        204
+    );
+    let sent = setup.mock.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(sent.len(), 1, "worker logs:\n{}", worker.logs());
+    assert_eq!(sent[0].text(), "over mtls");
+
+    use clawdbot_core::proto::egress_client::EgressClient;
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+    let reply = || clawdbot_core::proto::SendRequest {
+        reply: Some(clawdbot_core::proto::Reply {
+            id: "stranger".into(),
+            platform: "onebot".into(),
+            bot_id: "default".into(),
+            ..Default::default()
+        }),
+    };
+    let address = format!("https://127.0.0.1:{}", egress_ports.egress);
+    let ca = Certificate::from_pem(std::fs::read(dir.join("ca.pem")).expect("ca"));
+    // Plain HTTP/2 to a TLS port.
+    let plain = Channel::from_shared(format!("http://127.0.0.1:{}", egress_ports.egress))
+        .expect("uri")
+        .connect()
+        .await;
+    if let Ok(channel) = plain {
+        assert!(
+            EgressClient::new(channel).send(reply()).await.is_err(),
+            "plain gRPC refused"
+        );
+    }
+    for who in [None, Some("intruder")] {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(ca.clone())
+            .domain_name("egress");
+        if let Some(who) = who {
+            let identity = Identity::from_pem(
+                std::fs::read(dir.join(format!("{who}.pem"))).expect("cert"),
+                std::fs::read(dir.join(format!("{who}.key"))).expect("key"),
+            );
+            tls = tls.identity(identity);
+        }
+        let channel = Channel::from_shared(address.clone())
+            .expect("uri")
+            .tls_config(tls)
+            .expect("tls");
+        let refused = match channel.connect().await {
+            Err(_) => true,
+            Ok(channel) => EgressClient::new(channel).send(reply()).await.is_err(),
+        };
+        assert!(refused, "{who:?} must be refused");
+    }
+}

@@ -39,6 +39,9 @@ pub struct CoreConfig {
     /// HTTPS on ingress; plain HTTP when absent (a TLS-terminating proxy in front).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Mutual TLS between workers and egress (gRPC); plain when absent.
+    #[serde(default)]
+    pub internal_tls: Option<InternalTlsConfig>,
     /// Network restrictions.
     #[serde(default)]
     pub security: SecurityConfig,
@@ -63,6 +66,7 @@ impl CoreConfig {
         "skill_index",
         "security",
         "tls",
+        "internal_tls",
         "performance",
         "telemetry",
     ];
@@ -70,6 +74,9 @@ impl CoreConfig {
     /// Returns every problem in these sections.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if let Some(internal) = &self.internal_tls {
+            problems.extend(internal.validate(&self.egress.endpoint));
+        }
         range(
             &mut problems,
             "performance.worker_threads",
@@ -534,6 +541,45 @@ pub struct TlsConfig {
     /// `TLSv1.3` (default: older clients are refused) or `TLSv1.2`.
     #[serde(default = "default_tls_min")]
     pub min_version: String,
+}
+
+/// `internal_tls`: one private CA for the cluster. Egress serves gRPC with `cert`/`key` and
+/// accepts only clients whose certificate `ca` signed; workers present theirs and check that
+/// egress's certificate, signed by `ca`, names `server_name`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternalTlsConfig {
+    /// PEM file with the CA certificate.
+    pub ca: String,
+    /// PEM file with this process's certificate chain.
+    pub cert: String,
+    /// PEM file with this process's private key.
+    pub key: String,
+    /// The name egress's certificate must carry (default `egress`).
+    #[serde(default = "default_internal_server_name")]
+    pub server_name: String,
+}
+
+fn default_internal_server_name() -> String {
+    "egress".to_string()
+}
+
+impl InternalTlsConfig {
+    /// Returns the problems: unreadable files, a plain-HTTP egress endpoint.
+    pub fn validate(&self, endpoint: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, path) in [("ca", &self.ca), ("cert", &self.cert), ("key", &self.key)] {
+            if std::fs::metadata(path).is_err() {
+                problems.push(format!("`internal_tls.{key}`: cannot read `{path}`"));
+            }
+        }
+        if !endpoint.starts_with("https://") {
+            problems.push(format!(
+                "`egress.endpoint` must be https:// with `internal_tls`, got `{endpoint}`"
+            ));
+        }
+        problems
+    }
 }
 
 fn default_tls_min() -> String {

@@ -34,11 +34,16 @@ pub struct EgressSettings {
 pub async fn run(
     service: Arc<EgressService>,
     listener: TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tracing::info!("egress serving");
-    tonic::transport::Server::builder()
+    tracing::info!(mtls = tls.is_some(), "egress serving");
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .add_service(EgressServer::from_arc(service))
         .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
         .await?;
