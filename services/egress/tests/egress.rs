@@ -56,7 +56,12 @@ async fn harness(max_attempts: u32) -> Harness {
     let service = Arc::new(clawdbot_egress::EgressService::new(
         settings, bus, outbounds,
     ));
-    tokio::spawn(clawdbot_egress::run(service, listener, None, shutdown.clone()));
+    tokio::spawn(clawdbot_egress::run(
+        service,
+        listener,
+        None,
+        shutdown.clone(),
+    ));
     let client = EgressClient::connect(format!("http://{address}"))
         .await
         .expect("connect");
