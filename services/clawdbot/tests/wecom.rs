@@ -363,6 +363,11 @@ async fn the_group_robot_limit_queues_the_21st_message_into_the_next_window() {
     );
     assert!(started.elapsed() < window * 3);
     assert!(sent.iter().all(|m| m.via == "robot-key-ops"));
+    let metrics = metrics_of(&wecom, &ports).await;
+    assert!(
+        metrics.contains("clawdbot_send_queue_waiting{limit=\"wecom:robot\"} 0"),
+        "the queue gauge exists and drained: {metrics}"
+    );
 
     // An unknown robot is named in the error.
     let unknown = Reply {
@@ -573,4 +578,26 @@ async fn a_token_about_to_expire_is_refreshed_before_wecom_rejects_it() {
         "{:?}",
         wecom.mock.refusals()
     );
+    let metrics = metrics_of(&wecom, &ports).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("clawdbot_token_refreshes_total{")
+                && l.contains("outcome=\"ok\"")
+                && l.ends_with(" 2")),
+        "{metrics}"
+    );
+}
+
+async fn metrics_of(wecom: &WeCom, ports: &Ports) -> String {
+    wecom
+        .setup
+        .http
+        .get(format!("http://127.0.0.1:{}/metrics", ports.metrics))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
 }

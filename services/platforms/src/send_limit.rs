@@ -9,6 +9,9 @@ use clawdbot_core::shared::SharedState;
 use serde::Deserialize;
 
 use crate::OutboundError;
+
+/// Sends waiting for their slot right now, by kind of limit (the rate-limit queue depth).
+pub const SEND_QUEUE_WAITING: &str = "clawdbot_send_queue_waiting";
 use crate::token::shared_error;
 
 /// A send limit: `count` per `window_secs`, with sends past it queued up to `max_wait_secs`.
@@ -112,7 +115,13 @@ pub async fn wait_for_slot(
                 wait_ms = wait.as_millis() as u64,
                 "queued for the send limit"
             );
+            // By kind of limit (`wecom:robot`, `dingtalk:robot`, `wecom:member`), not by
+            // member: that would be one series per person.
+            let kind: String = schedule.split(':').take(2).collect::<Vec<_>>().join(":");
+            let waiting = metrics::gauge!(SEND_QUEUE_WAITING, "limit" => kind);
+            waiting.increment(1.0);
             tokio::time::sleep(wait).await;
+            waiting.decrement(1.0);
             Ok(())
         }
         None => Err(OutboundError::Unavailable {

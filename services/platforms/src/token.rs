@@ -27,6 +27,9 @@ pub trait TokenSource: Send + Sync {
     async fn fetch(&self) -> Result<FetchedToken, OutboundError>;
 }
 
+/// Access-token fetches, by app and outcome.
+pub const TOKEN_REFRESHES_TOTAL: &str = "clawdbot_token_refreshes_total";
+
 /// How often a replica waiting for another's fetch looks again.
 const POLL: Duration = Duration::from_millis(25);
 
@@ -180,7 +183,12 @@ impl AccessTokens {
     }
 
     async fn fetch(&self, source: &dyn TokenSource) -> Result<String, OutboundError> {
-        let FetchedToken { token, expires_in } = source.fetch().await?;
+        let fetched = source.fetch().await;
+        let outcome = if fetched.is_ok() { "ok" } else { "failed" };
+        // `app` is `platform:account` (the key's middle), a small set.
+        metrics::counter!(TOKEN_REFRESHES_TOTAL, "app" => self.key.trim_start_matches("token:").to_string(), "outcome" => outcome)
+            .increment(1);
+        let FetchedToken { token, expires_in } = fetched?;
         let expires_in = expires_in.max(Duration::from_secs(1));
         let expires_at_ms = clawdbot_core::now_ms().max(0) as u64 + expires_in.as_millis() as u64;
         let raw = format!("{expires_at_ms}:{token}");
