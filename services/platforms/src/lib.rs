@@ -132,6 +132,49 @@ impl PlatformsConfig {
     }
 }
 
+/// Adds a problem naming `{path}.{key}` if `value` is outside `lo..=hi`.
+pub(crate) fn check_range(
+    problems: &mut Vec<String>,
+    path: &str,
+    key: &str,
+    value: u64,
+    lo: u64,
+    hi: u64,
+) {
+    if !(lo..=hi).contains(&value) {
+        problems.push(format!(
+            "`{path}.{key}` must be between {lo} and {hi}, got `{value}`"
+        ));
+    }
+}
+
+/// Adds a problem naming `{path}.id` if `id` cannot name an account (see [`valid_id`]).
+pub(crate) fn check_id(problems: &mut Vec<String>, path: &str, id: &str) {
+    if !valid_id(id) {
+        problems.push(format!(
+            "`{path}.id` must be letters, digits, `_` or `-`, got `{id}`"
+        ));
+    }
+}
+
+/// Adds the problems every HTTP-calling platform shares: the timeout and the attempts.
+pub(crate) fn check_http_settings(
+    problems: &mut Vec<String>,
+    path: &str,
+    timeout_secs: u64,
+    max_attempts: u32,
+) {
+    check_range(problems, path, "timeout_secs", timeout_secs, 1, 60);
+    check_range(
+        problems,
+        path,
+        "max_attempts",
+        u64::from(max_attempts),
+        1,
+        10,
+    );
+}
+
 /// Returns whether `id` can name an account (or a robot): letters, digits, `_` or `-`, so that
 /// it is safe in a route, a stream field and a Redis key.
 pub(crate) fn valid_id(id: &str) -> bool {

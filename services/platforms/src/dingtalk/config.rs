@@ -164,12 +164,7 @@ impl DingTalkConfig {
     /// Returns every problem with this app, each naming its key path under `path`.
     pub fn validate(&self, path: &str) -> Vec<String> {
         let mut problems = Vec::new();
-        if !crate::valid_id(&self.id) {
-            problems.push(format!(
-                "`{path}.id` must be letters, digits, `_` or `-`, got `{}`",
-                self.id
-            ));
-        }
+        crate::check_id(&mut problems, path, &self.id);
         for (key, value) in [("app_key", &self.app_key), ("app_secret", &self.app_secret)] {
             if value.trim().is_empty() {
                 problems.push(format!("`{path}.{key}` is empty"));
@@ -188,18 +183,7 @@ impl DingTalkConfig {
                 self.timestamp_window_secs
             ));
         }
-        if !(1..=60).contains(&self.timeout_secs) {
-            problems.push(format!(
-                "`{path}.timeout_secs` must be between 1 and 60, got `{}`",
-                self.timeout_secs
-            ));
-        }
-        if !(1..=10).contains(&self.max_attempts) {
-            problems.push(format!(
-                "`{path}.max_attempts` must be between 1 and 10, got `{}`",
-                self.max_attempts
-            ));
-        }
+        crate::check_http_settings(&mut problems, path, self.timeout_secs, self.max_attempts);
         problems.extend(self.robot_limit.validate(&format!("{path}.robot_limit")));
         let mut seen = std::collections::HashSet::new();
         for (index, robot) in self.group_robots.iter().enumerate() {

@@ -75,13 +75,7 @@ impl OneBotConfig {
     /// Returns every problem with this account, each naming its key path under `path`.
     pub fn validate(&self, path: &str) -> Vec<String> {
         let mut problems = Vec::new();
-        let id_ok = crate::valid_id(&self.id);
-        if !id_ok {
-            problems.push(format!(
-                "`{path}.id` must be letters, digits, `_` or `-`, got `{}`",
-                self.id
-            ));
-        }
+        crate::check_id(&mut problems, path, &self.id);
         if self.self_id <= 0 {
             problems.push(format!(
                 "`{path}.self_id` must be the bot's QQ number, got `{}`",
@@ -99,18 +93,7 @@ impl OneBotConfig {
                 self.api_root
             ));
         }
-        if !(1..=60).contains(&self.timeout_secs) {
-            problems.push(format!(
-                "`{path}.timeout_secs` must be between 1 and 60, got `{}`",
-                self.timeout_secs
-            ));
-        }
-        if !(1..=10).contains(&self.max_attempts) {
-            problems.push(format!(
-                "`{path}.max_attempts` must be between 1 and 10, got `{}`",
-                self.max_attempts
-            ));
-        }
+        crate::check_http_settings(&mut problems, path, self.timeout_secs, self.max_attempts);
         if !(1..=1024).contains(&self.max_in_flight) {
             problems.push(format!(
                 "`{path}.max_in_flight` must be between 1 and 1024, got `{}`",

@@ -117,12 +117,7 @@ impl QqConfig {
     /// Returns every problem with this bot, each naming its key path under `path`.
     pub fn validate(&self, path: &str) -> Vec<String> {
         let mut problems = Vec::new();
-        if !crate::valid_id(&self.id) {
-            problems.push(format!(
-                "`{path}.id` must be letters, digits, `_` or `-`, got `{}`",
-                self.id
-            ));
-        }
+        crate::check_id(&mut problems, path, &self.id);
         if self.app_id.trim().is_empty() || !self.app_id.bytes().all(|b| b.is_ascii_digit()) {
             problems.push(format!(
                 "`{path}.app_id` must be the bot's AppID (digits), got `{}`",
@@ -156,18 +151,7 @@ impl QqConfig {
                 self.replies.max_replies
             ));
         }
-        if !(1..=60).contains(&self.timeout_secs) {
-            problems.push(format!(
-                "`{path}.timeout_secs` must be between 1 and 60, got `{}`",
-                self.timeout_secs
-            ));
-        }
-        if !(1..=10).contains(&self.max_attempts) {
-            problems.push(format!(
-                "`{path}.max_attempts` must be between 1 and 10, got `{}`",
-                self.max_attempts
-            ));
-        }
+        crate::check_http_settings(&mut problems, path, self.timeout_secs, self.max_attempts);
         problems
     }
 }

@@ -97,12 +97,7 @@ impl WeComConfig {
     /// Returns every problem with this app, each naming its key path under `path`.
     pub fn validate(&self, path: &str) -> Vec<String> {
         let mut problems = Vec::new();
-        if !crate::valid_id(&self.id) {
-            problems.push(format!(
-                "`{path}.id` must be letters, digits, `_` or `-`, got `{}`",
-                self.id
-            ));
-        }
+        crate::check_id(&mut problems, path, &self.id);
         for (key, value) in [
             ("corp_id", &self.corp_id),
             ("secret", &self.secret),
@@ -129,18 +124,7 @@ impl WeComConfig {
                 self.api_base
             ));
         }
-        if !(1..=60).contains(&self.timeout_secs) {
-            problems.push(format!(
-                "`{path}.timeout_secs` must be between 1 and 60, got `{}`",
-                self.timeout_secs
-            ));
-        }
-        if !(1..=10).contains(&self.max_attempts) {
-            problems.push(format!(
-                "`{path}.max_attempts` must be between 1 and 10, got `{}`",
-                self.max_attempts
-            ));
-        }
+        crate::check_http_settings(&mut problems, path, self.timeout_secs, self.max_attempts);
         for (name, limit) in [
             ("member_limit", &self.member_limit),
             ("robot_limit", &self.robot_limit),

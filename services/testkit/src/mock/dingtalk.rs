@@ -219,17 +219,7 @@ impl MockDingTalk {
 
     /// Waits until at least `count` messages were accepted, or `timeout` passed; returns them.
     pub async fn wait_for(&self, count: usize, timeout: Duration) -> Vec<DingTalkSent> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.shared.notify.notified();
-            let sent = self.sent();
-            if sent.len() >= count {
-                return sent;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.sent();
-            }
-        }
+        super::wait_for_count(&self.shared.notify, count, timeout, || self.sent()).await
     }
 }
 

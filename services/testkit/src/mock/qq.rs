@@ -154,16 +154,7 @@ impl MockQq {
 
     /// Waits until at least `count` messages were accepted, or `timeout` passed.
     pub async fn wait_for(&self, count: usize, timeout: Duration) -> Vec<QqSent> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.shared.notify.notified();
-            if self.sent_count() >= count {
-                return self.sent();
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.sent();
-            }
-        }
+        super::wait_for_count(&self.shared.notify, count, timeout, || self.sent()).await
     }
 }
 
