@@ -24,7 +24,7 @@ pub use clawdbot_core::telemetry::SKILL_CALL_TARGET;
 
 /// This module's own target: its events are never recorded (no feedback loop).
 const OWN_TARGET: &str = "clawdbot::log_store";
-const DROPPED_TOTAL: &str = "clawdbot_log_records_dropped_total";
+use clawdbot_core::telemetry::LOG_RECORDS_DROPPED_TOTAL as DROPPED_TOTAL;
 /// Records waiting for the writer before new ones are dropped.
 const QUEUE: usize = 10_000;
 

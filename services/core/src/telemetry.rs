@@ -33,6 +33,15 @@ pub const DEAD_LETTERS_TOTAL: &str = "clawdbot_dead_letters_total";
 /// History rows written, by `direction`.
 pub const HISTORY_ROWS_TOTAL: &str = "clawdbot_history_rows_total";
 
+/// Access-token fetches by platform clients, by `app` and `outcome`.
+pub const TOKEN_REFRESHES_TOTAL: &str = "clawdbot_token_refreshes_total";
+/// Sends waiting for their rate-limit slot now, by kind of `limit` (the queue depth).
+pub const SEND_QUEUE_WAITING: &str = "clawdbot_send_queue_waiting";
+/// Replies refused by a platform's rules before any API call (QQ), by `platform`, `reason`.
+pub const QUOTA_REFUSALS_TOTAL: &str = "clawdbot_quota_refusals_total";
+/// Log records the store writer had to drop (the store fell behind or failed).
+pub const LOG_RECORDS_DROPPED_TOTAL: &str = "clawdbot_log_records_dropped_total";
+
 /// The tracing target of skill-call outcome events (recorded for `clawdbot log analyze`).
 pub const SKILL_CALL_TARGET: &str = "clawdbot::skill_call";
 

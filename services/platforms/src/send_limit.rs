@@ -10,9 +10,8 @@ use serde::Deserialize;
 
 use crate::OutboundError;
 
-/// Sends waiting for their slot right now, by kind of limit (the rate-limit queue depth).
-pub const SEND_QUEUE_WAITING: &str = "clawdbot_send_queue_waiting";
 use crate::token::shared_error;
+pub use clawdbot_core::telemetry::SEND_QUEUE_WAITING;
 
 /// A send limit: `count` per `window_secs`, with sends past it queued up to `max_wait_secs`.
 #[derive(Debug, Clone, Deserialize)]

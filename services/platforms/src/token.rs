@@ -27,8 +27,7 @@ pub trait TokenSource: Send + Sync {
     async fn fetch(&self) -> Result<FetchedToken, OutboundError>;
 }
 
-/// Access-token fetches, by app and outcome.
-pub const TOKEN_REFRESHES_TOTAL: &str = "clawdbot_token_refreshes_total";
+pub use clawdbot_core::telemetry::TOKEN_REFRESHES_TOTAL;
 
 /// How often a replica waiting for another's fetch looks again.
 const POLL: Duration = Duration::from_millis(25);

@@ -14,8 +14,7 @@ use super::QqConfig;
 use crate::token::{AccessTokens, FetchedToken, TokenSource, shared_error};
 use crate::{Delivered, Outbound, OutboundError};
 
-/// Counted when a reply is refused by QQ's rules before any API call.
-pub const QUOTA_REFUSALS_TOTAL: &str = "clawdbot_quota_refusals_total";
+pub use clawdbot_core::telemetry::QUOTA_REFUSALS_TOTAL;
 
 /// The outbound half of one QQ bot.
 pub struct QqOutbound {
