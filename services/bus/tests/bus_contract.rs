@@ -555,7 +555,7 @@ mod cases {
             "renewed past its first expiry"
         );
         let fences: Vec<u64> =
-            futures::future::join_all((0..5).map(|_| bus.increment("fence:a", short)))
+            futures::future::join_all((0..5).map(|_| bus.increment("fence:a", 1, short)))
                 .await
                 .into_iter()
                 .map(|n| n.expect("increment"))
@@ -569,7 +569,7 @@ mod cases {
         );
         tokio::time::sleep(short + Duration::from_millis(100)).await;
         assert_eq!(
-            bus.increment("fence:a", short).await.expect("increment"),
+            bus.increment("fence:a", 1, short).await.expect("increment"),
             1,
             "a counter starts over once it expired"
         );

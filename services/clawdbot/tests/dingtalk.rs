@@ -90,14 +90,24 @@ clawdbot_testkit::backend_suite!(Setup { cluster => Backend::Cluster, embedded =
 mod cases {
     use super::*;
 
-    async fn started(setup: Setup, extra: &str) -> (DingTalk, Ports, Clawdbot) {
+    /// `clawdbot up` with the app in `mode` (`app_extra` under the app, `extra` top-level).
+    async fn up(
+        setup: Setup,
+        mode: &str,
+        app_extra: &str,
+        extra: &str,
+    ) -> (DingTalk, Ports, Clawdbot) {
         let backend = setup.backend;
         drop(setup);
         let dingtalk = DingTalk::new(backend, MockDingTalkSettings::default()).await;
         let ports = Ports::new();
-        let config = dingtalk.config(&ports, "http", "", extra);
+        let config = dingtalk.config(&ports, mode, app_extra, extra);
         let bot = Clawdbot::start(&["up"], &config, &ports).await;
         (dingtalk, ports, bot)
+    }
+
+    async fn started(setup: Setup, extra: &str) -> (DingTalk, Ports, Clawdbot) {
+        up(setup, "http", "", extra).await
     }
 
     pub async fn a_group_message_is_answered_through_its_session_webhook_once(setup: Setup) {
@@ -205,11 +215,7 @@ mod cases {
         "  stream: { silence_secs: 1, backoff_min_ms: 50, backoff_max_ms: 500, lease_secs: 1.5 }\n";
 
     async fn streaming(setup: Setup) -> (DingTalk, Ports, Clawdbot) {
-        let backend = setup.backend;
-        drop(setup);
-        let dt = DingTalk::new(backend, MockDingTalkSettings::default()).await;
-        let ports = Ports::new();
-        let bot = Clawdbot::start(&["up"], &dt.config(&ports, "stream", STREAM, ""), &ports).await;
+        let (dt, ports, bot) = up(setup, "stream", STREAM, "").await;
         assert_eq!(
             dt.mock.gateway.wait_opened(1, WAIT).await,
             1,

@@ -49,10 +49,11 @@ pub trait SharedState: Send + Sync {
         ttl: Duration,
     ) -> Result<bool, SharedStateError>;
 
-    /// Adds one to the counter `key` and returns the new value (1 the first time); the
-    /// counter lives `ttl` from its first increment. Fencing tokens (each new lease holder gets
-    /// a higher number) and per-message reply sequence numbers (QQ's `msg_seq`).
-    async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, SharedStateError>;
+    /// Adds `by` to the counter `key` and returns the new value (`by` the first time), so the
+    /// caller owns the `by` numbers ending there; the counter lives `ttl` from its first
+    /// increment. Fencing tokens (each new lease holder gets a higher number) and per-message
+    /// reply sequence numbers (QQ's `msg_seq`, one per part of a reply, in one round trip).
+    async fn increment(&self, key: &str, by: u64, ttl: Duration) -> Result<u64, SharedStateError>;
 
     /// Reserves the next send slot of the schedule `key`, which allows `limit` sends in any
     /// `window`: returns how long to wait before sending (zero when there is room now), or

@@ -11,14 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clawdbot_bus::{Bus, Publish, Published};
+use clawdbot_bus::{Bus, Published};
 use clawdbot_core::Envelope;
 use clawdbot_core::shared::SharedState;
 use clawdbot_core::shutdown::Shutdown;
 use clawdbot_core::telemetry::{self, MESSAGES_IN_TOTAL};
 use clawdbot_platforms::EnvelopeSink;
 use clawdbot_platforms::dingtalk::{DingTalkConfig, stream::StreamClient};
-use prost::Message;
 
 use crate::publisher::Publisher;
 
@@ -34,24 +33,11 @@ struct PublisherSink {
 
 #[async_trait::async_trait]
 impl EnvelopeSink for PublisherSink {
-    async fn publish(&self, mut envelope: Envelope) -> Result<(), String> {
+    async fn publish(&self, envelope: Envelope) -> Result<(), String> {
         let span = tracing::info_span!("ingress", platform = %envelope.platform, bot_id = %envelope.bot_id, message_id = %envelope.message_id);
-        let _entered = span.enter();
-        let trace = telemetry::current_trace_context();
-        let dedupe_key = (!envelope.message_id.is_empty()).then(|| {
-            format!(
-                "{}:{}:{}",
-                envelope.platform, envelope.bot_id, envelope.message_id
-            )
-        });
+        let trace = span.in_scope(telemetry::current_trace_context);
         let platform = envelope.platform.clone();
-        envelope.trace = Some(trace.clone());
-        let item = Publish {
-            payload: envelope.encode_to_vec(),
-            traceparent: trace.traceparent,
-            dedupe_key,
-        };
-        drop(_entered);
+        let item = crate::publisher::item(envelope, &trace);
         match self.publisher.publish(item).await? {
             Published::Appended(_) => {
                 metrics::counter!(MESSAGES_IN_TOTAL, "platform" => platform).increment(1);
@@ -133,7 +119,7 @@ impl Holder {
         let fence = self
             .shared
             // Fences only need to grow while holders come and go; a year is plenty.
-            .increment(&self.fence_key, Duration::from_secs(365 * 24 * 3600))
+            .increment(&self.fence_key, 1, Duration::from_secs(365 * 24 * 3600))
             .await
             .unwrap_or_default();
         let me = format!("{}#{fence}", self.holder);

@@ -6,11 +6,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use clawdbot_bus::{Publish, Published};
+use clawdbot_bus::Published;
 use clawdbot_core::proto::TraceContext;
 use clawdbot_core::telemetry::{self, INGRESS_REQUESTS_TOTAL, MESSAGES_IN_TOTAL};
 use clawdbot_platforms::{Inbound, Inbox, WebhookRequest};
-use prost::Message;
 use tracing::Instrument;
 
 use crate::IngressState;
@@ -160,20 +159,9 @@ async fn publish(
 ) -> Response {
     let trace = telemetry::current_trace_context();
     let mut outcomes = Vec::with_capacity(envelopes.len());
-    for mut envelope in envelopes {
+    for envelope in envelopes {
         tracing::Span::current().record("message_id", envelope.message_id.as_str());
-        let dedupe_key = (!envelope.message_id.is_empty()).then(|| {
-            format!(
-                "{}:{}:{}",
-                envelope.platform, envelope.bot_id, envelope.message_id
-            )
-        });
-        envelope.trace = Some(trace.clone());
-        let item = Publish {
-            payload: envelope.encode_to_vec(),
-            traceparent: trace.traceparent.clone(),
-            dedupe_key,
-        };
+        let item = crate::publisher::item(envelope, &trace);
         outcomes.push(state.publisher.publish(item).await);
     }
     let mut duplicates = 0;

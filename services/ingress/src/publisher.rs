@@ -20,6 +20,27 @@ const QUEUE: usize = 16_384;
 
 type Job = (Publish, oneshot::Sender<Result<Published, String>>);
 
+/// The stream item for `envelope`, stamped with `trace`: deduplicated by
+/// `platform:bot_id:message_id` when the platform gave the message an id.
+pub(crate) fn item(
+    mut envelope: clawdbot_core::Envelope,
+    trace: &clawdbot_core::proto::TraceContext,
+) -> Publish {
+    use prost::Message;
+    let dedupe_key = (!envelope.message_id.is_empty()).then(|| {
+        format!(
+            "{}:{}:{}",
+            envelope.platform, envelope.bot_id, envelope.message_id
+        )
+    });
+    envelope.trace = Some(trace.clone());
+    Publish {
+        payload: envelope.encode_to_vec(),
+        traceparent: trace.traceparent.clone(),
+        dedupe_key,
+    }
+}
+
 /// Handle to the publisher loops.
 #[derive(Clone)]
 pub struct Publisher {

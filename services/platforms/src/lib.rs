@@ -132,6 +132,19 @@ impl PlatformsConfig {
     }
 }
 
+/// Percent-encodes `text` for a query string: everything but RFC 3986's unreserved characters
+/// (what platforms expect of base64 signatures, tickets and `echostr`).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// Adds a problem naming `{path}.{key}` if `value` is outside `lo..=hi`.
 pub(crate) fn check_range(
     problems: &mut Vec<String>,

@@ -105,7 +105,7 @@ impl SharedState for MemoryBus {
         Ok(true)
     }
 
-    async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, SharedStateError> {
+    async fn increment(&self, key: &str, by: u64, ttl: Duration) -> Result<u64, SharedStateError> {
         let now = Instant::now();
         let mut maps = lock(&self.inner.shared);
         if maps.counters.len() > 100_000 {
@@ -118,7 +118,7 @@ impl SharedState for MemoryBus {
         if entry.1 <= now {
             *entry = (0, now + ttl);
         }
-        entry.0 += 1;
+        entry.0 += by.max(1);
         Ok(entry.0)
     }
 

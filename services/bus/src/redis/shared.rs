@@ -91,13 +91,14 @@ impl SharedState for RedisBus {
         Ok(renewed == 1)
     }
 
-    async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, SharedStateError> {
+    async fn increment(&self, key: &str, by: u64, ttl: Duration) -> Result<u64, SharedStateError> {
         let key = self.keys.shared_value(key);
         let cmd = self
             .scripts
             .increment
             .evalsha(&[&key])
             .arg(ttl_ms(ttl))
+            .arg(by.max(1))
             .clone();
         scripts::run_script(&self.scripts, &mut self.conn.clone(), "increment", &cmd)
             .await

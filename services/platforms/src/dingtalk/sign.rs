@@ -24,15 +24,7 @@ pub fn verify(secret: &str, timestamp_ms: &str, given: &str) -> bool {
 
 /// Percent-encodes a base64 signature for a query string (`+`, `/`, `=`).
 pub fn url_encode(signature: &str) -> String {
-    signature
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
+    crate::percent_encode(signature)
 }
 
 fn mac(secret: &str, timestamp_ms: &str) -> Hmac<Sha256> {

@@ -129,7 +129,7 @@ impl StreamClient {
         };
         Ok(format!(
             "{endpoint}?ticket={}",
-            super::sign::url_encode(ticket)
+            crate::percent_encode(ticket)
         ))
     }
 

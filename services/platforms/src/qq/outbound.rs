@@ -139,24 +139,23 @@ impl QqOutbound {
                 &context.msg_id
             }
         );
-        let mut seqs = Vec::with_capacity(parts);
-        for _ in 0..parts {
-            let seq = self
-                .shared
-                .increment(&key, Duration::from_secs(window + 600))
-                .await
-                .map_err(shared_error)?;
-            if seq > rules.max_replies {
-                return Err(self.refuse(
-                    "count",
-                    format!(
-                        "QQ allows {} replies per message; this would be reply {seq}",
-                        rules.max_replies
-                    ),
-                ));
-            }
-            seqs.push(seq);
+        // One round trip reserves a number for every part of the reply.
+        let parts = parts as u64;
+        let last = self
+            .shared
+            .increment(&key, parts, Duration::from_secs(window + 600))
+            .await
+            .map_err(shared_error)?;
+        if last > rules.max_replies {
+            return Err(self.refuse(
+                "count",
+                format!(
+                    "QQ allows {} replies per message; this would be reply {last}",
+                    rules.max_replies
+                ),
+            ));
         }
+        let seqs: Vec<u64> = (last + 1 - parts..=last).collect();
         Ok(seqs)
     }
 

@@ -152,12 +152,7 @@ impl MockDingTalk {
             next_id: AtomicU64::new(0),
             notify: Notify::new(),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|error| panic!("mock dingtalk bind: {error}"));
-        let address = listener
-            .local_addr()
-            .unwrap_or_else(|error| panic!("mock dingtalk address: {error}"));
+        let (listener, address) = super::bind("127.0.0.1:0", "dingtalk").await;
         let gateway = StreamGateway::new(
             address,
             shared.settings.app_key.clone(),
@@ -171,11 +166,7 @@ impl MockDingTalk {
             .route("/robot/send", post(robot_send))
             .with_state(shared.clone())
             .merge(gateway.router());
-        let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                eprintln!("mock dingtalk stopped: {error}");
-            }
-        });
+        let server = super::serve(listener, app, "dingtalk");
         Self {
             address,
             shared,
@@ -387,25 +378,16 @@ async fn robot_send(
     let Some(Json(body)) = body else {
         return oapi_error(400_001, "invalid json");
     };
-    let over = {
+    let over_limit = {
         let mut inner = shared.lock();
-        let now = Instant::now();
-        let window = shared.settings.robot_window;
         let sends = inner.robot_sends.entry(token.clone()).or_default();
-        while sends
-            .front()
-            .is_some_and(|at| now.duration_since(*at) >= window)
-        {
-            sends.pop_front();
-        }
-        if sends.len() >= shared.settings.robot_limit {
-            true
-        } else {
-            sends.push_back(now);
-            false
-        }
+        !super::admit(
+            sends,
+            shared.settings.robot_limit,
+            shared.settings.robot_window,
+        )
     };
-    if over {
+    if over_limit {
         shared.refuse(path, "130101");
         return oapi_error(130_101, "send too fast, exceed 20 times per minute");
     }

@@ -92,20 +92,11 @@ impl MockOneBot {
             access_token: access_token.map(str::to_string),
             ..Default::default()
         });
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .unwrap_or_else(|error| panic!("mock onebot bind {address}: {error}"));
-        let address = listener
-            .local_addr()
-            .unwrap_or_else(|error| panic!("mock onebot address: {error}"));
+        let (listener, address) = super::bind(address, "onebot").await;
         let app = axum::Router::new()
             .route("/{action}", post(call))
             .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                eprintln!("mock onebot stopped: {error}");
-            }
-        });
+        let server = super::serve(listener, app, "onebot");
         Self {
             address,
             shared,

@@ -97,23 +97,14 @@ impl MockQq {
             next_id: AtomicU64::new(0),
             notify: Notify::new(),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("mock qq bind: {e}"));
-        let address = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("mock qq address: {e}"));
+        let (listener, address) = super::bind("127.0.0.1:0", "qq").await;
         let app = axum::Router::new()
             .route("/app/getAppAccessToken", post(access_token))
-            .route("/v2/{kind}/{target}/messages", post(v2_message))
-            .route("/{kind}/{target}/messages", post(guild_message))
+            .route("/v2/{kind}/{target}/messages", post(message))
+            .route("/{kind}/{target}/messages", post(message))
             .route("/v2/{kind}/{target}/files", post(files))
             .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                eprintln!("mock qq stopped: {error}");
-            }
-        });
+        let server = super::serve(listener, app, "qq");
         Self {
             address,
             shared,
@@ -234,9 +225,11 @@ fn accept(shared: &Shared, target: String, body: Value) -> Response {
         .into_response()
 }
 
-async fn v2_message(
+/// The message endpoints: `/v2/groups|users/{id}/messages` and `/channels|dms/{id}/messages`.
+async fn message(
     State(shared): State<Arc<Shared>>,
     Path((kind, target)): Path<(String, String)>,
+    matched: axum::extract::MatchedPath,
     headers: HeaderMap,
     body: Option<Json<Value>>,
 ) -> Response {
@@ -246,7 +239,14 @@ async fn v2_message(
     let Some(Json(body)) = body else {
         return error(&shared, StatusCode::BAD_REQUEST, 40_034_001, "invalid body");
     };
-    if !matches!(kind.as_str(), "groups" | "users") {
+    // Groups and users are v2 endpoints; guild channels and DMs are not.
+    let v2 = matched.as_str().starts_with("/v2/");
+    let known = match kind.as_str() {
+        "groups" | "users" => v2,
+        "channels" | "dms" => !v2,
+        _ => false,
+    };
+    if !known {
         return error(&shared, StatusCode::NOT_FOUND, 404, "no such endpoint");
     }
     if body["msg_type"] == 7
@@ -260,24 +260,6 @@ async fn v2_message(
             40_034_002,
             "media without file_info",
         );
-    }
-    accept(&shared, format!("{kind}/{target}"), body)
-}
-
-async fn guild_message(
-    State(shared): State<Arc<Shared>>,
-    Path((kind, target)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Option<Json<Value>>,
-) -> Response {
-    if !authorized(&shared, &headers) {
-        return error(&shared, StatusCode::UNAUTHORIZED, 11_244, "token invalid");
-    }
-    let Some(Json(body)) = body else {
-        return error(&shared, StatusCode::BAD_REQUEST, 40_034_001, "invalid body");
-    };
-    if !matches!(kind.as_str(), "channels" | "dms") {
-        return error(&shared, StatusCode::NOT_FOUND, 404, "no such endpoint");
     }
     accept(&shared, format!("{kind}/{target}"), body)
 }

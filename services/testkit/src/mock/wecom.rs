@@ -138,12 +138,7 @@ impl MockWeCom {
             next_id: AtomicU64::new(0),
             notify: Notify::new(),
         });
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .unwrap_or_else(|error| panic!("mock wecom bind {address}: {error}"));
-        let address = listener
-            .local_addr()
-            .unwrap_or_else(|error| panic!("mock wecom address: {error}"));
+        let (listener, address) = super::bind(address, "wecom").await;
         let app = axum::Router::new()
             .route("/cgi-bin/gettoken", get(gettoken))
             .route("/cgi-bin/message/send", post(message_send))
@@ -151,11 +146,7 @@ impl MockWeCom {
             .route("/cgi-bin/webhook/send", post(webhook_send))
             .route("/cgi-bin/webhook/upload_media", post(webhook_upload))
             .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                eprintln!("mock wecom stopped: {error}");
-            }
-        });
+        let server = super::serve(listener, app, "wecom");
         Self {
             address,
             shared,
@@ -400,21 +391,12 @@ async fn webhook_send(
     }
     let over_limit = {
         let mut inner = shared.lock();
-        let now = Instant::now();
-        let window = shared.settings.robot_window;
         let sends = inner.robot_sends.entry(key.clone()).or_default();
-        while sends
-            .front()
-            .is_some_and(|at| now.duration_since(*at) >= window)
-        {
-            sends.pop_front();
-        }
-        if sends.len() >= shared.settings.robot_limit {
-            true
-        } else {
-            sends.push_back(now);
-            false
-        }
+        !super::admit(
+            sends,
+            shared.settings.robot_limit,
+            shared.settings.robot_window,
+        )
     };
     if over_limit {
         return refuse(&shared, path, 45009, "api freq out of limit");
@@ -481,7 +463,10 @@ impl WeComCallbacks {
         let encrypt = self.crypto.encrypt(echo, &self.corp_id, rand16());
         let query = self.signed_query(&encrypt);
         Callback {
-            query: format!("{query}&echostr={}", percent_encode(&encrypt)),
+            query: format!(
+                "{query}&echostr={}",
+                clawdbot_platforms::percent_encode(&encrypt)
+            ),
             body: String::new(),
         }
     }
@@ -515,15 +500,4 @@ fn rand16() -> [u8; 16] {
 
 fn rand_nonce() -> String {
     (uuid::Uuid::new_v4().as_u128() % 1_000_000_000).to_string()
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
