@@ -4,11 +4,14 @@
 //! implements it for the cluster and [`sqlite::SqliteStore`] for the embedded mode, with the
 //! same rows and the same contract. Migrations live in `migrations/` and run at start and by `clawdbot migrate`.
 
+pub mod keyring;
 mod logs;
 pub mod postgres;
+mod secrets;
 pub mod sqlite;
 
 pub use logs::{LogGroup, LogQuery, LogRecord, LogSummary, like_pattern};
+pub use secrets::{SecretRecord, kind as secret_kind};
 
 use time::OffsetDateTime;
 
@@ -258,6 +261,43 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// The database is unreachable.
     async fn purge_logs(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Writes a sealed secret, replacing one of the same name.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn put_secret(&self, record: &SecretRecord) -> Result<(), StoreError>;
+
+    /// Returns every sealed secret, by name.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn secrets(&self) -> Result<Vec<SecretRecord>, StoreError>;
+
+    /// Replaces a secret's sealed value and key id only if it still holds `expected`, so that a
+    /// rotation never overwrites a value changed meanwhile. Returns whether it replaced it.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn reseal_secret(
+        &self,
+        name: &str,
+        expected: &[u8],
+        key_id: &str,
+        sealed: &[u8],
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a secret; returns whether it existed.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn delete_secret(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Deletes secrets whose `expires_at` is at or before `now`; returns how many.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn purge_expired_secrets(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 /// Folds (skill, latency) rows into per-skill activity, busiest first.

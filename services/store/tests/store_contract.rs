@@ -38,6 +38,7 @@ clawdbot_testkit::store_suite!(cases;
     loaded_skills_are_registered_and_replaced_by_name,
     audit_records_are_kept_newest_first_and_purged_by_retention,
     log_records_are_filtered_newest_first_summarized_and_purged,
+    sealed_secrets_round_trip_reseal_only_if_unchanged_and_expire,
 );
 
 mod cases {
@@ -313,6 +314,82 @@ mod cases {
         assert_eq!(actions, vec!["skill.load", "skill.enable"], "newest first");
     }
 
+    pub async fn sealed_secrets_round_trip_reseal_only_if_unchanged_and_expire(fixture: TestStore) {
+        use clawdbot_store::SecretRecord;
+        let secret = |name: &str, sealed: &[u8], expires| SecretRecord {
+            name: name.into(),
+            kind: clawdbot_store::secret_kind::API_KEY.into(),
+            scope: "notify".into(),
+            key_id: "aaaa0000".into(),
+            sealed: sealed.to_vec(),
+            created_at: datetime!(2026-11-25 08:00 UTC),
+            expires_at: expires,
+        };
+        let store = &fixture.store;
+        store
+            .put_secret(&secret("notify/hr", b"v1", None))
+            .await
+            .expect("put");
+        let old = secret(
+            "notify/hr@old",
+            b"v0",
+            Some(datetime!(2026-11-26 08:00 UTC)),
+        );
+        store.put_secret(&old).await.expect("put");
+        let all = store.secrets().await.expect("read");
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1], old, "bytes and both times read back as written");
+
+        // A reseal against a stale value changes nothing; against the current one it applies.
+        assert!(
+            !store
+                .reseal_secret("notify/hr", b"stale", "bbbb1111", b"v2")
+                .await
+                .expect("cas")
+        );
+        assert!(
+            store
+                .reseal_secret("notify/hr", b"v1", "bbbb1111", b"v2")
+                .await
+                .expect("cas")
+        );
+        let hr = store.secrets().await.expect("read").remove(0);
+        assert_eq!(
+            (hr.key_id.as_str(), hr.sealed.as_slice()),
+            ("bbbb1111", b"v2".as_slice())
+        );
+
+        // Replacing by name keeps one row.
+        store
+            .put_secret(&secret("notify/hr", b"v3", None))
+            .await
+            .expect("replace");
+        assert_eq!(store.secrets().await.expect("read").len(), 2);
+
+        assert_eq!(
+            store
+                .purge_expired_secrets(datetime!(2026-11-26 07:59 UTC))
+                .await
+                .expect("purge"),
+            0
+        );
+        assert_eq!(
+            store
+                .purge_expired_secrets(datetime!(2026-11-26 08:00 UTC))
+                .await
+                .expect("purge"),
+            1
+        );
+        assert!(store.delete_secret("notify/hr").await.expect("delete"));
+        assert!(
+            !store
+                .delete_secret("notify/hr")
+                .await
+                .expect("delete twice")
+        );
+        assert!(store.secrets().await.expect("read").is_empty());
+    }
+
     pub async fn skill_switches_persist_and_the_last_one_wins(fixture: TestStore) {
         assert!(
             fixture
@@ -383,7 +460,7 @@ async fn postgres_migrations_run_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
 }
 
 #[tokio::test]

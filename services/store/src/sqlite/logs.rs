@@ -3,13 +3,8 @@
 use rusqlite::params;
 use time::OffsetDateTime;
 
-use super::{SqliteStore, millis, sqlite_error};
+use super::{SqliteStore, from_millis, millis, sqlite_error};
 use crate::{LogGroup, LogQuery, LogRecord, LogSummary, StoreError, like_pattern};
-
-fn from_millis(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
 
 impl SqliteStore {
     pub(super) async fn insert_logs(&self, records: &[LogRecord]) -> Result<(), StoreError> {

@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 mod logs;
+mod secrets;
 
 use crate::{Direction, HistoryRecord, Store, StoreError};
 
@@ -21,6 +22,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("skill_registry.sql")),
     (4, include_str!("audit.sql")),
     (5, include_str!("logs.sql")),
+    (6, include_str!("secrets.sql")),
 ];
 
 /// The history store in one SQLite file.
@@ -133,6 +135,11 @@ ORDER BY created_at, direction";
 
 fn millis(at: OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[async_trait::async_trait]
@@ -440,5 +447,32 @@ impl Store for SqliteStore {
 
     async fn purge_logs(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.delete_logs(before).await
+    }
+
+    async fn put_secret(&self, record: &crate::SecretRecord) -> Result<(), StoreError> {
+        self.upsert_secret(record).await
+    }
+
+    async fn secrets(&self) -> Result<Vec<crate::SecretRecord>, StoreError> {
+        self.select_secrets().await
+    }
+
+    async fn reseal_secret(
+        &self,
+        name: &str,
+        expected: &[u8],
+        key_id: &str,
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.compare_and_reseal(name, expected, key_id, sealed)
+            .await
+    }
+
+    async fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {
+        self.remove_secret(name).await
+    }
+
+    async fn purge_expired_secrets(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
+        self.remove_expired_secrets(now).await
     }
 }
