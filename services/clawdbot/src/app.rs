@@ -53,7 +53,11 @@ struct Roles {
     all: bool,
 }
 
-pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+pub async fn run(
+    cli: Cli,
+    config: Config,
+    config_env: clawdbot_config::ConfigEnv,
+) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let (roles, platform) = match &cli.command {
         Command::Up(_) => (
@@ -92,6 +96,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Admin(command) => return crate::admin_cli::run(command, &config).await,
         Command::Log(command) => return crate::log_cli::run(command, &config).await,
         Command::Skill(command) => return crate::skill_cli::run(command, &config).await,
+        Command::Security(command) => return crate::security_cli::run(command, &config).await,
         Command::Config(_) => return Ok(()),
     };
     let core = &config.core;
@@ -133,6 +138,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             .sandbox_enabled(roles.all && listens_on_loopback(&core.ingress.listen)),
         sandbox_sink: Some(Arc::new(BusSandboxSink(bus.clone()))),
         shared: Some(bus.clone()),
+        issued_keys: clawdbot_platforms::IssuedKeys::default(),
     };
 
     // Ingress and egress on their own record their warnings in the store too, when there is
@@ -197,10 +203,20 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Command::Worker(role) => role.pool.clone(),
             _ => None,
         };
-        let places = Places { config_path, pool };
+        let places = Places {
+            config_path,
+            config_env: config_env.clone(),
+            pool,
+        };
         store_path = start_worker(&config, places, bus.clone(), egress, &shutdown, &tail).await?;
     }
     if let Some(listener) = ingress_listener {
+        let serves_notify = platform.as_deref().is_none_or(|p| {
+            clawdbot_platforms::platform_of_config_key(p) == clawdbot_platforms::notify::NAME
+        });
+        if let Some(notify) = config.platforms.notify.as_ref().filter(|_| serves_notify) {
+            watch_issued_keys(&config, notify, &services, &shutdown).await?;
+        }
         let mut inbounds = clawdbot_platforms::build_inbounds(&config.platforms, &services);
         if let Some(platform) = &platform {
             // A platform is named by its name (`wecom`), its route (`wechat`) or its config
@@ -315,6 +331,8 @@ fn browsable(listen: &str) -> String {
 /// Where a worker's rules come from and which pool it serves.
 struct Places {
     config_path: Option<std::path::PathBuf>,
+    /// What the config's `${...}` were read from, for reloads.
+    config_env: clawdbot_config::ConfigEnv,
     /// A pool of `worker.pools`; `None` is the default pool.
     pool: Option<String>,
 }
@@ -415,6 +433,7 @@ async fn start_worker(
     if let Some(path) = places.config_path {
         tail.spawn(policy_sync::watch_config(
             path,
+            places.config_env,
             known,
             policy,
             CONFIG_POLL,
@@ -481,6 +500,35 @@ async fn connect_bus(config: &Config, roles: Roles) -> anyhow::Result<Arc<dyn Bu
             )
         })?;
     Ok(Arc::new(bus))
+}
+
+/// Keeps the notify inbound's issued API keys current from the store, when a master key is set
+/// to open them; without one only the config's `notify.api_keys` are accepted.
+async fn watch_issued_keys(
+    config: &Config,
+    notify: &clawdbot_platforms::notify::NotifyConfig,
+    services: &PlatformServices,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    use clawdbot_store::keyring::{Keyring, KeyringError};
+    match Keyring::from_env() {
+        Ok(keys) => {
+            let (store, _) = connect_store(config).await?;
+            let vault = crate::vault::Vault::new(store, keys);
+            crate::vault::refresh_issued_keys(vault, services.issued_keys.clone(), shutdown);
+            Ok(())
+        }
+        Err(KeyringError::NoMasterKey { variable }) if !notify.api_keys.is_empty() => {
+            tracing::info!(
+                "notify accepts only `notify.api_keys`: `{variable}` is unset, so keys issued with `clawdbot security issue-key` cannot be read"
+            );
+            Ok(())
+        }
+        Err(error @ KeyringError::NoMasterKey { .. }) => Err(anyhow::anyhow!(error)).context(
+            "`notify` has no `api_keys` of its own, so its keys are the issued ones, sealed in the store",
+        ),
+        Err(error) => Err(anyhow::anyhow!(error)),
+    }
 }
 
 /// Opens the configured store; returns it and a description of where it is.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use clawdbot_config::{Config, ConfigError, ProcessEnv};
+use clawdbot_config::{Config, ConfigError, Env};
 
 /// clawdbot: one message model for WeCom, DingTalk, QQ and OneBot bots.
 #[derive(Debug, Parser)]
@@ -54,6 +54,55 @@ pub enum Command {
     /// Skills on a running cluster: list them, switch them on or off everywhere.
     #[command(subcommand)]
     Skill(SkillCommand),
+    /// Credentials the cluster keeps itself (issued API keys, `${secret:NAME}` values), sealed
+    /// in the store with AES-256-GCM under `CLAWDBOT_MASTER_KEY`.
+    #[command(subcommand)]
+    Security(SecurityCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecurityCommand {
+    /// Prints a new random master key (base64) for `CLAWDBOT_MASTER_KEY`.
+    Keygen,
+    /// Stores the value piped on stdin as secret NAME, for the config's `${secret:NAME}`.
+    Set {
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Issues an API key for SCOPE (`notify`) and prints it once.
+    IssueKey {
+        scope: String,
+        /// Its label (the secret is `SCOPE/NAME`); random when absent.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Lists the secrets (never their values): kind, scope, master key id, created, expires.
+    List(ConfigArg),
+    /// Deletes a secret or an issued API key.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// `--master`: re-seals every secret under `CLAWDBOT_MASTER_KEY` (old keys are read from
+    /// `CLAWDBOT_MASTER_KEYS_PREVIOUS`); `--api-keys`: issues a successor for every API key,
+    /// the old one valid for `--grace`; `--all`: both.
+    RotateKeys {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        master: bool,
+        #[arg(long)]
+        api_keys: bool,
+        /// How long a rotated-out API key stays valid (`0s`: revoked at once).
+        #[arg(long, default_value = "24h")]
+        grace: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +264,7 @@ impl Command {
             Command::Log(_) => "log",
             Command::Skill(_) => "skill",
             Command::Config(_) => "config",
+            Command::Security(_) => "security",
         }
     }
 
@@ -237,20 +287,30 @@ impl Command {
             | Command::Skill(SkillCommand::Disable { config: arg, .. }) => arg.config.as_ref(),
             Command::Log(LogCommand::Show { config: arg, .. })
             | Command::Log(LogCommand::Analyze { config: arg, .. }) => arg.config.as_ref(),
+            Command::Security(
+                SecurityCommand::Set { config: arg, .. }
+                | SecurityCommand::IssueKey { config: arg, .. }
+                | SecurityCommand::List(arg)
+                | SecurityCommand::Revoke { config: arg, .. }
+                | SecurityCommand::RotateKeys { config: arg, .. },
+            ) => arg.config.as_ref(),
             Command::Config(ConfigCommand::Check { path }) => Some(path),
-            Command::Skill(SkillCommand::Build { .. }) | Command::Probe { .. } => None,
+            Command::Skill(SkillCommand::Build { .. })
+            | Command::Probe { .. }
+            | Command::Security(SecurityCommand::Keygen) => None,
         }
     }
 }
 
 impl Cli {
-    /// Loads the config named on the command line, with the overrides applied.
+    /// Loads the config named on the command line, with the overrides applied; `${...}` are
+    /// read from `env`.
     ///
     /// # Errors
     /// Every problem in the config.
-    pub fn load_config(&self) -> Result<Config, ConfigError> {
+    pub fn load_config(&self, env: &dyn Env) -> Result<Config, ConfigError> {
         let mut config = match self.command.config_path() {
-            Some(path) => Config::load(path, &ProcessEnv)?,
+            Some(path) => Config::load(path, env)?,
             None if matches!(
                 self.command,
                 Command::Up(_)
@@ -258,6 +318,7 @@ impl Cli {
                     | Command::Probe { .. }
                     | Command::Admin(_)
                     | Command::Log(_)
+                    | Command::Security(_)
             ) =>
             {
                 Config::embedded()

@@ -40,7 +40,7 @@ fn levels(level: &str) -> anyhow::Result<Vec<String>> {
     Ok(levels.iter().map(|l| l.to_string()).collect())
 }
 
-fn format_at(at: OffsetDateTime) -> String {
+pub(crate) fn format_at(at: OffsetDateTime) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     at.format(format).unwrap_or_default()
 }

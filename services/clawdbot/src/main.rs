@@ -4,13 +4,16 @@
 mod admin_cli;
 mod app;
 mod cli;
+mod config_secrets;
 mod internal_tls;
 mod log_cli;
 mod log_store;
 mod metrics_server;
+mod security_cli;
 mod skill_cli;
 mod status;
 mod telemetry;
+mod vault;
 
 use std::process::ExitCode;
 
@@ -24,7 +27,22 @@ const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let config = match cli.load_config() {
+    let config_env = match &cli.command {
+        cli::Command::Security(_) => Ok(clawdbot_config::ConfigEnv::default()),
+        command => config_secrets::open(command.config_path()),
+    };
+    let config_env = match config_env {
+        Ok(env) => env,
+        Err(error) => {
+            eprintln!("invalid config:\n{error:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let loaded = match &cli.command {
+        cli::Command::Security(_) => config_secrets::unresolved(cli.command.config_path()),
+        _ => cli.load_config(&config_env),
+    };
+    let config = match loaded {
         Ok(config) => config,
         Err(error) => {
             eprintln!("invalid config:\n{error}");
@@ -48,7 +66,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let _telemetry = telemetry::init(&config.core.telemetry, cli.command.role_name())?;
-        app::run(cli, config).await
+        app::run(cli, config, config_env).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

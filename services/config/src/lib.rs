@@ -16,8 +16,8 @@ mod load;
 mod sections;
 mod skills;
 
-pub use env::{Env, ProcessEnv};
-pub use load::load_value;
+pub use env::{ConfigEnv, Env, ProcessEnv, SECRET_PREFIX};
+pub use load::{load_secret_references, load_value};
 pub use sections::*;
 pub use skills::{IdList, OnRateLimit, PermissionsConfig, RateLimit, SkillSettings};
 

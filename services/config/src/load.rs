@@ -51,6 +51,23 @@ pub fn load_value(path: &Path, env: &dyn Env) -> Result<Value, ConfigError> {
     }
 }
 
+/// Reads the config at `path` with every `${secret:NAME}` left empty; returns that tree and
+/// the secret names it refers to (empty when it refers to none).
+///
+/// # Errors
+/// As [`load_value`], for anything but the secrets.
+pub fn load_secret_references(
+    path: &Path,
+) -> Result<(Value, std::collections::BTreeSet<String>), ConfigError> {
+    let recorder = crate::env::SecretRecorder::default();
+    let value = load_value(path, &recorder)?;
+    let names = recorder
+        .names
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok((value, names))
+}
+
 fn read_yaml(file: &Path) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|error| {
         ConfigError::one(format!("cannot read config `{}`: {error}", file.display()))
@@ -82,9 +99,12 @@ fn substitute(value: &mut Value, path: &str, env: &dyn Env, problems: &mut Vec<S
     match value {
         Value::String(text) if text.contains("${") => match expand(text, env) {
             Ok(expanded) => *value = Value::String(expanded),
-            Err(name) => problems.push(format!(
-                "`{path}`: environment variable `{name}` is not set"
-            )),
+            Err(name) => problems.push(match name.strip_prefix(crate::env::SECRET_PREFIX) {
+                Some(secret) => format!(
+                    "`{path}`: secret `{secret}` is not in the store (`clawdbot security set {secret}` stores it)"
+                ),
+                None => format!("`{path}`: environment variable `{name}` is not set"),
+            }),
         },
         Value::Object(map) => {
             for (key, child) in map.iter_mut() {

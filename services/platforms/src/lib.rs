@@ -11,6 +11,7 @@
 
 pub mod alertmanager;
 pub mod dingtalk;
+mod issued_keys;
 pub mod notify;
 mod one_or_many;
 pub mod onebot;
@@ -23,6 +24,7 @@ pub mod wecom;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use issued_keys::IssuedKeys;
 pub use one_or_many::OneOrMany;
 
 use clawdbot_core::proto::{Envelope, Reply};
@@ -401,6 +403,8 @@ pub struct PlatformServices {
     /// State shared by the replicas (tokens, media ids, send schedules): the bus. Platforms
     /// with tokens or send limits (WeCom) need it.
     pub shared: Option<Arc<dyn clawdbot_core::shared::SharedState>>,
+    /// API keys issued from the store (`clawdbot security issue-key`), refreshed by the ingress.
+    pub issued_keys: IssuedKeys,
 }
 
 /// Builds the inbound half of every configured account.
@@ -434,7 +438,10 @@ pub fn build_inbounds(
         inbounds.push(Arc::new(sandbox::SandboxInbound::new(sandbox.clone())));
     }
     if let Some(notify) = &config.notify {
-        inbounds.push(Arc::new(notify::NotifyInbound::new(notify.clone())));
+        inbounds.push(Arc::new(notify::NotifyInbound::new(
+            notify.clone(),
+            services.issued_keys.clone(),
+        )));
     }
     if let Some(alerts) = &config.alertmanager {
         inbounds.push(Arc::new(alertmanager::AlertmanagerInbound::new(

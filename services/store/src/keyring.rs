@@ -288,7 +288,10 @@ mod tests {
         let old = ring(1, &[]);
         let sealed = old.seal("token", b"t");
         let old_id = old.current().id().to_string();
-        assert_eq!(ring(2, &[1]).open("token", &old_id, &sealed).expect("ok"), b"t");
+        assert_eq!(
+            ring(2, &[1]).open("token", &old_id, &sealed).expect("ok"),
+            b"t"
+        );
         assert_eq!(
             ring(2, &[]).open("token", &old_id, &sealed),
             Err(KeyringError::UnknownKey {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use clawdbot_config::{Config, ProcessEnv, SkillSettings};
+use clawdbot_config::{Config, ConfigEnv, SkillSettings};
 use clawdbot_core::shutdown::Shutdown;
 use clawdbot_core::telemetry;
 use clawdbot_store::Store;
@@ -47,9 +47,10 @@ fn modified(path: &Path) -> Option<SystemTime> {
 
 /// Reloads the rules when the config at `path` changes (checked every `every`). A config
 /// that does not load, or names unknown skills, is rejected whole with its problems logged,
-/// and the rules in force stay.
+/// and the rules in force stay. `env` answers `${VAR}` and the `${secret:NAME}`s opened at start.
 pub async fn watch_config(
     path: PathBuf,
+    env: ConfigEnv,
     known: Vec<String>,
     handle: PolicyHandle,
     every: Duration,
@@ -66,7 +67,7 @@ pub async fn watch_config(
             continue;
         }
         seen = now;
-        let loaded = Config::load(&path, &ProcessEnv)
+        let loaded = Config::load(&path, &env)
             .map_err(|error| error.problems)
             .and_then(|config| {
                 let problems = check_skill_names(&config.core.skills, &known);

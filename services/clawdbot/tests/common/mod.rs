@@ -234,6 +234,16 @@ pub struct Clawdbot {
 impl Clawdbot {
     /// Starts `clawdbot <args> --config <config>` and waits until it serves.
     pub async fn start(args: &[&str], config: &std::path::Path, ports: &Ports) -> Self {
+        Self::start_with_env(args, config, ports, &[]).await
+    }
+
+    /// As [`Clawdbot::start`], with extra environment variables.
+    pub async fn start_with_env(
+        args: &[&str],
+        config: &std::path::Path,
+        ports: &Ports,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = config.with_extension(format!("{}.log", clawdbot_testkit::random_suffix()));
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_clawdbot"));
@@ -251,6 +261,7 @@ impl Clawdbot {
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{}", ports.metrics));
         command
+            .envs(env.iter().copied())
             .env("CLAWDBOT_LOG", "info")
             .stdout(Stdio::from(log_file.try_clone().expect("log")))
             .stderr(Stdio::from(log_file))

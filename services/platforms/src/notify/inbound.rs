@@ -5,7 +5,7 @@ use clawdbot_core::proto::{Envelope, EventKind, Raw, Segment, segment::Kind as S
 use serde::Deserialize;
 
 use super::{EVENT_TYPE, NAME, NotifyConfig};
-use crate::{Inbound, InboundError, Inbox, WebhookRequest};
+use crate::{Inbound, InboundError, Inbox, IssuedKeys, WebhookRequest};
 
 /// The request's shape, checked here so a caller learns of a mistake at once (400); the
 /// `notify` skill reads the fields.
@@ -42,12 +42,14 @@ struct Target {
 /// The inbound half of the notify API.
 pub struct NotifyInbound {
     config: NotifyConfig,
+    issued: IssuedKeys,
 }
 
 impl NotifyInbound {
-    /// Returns the inbound half for `config`.
-    pub fn new(config: NotifyConfig) -> Self {
-        Self { config }
+    /// Returns the inbound half for `config`, accepting its keys and the `notify` keys issued
+    /// from the store.
+    pub fn new(config: NotifyConfig, issued: IssuedKeys) -> Self {
+        Self { config, issued }
     }
 }
 
@@ -67,7 +69,9 @@ impl Inbound for NotifyInbound {
             .ok_or(InboundError::MissingSignature {
                 header: "Authorization or X-API-Key",
             })?;
-        if crate::secret_matches(given, self.config.api_keys.iter()) {
+        if crate::secret_matches(given, self.config.api_keys.iter())
+            || self.issued.accepts(NAME, given)
+        {
             Ok(())
         } else {
             Err(InboundError::BadSignature)

@@ -26,16 +26,18 @@ pub const EVENT_TYPE: &str = "notify";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
-    /// Keys callers authenticate with (at least one).
+    /// Keys callers authenticate with, besides those issued with `clawdbot security issue-key
+    /// notify` (kept sealed in the store). Empty: only issued keys are accepted.
+    #[serde(default)]
     pub api_keys: Vec<String>,
 }
 
 impl NotifyConfig {
     /// Returns every problem with this section.
     pub fn validate(&self, path: &str) -> Vec<String> {
-        if self.api_keys.is_empty() || self.api_keys.iter().any(|k| k.len() < 16) {
+        if self.api_keys.iter().any(|k| k.len() < 16) {
             vec![format!(
-                "`{path}.api_keys` needs at least one key, each of 16 characters or more"
+                "`{path}.api_keys`: each key needs 16 characters or more"
             )]
         } else {
             Vec::new()
