@@ -164,7 +164,8 @@ async fn check(config: &Config) -> anyhow::Result<()> {
             continue;
         };
         let started = std::time::Instant::now();
-        match clawdbot_skills::remote::RemoteSkill::probe(address).await {
+        let token = settings.options.get("token").and_then(|t| t.as_str());
+        match clawdbot_skills::remote::RemoteSkill::probe(address, token).await {
             Ok(version) => println!(
                 "ok    {name:<16} remote {address} answers (version {version}, {} ms)",
                 started.elapsed().as_millis()

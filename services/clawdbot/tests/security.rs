@@ -261,3 +261,33 @@ async fn issued_keys_and_store_secrets_reach_a_running_cluster_without_a_restart
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_remote_skill_token_kept_in_the_store_is_sent_on_every_call() {
+    use clawdbot_testkit::mock::skill::MockSkill;
+    let setup = Setup::new(Backend::Embedded).await;
+    let skill = MockSkill::start_requiring_token("weather-token-42").await;
+    let ports = Ports::new();
+    let env = [("CLAWDBOT_MASTER_KEY", KEY_B)];
+    let extra = format!(
+        "skills:\n  weather:\n    remote: \"{}\"\n    timeout_ms: 2000\n    token: \"${{secret:weather-token}}\"\n",
+        skill.url()
+    );
+    let config = setup.config("", ports.egress, &extra);
+    let (ok, _, err) = security(&config, &["set", "weather-token"], &env, "weather-token-42");
+    assert!(ok, "{err}");
+    let _bot = Clawdbot::start_with_env(&["up"], &config, &ports, &env).await;
+    assert_eq!(
+        setup
+            .post_group_message_from(ports.ingress, 3, 42, 1, "/weather Hangzhou")
+            .await,
+        204
+    );
+    let sent = setup.mock.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        sent[0].text(),
+        "sunny in Hangzhou",
+        "the skill accepted the token"
+    );
+    assert!(skill.calls() >= 1);
+}

@@ -7,6 +7,7 @@
 //!     remote: "http://weather-skill:50051"
 //!     timeout_ms: 3000            # per message
 //!     commands: ["/weather"]      # used when the skill cannot be asked for its manifest
+//!     token: "${secret:weather-token}"  # sent as `authorization: Bearer …` on every call
 //! ```
 //!
 //! The worker asks the skill for its manifest at start (`Describe`), then calls `Handle` per
@@ -49,6 +50,34 @@ struct RemoteOptions {
     keywords: Vec<String>,
     #[serde(default)]
     patterns: Vec<String>,
+    /// A bearer token the skill checks (best kept in the store: `${secret:NAME}`).
+    #[serde(default)]
+    token: Option<String>,
+}
+
+type Authorization = Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>;
+
+/// Parses a bearer token into its metadata value; `path` names it in errors.
+fn authorization(token: Option<&str>, path: &str) -> Result<Authorization, String> {
+    token
+        .map(|token| {
+            format!("Bearer {token}")
+                .parse()
+                .map_err(|_| format!("`{path}`: a token is printable ASCII with no line breaks"))
+        })
+        .transpose()
+}
+
+/// Wraps `message` in a request with a deadline and the token, if any.
+fn request<T>(message: T, timeout: Duration, authorization: &Authorization) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(timeout);
+    if let Some(value) = authorization {
+        request
+            .metadata_mut()
+            .insert("authorization", value.clone());
+    }
+    request
 }
 
 fn default_timeout_ms() -> u64 {
@@ -59,6 +88,7 @@ fn default_timeout_ms() -> u64 {
 pub struct RemoteSkill {
     manifest: Manifest,
     client: SkillClient<Channel>,
+    authorization: Authorization,
     timeout: Duration,
     breaker: Breaker,
 }
@@ -72,6 +102,8 @@ impl RemoteSkill {
     /// Malformed options or address, naming the key path.
     pub async fn connect(name: &str, address: &str, options: &Options) -> Result<Self, String> {
         let parsed: RemoteOptions = parse(name, options)?;
+        let authorization =
+            authorization(parsed.token.as_deref(), &format!("skills.{name}.token"))?;
         let channel = Channel::from_shared(address.to_string())
             .map_err(|error| format!("`skills.{name}.remote`: `{address}`: {error}"))?
             .connect_timeout(Duration::from_secs(2))
@@ -94,9 +126,8 @@ impl RemoteSkill {
             enabled_by_default: true,
             admin_only: false,
         };
-        let mut request = tonic::Request::new(DescribeRequest {});
-        request.set_timeout(DESCRIBE_TIMEOUT);
-        match tokio::time::timeout(DESCRIBE_TIMEOUT, client.describe(request)).await {
+        let describe = request(DescribeRequest {}, DESCRIBE_TIMEOUT, &authorization);
+        match tokio::time::timeout(DESCRIBE_TIMEOUT, client.describe(describe)).await {
             Ok(Ok(described)) => {
                 let described = described.into_inner();
                 // The config's name wins (it keys permissions and metrics); the skill's own
@@ -127,16 +158,19 @@ impl RemoteSkill {
         Ok(Self {
             manifest,
             client,
+            authorization,
             timeout: Duration::from_millis(parsed.timeout_ms.max(1)),
             breaker: Breaker::new(BREAKER_FAILURES, BREAKER_OPEN),
         })
     }
 
-    /// Asks the skill at `address` to describe itself; returns its version.
+    /// Asks the skill at `address` to describe itself, with `token` if set; returns its
+    /// version.
     ///
     /// # Errors
     /// It does not answer in time, or answers with an error (the reason).
-    pub async fn probe(address: &str) -> Result<String, String> {
+    pub async fn probe(address: &str, token: Option<&str>) -> Result<String, String> {
+        let authorization = authorization(token, "token")?;
         let channel = Channel::from_shared(address.to_string())
             .map_err(|error| error.to_string())?
             .connect_timeout(DESCRIBE_TIMEOUT);
@@ -146,11 +180,10 @@ impl RemoteSkill {
             Ok(Err(error)) => return Err(format!("cannot connect: {error}")),
             Err(_) => return Err("cannot connect in time".to_string()),
         };
-        let mut request = tonic::Request::new(DescribeRequest {});
-        request.set_timeout(DESCRIBE_TIMEOUT);
+        let describe = request(DescribeRequest {}, DESCRIBE_TIMEOUT, &authorization);
         match tokio::time::timeout(
             DESCRIBE_TIMEOUT,
-            SkillClient::new(channel).describe(request),
+            SkillClient::new(channel).describe(describe),
         )
         .await
         {
@@ -161,12 +194,15 @@ impl RemoteSkill {
     }
 
     async fn call(&self, msg: &Envelope) -> Result<Vec<Reply>, String> {
-        let mut request = tonic::Request::new(HandleRequest {
-            envelope: Some(msg.clone()),
-        });
-        request.set_timeout(self.timeout);
+        let handle = request(
+            HandleRequest {
+                envelope: Some(msg.clone()),
+            },
+            self.timeout,
+            &self.authorization,
+        );
         let response =
-            match tokio::time::timeout(self.timeout, self.client.clone().handle(request)).await {
+            match tokio::time::timeout(self.timeout, self.client.clone().handle(handle)).await {
                 Ok(Ok(response)) => response.into_inner(),
                 Ok(Err(status)) => return Err(format!("{}: {}", status.code(), status.message())),
                 Err(_) => return Err(format!("no answer within {} ms", self.timeout.as_millis())),

@@ -15,16 +15,36 @@ use tonic::{Request, Response, Status};
 struct Shared {
     hang: AtomicBool,
     calls: AtomicUsize,
+    /// When set, calls without `authorization: Bearer <token>` are refused.
+    token: Option<String>,
 }
 
 struct Service(Arc<Shared>);
+
+impl Service {
+    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(token) = &self.0.token else {
+            return Ok(());
+        };
+        let given = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if given == Some(format!("Bearer {token}").as_str()) {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated("a bearer token is required"))
+        }
+    }
+}
 
 #[tonic::async_trait]
 impl Skill for Service {
     async fn describe(
         &self,
-        _request: Request<DescribeRequest>,
+        request: Request<DescribeRequest>,
     ) -> Result<Response<SkillManifest>, Status> {
+        self.authorize(&request)?;
         Ok(Response::new(SkillManifest {
             name: "weather".into(),
             description: "/weather <city>: today's weather".into(),
@@ -40,6 +60,7 @@ impl Skill for Service {
         request: Request<HandleRequest>,
     ) -> Result<Response<HandleResponse>, Status> {
         self.0.calls.fetch_add(1, Ordering::Relaxed);
+        self.authorize(&request)?;
         if self.0.hang.load(Ordering::Relaxed) {
             std::future::pending::<()>().await;
         }
@@ -74,13 +95,26 @@ impl MockSkill {
     /// # Panics
     /// No port can be bound.
     pub async fn start() -> Self {
+        Self::start_with(Shared::default()).await
+    }
+
+    /// Starts a skill server that refuses calls without `authorization: Bearer <token>`.
+    pub async fn start_requiring_token(token: &str) -> Self {
+        Self::start_with(Shared {
+            token: Some(token.to_string()),
+            ..Shared::default()
+        })
+        .await
+    }
+
+    async fn start_with(shared: Shared) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|error| panic!("mock skill bind: {error}"));
         let address = listener
             .local_addr()
             .unwrap_or_else(|error| panic!("mock skill address: {error}"));
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(shared);
         let service = SkillServer::new(Service(shared.clone()));
         let server = tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
