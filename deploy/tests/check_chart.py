@@ -93,6 +93,18 @@ check(bool(wecom_ingress) and wecom_ingress[0]["spec"]["template"]["spec"]["cont
 http_paths = [path["path"] for doc in by_kind(full, "Ingress") for rule in doc["spec"]["rules"] for path in rule["http"]["paths"]]
 check("/clawdbot/wechat" in http_paths, "full: WeCom callbacks route at /clawdbot/wechat (its documented URL)")
 
+def env_names(doc):
+    return {env["name"]: env for env in pod_spec(doc)["containers"][0].get("env", [])}
+
+
+for doc in by_kind(full, "Deployment") + by_kind(full, "Job"):
+    env = env_names(doc)
+    name = doc["metadata"]["name"]
+    check(env.get("CLAWDBOT_MASTER_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "clawdbot-master-key", f"full: {name} reads the master key from its Secret")
+    check(env.get("CLAWDBOT_MASTER_KEYS_PREVIOUS", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("optional") is True, f"full: {name} reads a previous master key when one is set (rotation)")
+for doc in by_kind(default, "Deployment"):
+    check("CLAWDBOT_MASTER_KEY" not in env_names(doc), f"default: {doc['metadata']['name']} has no master key unless one is configured")
+
 for failure in failures:
     print(f"FAIL {failure}")
 print(f"deploy checks: {checks - len(failures)} passed, {len(failures)} failed")

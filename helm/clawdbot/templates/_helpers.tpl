@@ -47,6 +47,14 @@ env:
   - name: POSTGRES_DSN
     valueFrom:
       secretKeyRef: { name: {{ .Values.postgres.dsnSecret.name }}, key: {{ .Values.postgres.dsnSecret.key }} }
+  {{- with .Values.masterKey }}{{ if .secretName }}
+  - name: CLAWDBOT_MASTER_KEY
+    valueFrom:
+      secretKeyRef: { name: {{ .secretName }}, key: {{ .currentKey }} }
+  - name: CLAWDBOT_MASTER_KEYS_PREVIOUS
+    valueFrom:
+      secretKeyRef: { name: {{ .secretName }}, key: {{ .previousKey }}, optional: true }
+  {{- end }}{{ end }}
   {{- range .Values.secretEnv }}
   - name: {{ .name }}
     valueFrom:
