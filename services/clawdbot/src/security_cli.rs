@@ -95,10 +95,11 @@ pub async fn run(command: &SecurityCommand, config: &Config) -> anyhow::Result<(
                 "{:<32} {:<8} {:<8} {:<9} {:<20} EXPIRES",
                 "NAME", "KIND", "SCOPE", "KEY", "CREATED (UTC)"
             );
-            let mut stale = 0;
+            let (mut stale, mut unreadable) = (0, 0);
             for r in &records {
                 let opens = vault.open(r).is_ok();
                 stale += usize::from(r.key_id != current);
+                unreadable += usize::from(!opens);
                 let key = if opens {
                     r.key_id.clone()
                 } else {
@@ -123,6 +124,11 @@ pub async fn run(command: &SecurityCommand, config: &Config) -> anyhow::Result<(
                     ""
                 }
             );
+            if unreadable > 0 {
+                println!(
+                    "{unreadable} marked ! do not open with CLAWDBOT_MASTER_KEY or CLAWDBOT_MASTER_KEYS_PREVIOUS"
+                );
+            }
         }
         SecurityCommand::Revoke { name, .. } => {
             let vault = open_vault(config).await?;

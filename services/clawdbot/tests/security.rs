@@ -58,6 +58,8 @@ async fn rotate_keys_leaves_every_secret_readable_with_the_new_key_only() {
     let setup = Setup::new(Backend::Cluster).await;
     let config = setup.config(&setup.redis_url(), 1, "");
     let with_a = [("CLAWDBOT_MASTER_KEY", KEY_A)];
+    let store = setup.postgres().store.clone();
+    store.set_audit(true, 90).await.expect("audit on");
     let (ok, _, err) = security(
         &config,
         &["set", "wecom-secret"],
@@ -76,7 +78,6 @@ async fn rotate_keys_leaves_every_secret_readable_with_the_new_key_only() {
     assert!(hr_key.starts_with("cbk_"), "{out}");
 
     // At rest: nothing in clear, each row names the key it is under.
-    let store = setup.postgres().store.clone();
     let rows = store.secrets().await.expect("rows");
     assert_eq!(rows.len(), 2);
     for row in &rows {
@@ -149,6 +150,28 @@ async fn rotate_keys_leaves_every_secret_readable_with_the_new_key_only() {
     assert!(
         out.contains("0 under an older key") && !out.contains('!'),
         "{out}"
+    );
+
+    let actions: Vec<String> = store
+        .audit_records(50)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| format!("{} {}", r.action, r.target))
+        .collect();
+    for expected in [
+        "secret.set wecom-secret",
+        "api_key.issue notify/hr",
+        "api_keys.rotate 1 keys",
+    ] {
+        assert!(
+            actions.contains(&expected.to_string()),
+            "{expected} in {actions:?}"
+        );
+    }
+    assert!(
+        actions.iter().any(|a| a.starts_with("keys.rotate_master ")),
+        "{actions:?}"
     );
 }
 
