@@ -125,6 +125,37 @@ impl CoreConfig {
                 ));
             }
         }
+        let wasm = &self.worker.wasm;
+        range(
+            &mut problems,
+            "worker.wasm.timeout_ms",
+            wasm.timeout_ms,
+            10,
+            60_000,
+        );
+        range(
+            &mut problems,
+            "worker.wasm.memory_mb",
+            wasm.memory_mb,
+            1,
+            4096,
+        );
+        range(
+            &mut problems,
+            "worker.wasm.max_instances",
+            u64::from(wasm.max_instances),
+            1,
+            1000,
+        );
+        for (index, key) in wasm.trusted_keys.iter().enumerate() {
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::STANDARD.decode(key.trim());
+            if decoded.map(|k| k.len()) != Ok(32) {
+                problems.push(format!(
+                    "`worker.wasm.trusted_keys[{index}]`: `{key}` is not an Ed25519 public key (32 bytes, base64, as `clawdbot skill keygen` prints)"
+                ));
+            }
+        }
         for (pool, skills) in &self.worker.pools {
             check_name(&mut problems, &format!("worker.pools.{pool}"), pool);
             if pool == "skills" || pool == "history" {
@@ -417,6 +448,37 @@ pub struct WorkerConfig {
     /// own, so that they scale and fail apart. Pool name → its skills; every other skill runs in
     /// the default pool (group `skills`). A worker serves one pool (`--pool NAME`).
     pub pools: std::collections::BTreeMap<String, Vec<String>>,
+    /// Skills loaded as WebAssembly components (`clawdbot skill load`).
+    pub wasm: WasmConfig,
+}
+
+/// `worker.wasm`: the sandbox component skills run in, and whose signatures are trusted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WasmConfig {
+    /// Ed25519 public keys (base64, as `clawdbot skill keygen` prints them) whose signed skills
+    /// workers run.
+    pub trusted_keys: Vec<String>,
+    /// Run unsigned skills, or ones signed by untrusted keys (development only).
+    pub allow_unsigned: bool,
+    /// How long one call may run before it is stopped and answered with an error.
+    pub timeout_ms: u64,
+    /// The most memory one skill instance may use.
+    pub memory_mb: u64,
+    /// Instances running at once per worker; more calls wait their turn.
+    pub max_instances: u32,
+}
+
+impl Default for WasmConfig {
+    fn default() -> Self {
+        Self {
+            trusted_keys: Vec::new(),
+            allow_unsigned: false,
+            timeout_ms: 2000,
+            memory_mb: 64,
+            max_instances: 32,
+        }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -429,6 +491,7 @@ impl Default for WorkerConfig {
             concurrency: 256,
             consumer_name: None,
             pools: std::collections::BTreeMap::new(),
+            wasm: WasmConfig::default(),
         }
     }
 }

@@ -192,7 +192,8 @@ pub trait Store: Send + Sync {
     /// The database is unreachable.
     async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 
-    /// Registers (or replaces) a loaded skill's manifest, as JSON.
+    /// Registers (or replaces) a loaded skill's manifest, as JSON, and keeps it as the skill's
+    /// newest version.
     ///
     /// # Errors
     /// The database is unreachable.
@@ -202,6 +203,25 @@ pub trait Store: Send + Sync {
         manifest_json: &str,
         loaded_by: &str,
     ) -> Result<(), StoreError>;
+
+    /// Drops a loaded skill's newest version and registers the one before it again; returns
+    /// that manifest, or `None` (nothing changed) when there is no earlier version.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn rollback_skill(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Stores a WebAssembly component under its SHA-256 (once, however often it is loaded).
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn put_skill_component(&self, sha256: &str, component: &[u8]) -> Result<(), StoreError>;
+
+    /// Returns the component stored under `sha256`.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn skill_component(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Returns the loaded skills' manifests (JSON), by name.
     ///

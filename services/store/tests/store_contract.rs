@@ -39,6 +39,7 @@ clawdbot_testkit::store_suite!(cases;
     audit_records_are_kept_newest_first_and_purged_by_retention,
     log_records_are_filtered_newest_first_summarized_and_purged,
     sealed_secrets_round_trip_reseal_only_if_unchanged_and_expire,
+    loaded_skills_roll_back_one_version_at_a_time_and_components_are_kept_by_checksum,
 );
 
 mod cases {
@@ -390,6 +391,74 @@ mod cases {
         assert!(store.secrets().await.expect("read").is_empty());
     }
 
+    pub async fn loaded_skills_roll_back_one_version_at_a_time_and_components_are_kept_by_checksum(
+        fixture: TestStore,
+    ) {
+        let store = &fixture.store;
+        for version in ["v1", "v2", "v3"] {
+            store
+                .register_skill("echo", version, "cli:test")
+                .await
+                .expect("register");
+        }
+        store
+            .register_skill("other", "o1", "cli:test")
+            .await
+            .expect("register");
+        let current = |store: std::sync::Arc<dyn Store>| async move {
+            store
+                .registered_skills()
+                .await
+                .expect("read")
+                .get("echo")
+                .cloned()
+        };
+        assert_eq!(current(store.clone()).await.as_deref(), Some("v3"));
+        assert_eq!(
+            store.rollback_skill("echo").await.expect("back").as_deref(),
+            Some("v2")
+        );
+        assert_eq!(current(store.clone()).await.as_deref(), Some("v2"));
+        assert_eq!(
+            store.rollback_skill("echo").await.expect("back").as_deref(),
+            Some("v1")
+        );
+        assert_eq!(
+            store.rollback_skill("echo").await.expect("no earlier"),
+            None
+        );
+        assert_eq!(
+            current(store.clone()).await.as_deref(),
+            Some("v1"),
+            "unchanged"
+        );
+        assert_eq!(store.rollback_skill("missing").await.expect("none"), None);
+        assert_eq!(
+            store
+                .registered_skills()
+                .await
+                .expect("read")
+                .get("other")
+                .map(String::as_str),
+            Some("o1"),
+            "other skills untouched"
+        );
+
+        store
+            .put_skill_component("abc", b"\0asm one")
+            .await
+            .expect("put");
+        store
+            .put_skill_component("abc", b"\0asm one")
+            .await
+            .expect("put twice");
+        assert_eq!(
+            store.skill_component("abc").await.expect("get").as_deref(),
+            Some(b"\0asm one".as_slice())
+        );
+        assert_eq!(store.skill_component("nope").await.expect("get"), None);
+    }
+
     pub async fn skill_switches_persist_and_the_last_one_wins(fixture: TestStore) {
         assert!(
             fixture
@@ -460,7 +529,7 @@ async fn postgres_migrations_run_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
 }
 
 #[tokio::test]

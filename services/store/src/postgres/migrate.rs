@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("../migrations/0004_audit.sql")),
     (5, include_str!("../migrations/0005_logs.sql")),
     (6, include_str!("../migrations/0006_secrets.sql")),
+    (7, include_str!("../migrations/0007_skill_versions.sql")),
 ];
 
 /// Arbitrary constant naming clawdbot's migration lock (pg_advisory_xact_lock takes a bigint).

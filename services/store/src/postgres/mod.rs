@@ -5,6 +5,7 @@ mod logs;
 mod migrate;
 mod partitions;
 mod secrets;
+mod skill_versions;
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -300,16 +301,19 @@ impl Store for PostgresStore {
         manifest_json: &str,
         loaded_by: &str,
     ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO skill_registry (name, manifest, loaded_by) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET manifest = excluded.manifest, loaded_by = excluded.loaded_by, loaded_at = now()",
-                &[&name, &manifest_json, &loaded_by],
-            )
-            .await
-            .map_err(|source| StoreError::Query { context: "register skill", source })?;
-        Ok(())
+        self.register_version(name, manifest_json, loaded_by).await
+    }
+
+    async fn rollback_skill(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.step_back(name).await
+    }
+
+    async fn put_skill_component(&self, sha256: &str, component: &[u8]) -> Result<(), StoreError> {
+        self.insert_component(sha256, component).await
+    }
+
+    async fn skill_component(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.select_component(sha256).await
     }
 
     async fn registered_skills(

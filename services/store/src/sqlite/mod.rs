@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 mod logs;
 mod secrets;
+mod skill_versions;
 
 use crate::{Direction, HistoryRecord, Store, StoreError};
 
@@ -23,6 +24,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("audit.sql")),
     (5, include_str!("logs.sql")),
     (6, include_str!("secrets.sql")),
+    (7, include_str!("skill_versions.sql")),
 ];
 
 /// The history store in one SQLite file.
@@ -348,22 +350,19 @@ impl Store for SqliteStore {
         manifest_json: &str,
         loaded_by: &str,
     ) -> Result<(), StoreError> {
-        let (name, manifest, loaded_by) = (
-            name.to_string(),
-            manifest_json.to_string(),
-            loaded_by.to_string(),
-        );
-        self.with_connection(move |connection| {
-            connection
-                .execute(
-                    "INSERT INTO skill_registry (name, manifest, loaded_by, loaded_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (name) DO UPDATE SET manifest = excluded.manifest, loaded_by = excluded.loaded_by, loaded_at = excluded.loaded_at",
-                    params![name, manifest, loaded_by, clawdbot_core::now_ms()],
-                )
-                .map_err(sqlite_error("register skill"))?;
-            Ok(())
-        })
-        .await
+        self.register_version(name, manifest_json, loaded_by).await
+    }
+
+    async fn rollback_skill(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.step_back(name).await
+    }
+
+    async fn put_skill_component(&self, sha256: &str, component: &[u8]) -> Result<(), StoreError> {
+        self.insert_component(sha256, component).await
+    }
+
+    async fn skill_component(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.select_component(sha256).await
     }
 
     async fn registered_skills(
