@@ -13,6 +13,7 @@ mod generator;
 mod processes;
 mod report;
 mod sse;
+mod wasm_bench;
 
 use std::time::Duration;
 
@@ -56,6 +57,12 @@ pub struct Args {
     /// Start nothing: time the WeCom inbound alone (verify, decrypt, decode) in a loop.
     #[arg(long)]
     pub decode_bench: bool,
+    /// Start nothing: time a component skill (`.wasm`) on its own, loading and per call.
+    #[arg(long)]
+    pub wasm_bench: Option<std::path::PathBuf>,
+    /// The skill name the `--wasm-bench` component calls itself.
+    #[arg(long, default_value = "echo")]
+    pub wasm_skill: String,
     /// Print the table header before the row.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub header: bool,
@@ -84,6 +91,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.decode_bench {
         return decode::run(200_000);
+    }
+    if let Some(component) = &args.wasm_bench {
+        return wasm_bench::run(component, &args.wasm_skill, "/echo hello 你好", 100_000).await;
     }
     anyhow::ensure!(args.duration <= 300, "--duration is capped at 300 s");
     anyhow::ensure!(

@@ -37,6 +37,9 @@ const GRACE: Duration = Duration::from_secs(10);
 /// How often workers look for `clawdbot skill enable|disable` switches (a change takes effect
 /// within this long, on every worker).
 const SWITCH_POLL: Duration = Duration::from_millis(500);
+/// How often workers look for skills loaded or rolled back (`clawdbot skill load|rollback`):
+/// one small query; a new version serves within this plus its compile time.
+const REGISTRY_POLL: Duration = Duration::from_millis(200);
 /// How often workers look for a changed config (permissions reload).
 const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// Where history goes when the config names no storage.
@@ -125,10 +128,12 @@ pub async fn run(
         .consumer_name
         .clone()
         .unwrap_or_else(clawdbot_worker::default_consumer_name);
+    let served = clawdbot_worker::loaded_skills::ServedVersions::default();
     tail.spawn(crate::status::beat(
         bus.clone(),
         cli.command.role_name(),
         instance.clone(),
+        served.clone(),
         tail.clone(),
     ));
     let services = PlatformServices {
@@ -207,6 +212,7 @@ pub async fn run(
             config_path,
             config_env: config_env.clone(),
             pool,
+            served,
         };
         store_path = start_worker(&config, places, bus.clone(), egress, &shutdown, &tail).await?;
     }
@@ -335,6 +341,8 @@ struct Places {
     config_env: clawdbot_config::ConfigEnv,
     /// A pool of `worker.pools`; `None` is the default pool.
     pool: Option<String>,
+    /// The loaded skills' versions this worker serves, for its heartbeat.
+    served: clawdbot_worker::loaded_skills::ServedVersions,
 }
 
 /// Returns the consumer group of `pool` and whether a skill belongs to it: a named pool runs
@@ -416,11 +424,17 @@ async fn start_worker(
         .with_auditor(auditor);
     // Skills loaded on the running cluster (`clawdbot skill load`) join the default pool.
     if !listed_only {
-        tail.spawn(policy_sync::poll_registry(
+        let loader = clawdbot_worker::loaded_skills::Loader::new(
             store.clone(),
+            core.worker.wasm.clone(),
+            bus.clone(),
+            places.served.clone(),
+        );
+        tail.spawn(clawdbot_worker::loaded_skills::watch_registry(
+            loader,
             skills,
             router,
-            SWITCH_POLL,
+            REGISTRY_POLL,
             tail.clone(),
         ));
     }

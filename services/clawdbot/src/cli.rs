@@ -182,7 +182,9 @@ pub enum SkillCommand {
         #[arg(long)]
         remote: bool,
     },
-    /// Packs a skill directory (its `skill.yaml` and files) into one archive with checksums.
+    /// Packs a skill directory into one archive with checksums: a component skill
+    /// (`component:` in its `skill.yaml`) is built first (Rust, Python or JavaScript) and packed
+    /// as `skill.wasm`; `--key` signs the archive.
     Build {
         /// The skill's directory.
         #[arg(default_value = ".")]
@@ -190,13 +192,30 @@ pub enum SkillCommand {
         /// The archive to write (`NAME.skill`).
         #[arg(long, short)]
         output: PathBuf,
+        #[command(flatten)]
+        signing: SigningArg,
     },
-    /// Registers a skill (a `.skill` archive or a `skill.yaml`) on the running cluster: every
-    /// worker serves it within a second.
+    /// Registers a skill (a `.skill` archive, a skill project directory, or a remote skill's
+    /// `skill.yaml`) on the running cluster: every worker serves it within a second, in place of
+    /// a built-in skill of the same name.
     Load {
         path: PathBuf,
         #[command(flatten)]
+        signing: SigningArg,
+        #[command(flatten)]
         config: ConfigArg,
+    },
+    /// Returns a loaded skill to its previous version on every worker (within a second).
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Makes an Ed25519 key pair for signing skills: writes the private key to `--output` and
+    /// prints the public key for `worker.wasm.trusted_keys`.
+    Keygen {
+        #[arg(long, short)]
+        output: PathBuf,
     },
     /// Switches a skill on for every worker (within a second), persisted in the store.
     Enable {
@@ -221,6 +240,14 @@ pub enum ConfigCommand {
         /// A YAML file, or a directory of YAML files merged in name order.
         path: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SigningArg {
+    /// A private key file from `clawdbot skill keygen` to sign with (or the key itself in
+    /// `CLAWDBOT_SKILL_SIGNING_KEY`).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +309,7 @@ impl Command {
             }
             Command::Skill(SkillCommand::List { config: arg, .. })
             | Command::Skill(SkillCommand::Load { config: arg, .. })
+            | Command::Skill(SkillCommand::Rollback { config: arg, .. })
             | Command::Skill(SkillCommand::Check(arg))
             | Command::Skill(SkillCommand::Enable { config: arg, .. })
             | Command::Skill(SkillCommand::Disable { config: arg, .. }) => arg.config.as_ref(),
@@ -295,7 +323,7 @@ impl Command {
                 | SecurityCommand::RotateKeys { config: arg, .. },
             ) => arg.config.as_ref(),
             Command::Config(ConfigCommand::Check { path }) => Some(path),
-            Command::Skill(SkillCommand::Build { .. })
+            Command::Skill(SkillCommand::Build { .. } | SkillCommand::Keygen { .. })
             | Command::Probe { .. }
             | Command::Security(SecurityCommand::Keygen) => None,
         }

@@ -1,10 +1,28 @@
 //! `clawdbot skill list|enable|disable`: skills on a running cluster. Switches are written to
 //! the store, where every worker looks for them twice a second.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use anyhow::bail;
 use clawdbot_config::Config;
+use ed25519_dalek::SigningKey;
 
-use crate::cli::SkillCommand;
+use crate::cli::{SigningArg, SkillCommand};
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|error| anyhow::anyhow!("cannot create `{}`: {error}", path.display()))?;
+    writeln!(file, "{text}")?;
+    Ok(())
+}
 
 /// Who the store records as having flipped a switch.
 fn operator() -> String {
@@ -12,18 +30,117 @@ fn operator() -> String {
     format!("cli:{user}")
 }
 
+/// The signing key from `--key FILE`, else `CLAWDBOT_SKILL_SIGNING_KEY`, else none.
+fn signing_key(signing: &SigningArg) -> anyhow::Result<Option<SigningKey>> {
+    use clawdbot_skills::package::sign;
+    if let Some(path) = &signing.key {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| anyhow::anyhow!("`--key {}`: {error}", path.display()))?;
+        let origin = format!("`--key {}`", path.display());
+        return Ok(Some(
+            sign::signing_key(&text, &origin).map_err(anyhow::Error::msg)?,
+        ));
+    }
+    match std::env::var(sign::SIGNING_KEY_ENV) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(
+            sign::signing_key(&text, sign::SIGNING_KEY_ENV).map_err(anyhow::Error::msg)?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+fn build(dir: &Path, output: &Path, key: Option<&SigningKey>) -> anyhow::Result<()> {
+    let (manifest, checksum) =
+        clawdbot_skills::package::build(dir, output, key).map_err(anyhow::Error::msg)?;
+    println!(
+        "built {} {} → {} (sha256 {checksum}, {})",
+        manifest.name,
+        manifest.version,
+        output.display(),
+        if key.is_some() { "signed" } else { "unsigned" }
+    );
+    Ok(())
+}
+
+/// `skill load PATH`: a project directory is built (and signed with the key, if any) first.
+async fn load(
+    path: &Path,
+    signing: &SigningArg,
+    config: &Config,
+    store: &dyn clawdbot_store::Store,
+    builtin: &[Arc<dyn clawdbot_core::skill::Skill>],
+) -> anyhow::Result<()> {
+    use clawdbot_skills::package;
+    let built;
+    let archive = if path.is_dir() {
+        built = std::env::temp_dir().join(format!("clawdbot-load-{}.skill", std::process::id()));
+        build(path, &built, signing_key(signing)?.as_ref())?;
+        built.as_path()
+    } else {
+        path
+    };
+    let loaded = package::load(archive).map_err(anyhow::Error::msg);
+    if archive != path {
+        let _removed = std::fs::remove_file(archive);
+    }
+    let loaded = loaded?;
+    let name = &loaded.manifest.name;
+    if let Some(component) = &loaded.component {
+        // Refused here as the workers would refuse it, so the operator hears why at once.
+        let wasm = &config.core.worker.wasm;
+        loaded
+            .registered
+            .verify(Some(component), &wasm.trusted_keys, wasm.allow_unsigned)
+            .map_err(|reason| anyhow::anyhow!("`{}`: {reason}", path.display()))?;
+        let sha = loaded
+            .registered
+            .component_sha256
+            .clone()
+            .unwrap_or_default();
+        store.put_skill_component(&sha, component).await?;
+    }
+    store
+        .register_skill(
+            name,
+            &serde_json::to_string(&loaded.registered)?,
+            &operator(),
+        )
+        .await?;
+    crate::admin_cli::record(
+        store,
+        "skill.load",
+        &format!("{name} {}", loaded.manifest.version),
+    )
+    .await?;
+    let replaces = if builtin.iter().any(|s| s.name() == name) {
+        format!(", in place of the built-in `{name}`")
+    } else {
+        String::new()
+    };
+    println!(
+        "loaded {name} {} from {}; every worker serves it within a second{replaces}",
+        loaded.manifest.version,
+        path.display()
+    );
+    Ok(())
+}
+
 pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> {
     match command {
         SkillCommand::Check(_) => return check(config).await,
-        SkillCommand::Build { dir, output } => {
-            let (manifest, checksum) = clawdbot_skills::package::build(dir, output)
-                .map_err(|error| anyhow::anyhow!(error))?;
-            println!(
-                "built {} {} → {} (sha256 {checksum})",
-                manifest.name,
-                manifest.version,
+        SkillCommand::Build {
+            dir,
+            output,
+            signing,
+        } => return build(dir, output, signing_key(signing)?.as_ref()),
+        SkillCommand::Keygen { output } => {
+            let (private, public) = clawdbot_skills::package::sign::keygen();
+            write_private(output, &private)?;
+            eprintln!(
+                "private key written to {}; trust the public key on the workers (`worker.wasm.trusted_keys`):",
                 output.display()
             );
+            println!("{public}");
             return Ok(());
         }
         SkillCommand::List { remote: true, .. } => return list_index(config).await,
@@ -36,31 +153,22 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
     match command {
         // Handled above, before connecting to the store it does not need.
         SkillCommand::Check(_) => {}
-        SkillCommand::Load { path, .. } => {
-            let manifest =
-                clawdbot_skills::package::load(path).map_err(|error| anyhow::anyhow!(error))?;
-            if skills.iter().any(|s| s.name() == manifest.name) {
-                bail!(
-                    "`{}` is a built-in skill's name; pick another in skill.yaml",
-                    manifest.name
-                );
-            }
-            store
-                .register_skill(
-                    &manifest.name,
-                    &serde_json::to_string(&manifest)?,
-                    &operator(),
-                )
-                .await?;
-            crate::admin_cli::record(&*store, "skill.load", &manifest.name).await?;
-            println!(
-                "loaded {} {} from {}; every worker serves it within a second",
-                manifest.name,
-                manifest.version,
-                path.display()
-            );
+        SkillCommand::Load { path, signing, .. } => {
+            load(path, signing, config, &*store, &skills).await?;
         }
-        SkillCommand::Build { .. } => {}
+        SkillCommand::Rollback { name, .. } => {
+            let Some(json) = store.rollback_skill(name).await? else {
+                bail!("`{name}` has no earlier loaded version to return to");
+            };
+            let version = serde_json::from_str::<clawdbot_skills::package::RegisteredSkill>(&json)
+                .ok()
+                .and_then(|r| r.verify(None, &[], true).ok())
+                .map_or_else(|| "?".to_string(), |m| m.version);
+            crate::admin_cli::record(&*store, "skill.rollback", &format!("{name} {version}"))
+                .await?;
+            println!("{name} back to {version} on every worker (within a second)");
+        }
+        SkillCommand::Build { .. } | SkillCommand::Keygen { .. } => {}
         SkillCommand::List { .. } => {
             let switches = store.skill_states().await?;
             let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
@@ -115,6 +223,26 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
                     settings.remote.clone().unwrap_or_default(),
                 ));
             }
+            // Loaded skills replace built-in ones of their name.
+            for (name, json) in store.registered_skills().await? {
+                let registered =
+                    serde_json::from_str::<clawdbot_skills::package::RegisteredSkill>(&json).ok();
+                let manifest = registered
+                    .as_ref()
+                    .and_then(|r| r.verify(None, &[], true).ok());
+                let source = match &registered {
+                    Some(r) if r.component_sha256.is_some() => "wasm",
+                    _ => "loaded",
+                };
+                rows.retain(|row| row.0 != name);
+                rows.push((
+                    name.clone(),
+                    manifest.as_ref().map_or("?".into(), |m| m.version.clone()),
+                    switches.get(&name).copied().unwrap_or(true),
+                    source,
+                    manifest.map(|m| m.description).unwrap_or_default(),
+                ));
+            }
             for (name, version, enabled, source, description) in rows {
                 let (calls, p99) = usage(&name);
                 let enabled = if enabled { "yes" } else { "no" };
@@ -122,6 +250,7 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
                     "{name:<14} {version:<8} {enabled:<8} {source:<8} {calls:>10} {p99:>9}  {description}"
                 );
             }
+            print_served(config).await?;
         }
         SkillCommand::Enable { name, .. } | SkillCommand::Disable { name, .. } => {
             let known = skills.iter().any(|s| s.name() == name)
@@ -129,7 +258,8 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
                     .core
                     .skills
                     .get(name)
-                    .is_some_and(|s| s.remote.is_some());
+                    .is_some_and(|s| s.remote.is_some())
+                || store.registered_skills().await?.contains_key(name);
             if !known {
                 let names: Vec<&str> = skills.iter().map(|s| s.name()).collect();
                 bail!("no skill named `{name}` (known: {})", names.join(", "));
@@ -147,6 +277,43 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
                 if enabled { "enabled" } else { "disabled" }
             );
         }
+    }
+    Ok(())
+}
+
+/// Which loaded skill versions each live worker serves (from their heartbeats).
+async fn print_served(config: &Config) -> anyhow::Result<()> {
+    let Some(beats) = crate::status::heartbeats(config).await? else {
+        return Ok(());
+    };
+    let workers: Vec<_> = beats
+        .iter()
+        .filter(|b| matches!(b["role"].as_str(), Some("worker" | "up")))
+        .collect();
+    if workers.is_empty() {
+        return Ok(());
+    }
+    println!();
+    println!("{:<28} LOADED SKILLS SERVED", "WORKER");
+    for beat in workers {
+        let served: Vec<String> = beat["skills"]
+            .as_object()
+            .map(|skills| {
+                skills
+                    .iter()
+                    .map(|(name, version)| format!("{name} {}", version.as_str().unwrap_or("?")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<28} {}",
+            beat["instance"].as_str().unwrap_or("-"),
+            if served.is_empty() {
+                "-".to_string()
+            } else {
+                served.join(", ")
+            }
+        );
     }
     Ok(())
 }

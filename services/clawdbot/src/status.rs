@@ -45,7 +45,13 @@ fn transparent_hugepages() -> String {
 }
 
 /// Writes this process's heartbeat until shutdown.
-pub async fn beat(bus: Arc<dyn Bus>, role: &'static str, instance: String, shutdown: Shutdown) {
+pub async fn beat(
+    bus: Arc<dyn Bus>,
+    role: &'static str,
+    instance: String,
+    skills: clawdbot_worker::loaded_skills::ServedVersions,
+    shutdown: Shutdown,
+) {
     let started_ms = clawdbot_core::now_ms();
     let key = format!("{role}/{instance}");
     loop {
@@ -57,6 +63,8 @@ pub async fn beat(bus: Arc<dyn Bus>, role: &'static str, instance: String, shutd
             "started_ms": started_ms,
             "seen_ms": clawdbot_core::now_ms(),
             "memory": memory(),
+            // The loaded skills this process serves, by version (`clawdbot skill list`).
+            "skills": skills.snapshot(),
         });
         if let Err(error) = bus.heartbeat(&key, &value.to_string(), TTL).await {
             tracing::debug!(error = %error, "heartbeat not written");
@@ -75,12 +83,11 @@ fn mib(value: &Value) -> String {
     )
 }
 
-/// `clawdbot status [--memory]`.
-pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
+/// Returns the live processes' heartbeats, by role and instance; `None` without a cluster
+/// Redis (an embedded process's heartbeats never leave it).
+pub async fn heartbeats(config: &Config) -> anyhow::Result<Option<Vec<Value>>> {
     let Some(cluster) = &config.core.cluster else {
-        bail!(
-            "`clawdbot status` reads a cluster's Redis (`cluster.redis`); an embedded `clawdbot up` shows its numbers on /metrics"
-        );
+        return Ok(None);
     };
     let bus = clawdbot_bus::redis::RedisBus::connect(&cluster.redis, &cluster.key_prefix).await?;
     let mut beats: Vec<Value> = bus
@@ -95,6 +102,16 @@ pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
             b["instance"].as_str().unwrap_or_default().to_string(),
         )
     });
+    Ok(Some(beats))
+}
+
+/// `clawdbot status [--memory]`.
+pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
+    let Some(beats) = heartbeats(config).await? else {
+        bail!(
+            "`clawdbot status` reads a cluster's Redis (`cluster.redis`); an embedded `clawdbot up` shows its numbers on /metrics"
+        );
+    };
     let now = clawdbot_core::now_ms();
     let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
     let secs = |ms: i64| format!("{}s", ms.max(0) / 1000);
@@ -137,6 +154,12 @@ pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
     }
     println!();
     println!("{:<8} {:>10}  GROUPS (pending / lag)", "STREAM", "LENGTH");
+    let bus = match &config.core.cluster {
+        Some(cluster) => {
+            clawdbot_bus::redis::RedisBus::connect(&cluster.redis, &cluster.key_prefix).await?
+        }
+        None => bail!("no `cluster.redis`"),
+    };
     for stream in [Stream::Inbound, Stream::Outbound, Stream::Dead] {
         let stats = bus.stats(stream).await?;
         let groups: Vec<String> = stats

@@ -15,6 +15,7 @@ pub mod consumer;
 pub mod dispatch;
 pub mod history;
 mod janitor;
+pub mod loaded_skills;
 pub mod policy;
 pub mod policy_sync;
 pub mod router;

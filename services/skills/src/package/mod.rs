@@ -12,8 +12,22 @@
 //! commands: ["/weather"]
 //! timeout_ms: 3000
 //! ```
-//! Today a package describes a remote skill; WebAssembly skills will ship their module in the
-//! same archive.
+//! Or a WebAssembly component skill (`component:` instead of `remote:`), built from the
+//! directory's Rust, Python or JavaScript project and packed as `skill.wasm`, with the hosts
+//! and stores it may reach:
+//! ```yaml
+//! name: echo
+//! version: 1.0.0
+//! component: rust                   # or python, js, or path/to/skill.wasm
+//! capabilities: {http_hosts: ["api.example.com"], kv: true, history: false}
+//! ```
+//! `build --key` signs the archive (Ed25519 over `SHA256SUMS`, in `SIGNATURE`); workers run
+//! components signed by a key in `worker.wasm.trusted_keys` only, unless told otherwise.
+
+mod component;
+pub mod sign;
+
+pub use sign::SignatureInfo;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -28,6 +42,10 @@ use crate::options::Options;
 pub const MANIFEST_FILE: &str = "skill.yaml";
 /// The checksum file's name inside an archive.
 const SUMS_FILE: &str = "SHA256SUMS";
+/// The signature file's name inside an archive (not itself in the sums it signs).
+const SIGNATURE_FILE: &str = "SIGNATURE";
+/// The component's name inside an archive.
+pub const COMPONENT_FILE: &str = "skill.wasm";
 /// Largest archive `load` reads (a manifest and a few files, not a data set).
 const MAX_ARCHIVE_BYTES: u64 = 64 << 20;
 
@@ -50,6 +68,12 @@ pub struct PackageManifest {
     pub patterns: Vec<String>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// How the WebAssembly component is built: `rust`, `python`, `js`, or a `.wasm` path.
+    #[serde(default)]
+    pub component: Option<String>,
+    /// What a component skill may reach (nothing unless listed).
+    #[serde(default)]
+    pub capabilities: clawdbot_wasm::Capabilities,
 }
 
 impl PackageManifest {
@@ -70,13 +94,18 @@ impl PackageManifest {
         if self.version.is_empty() {
             problems.push(format!("`{MANIFEST_FILE}: version` is empty"));
         }
-        match &self.remote {
-            Some(remote) if !(remote.starts_with("http://") || remote.starts_with("https://")) => {
+        match (&self.remote, &self.component) {
+            (Some(remote), None)
+                if !(remote.starts_with("http://") || remote.starts_with("https://")) =>
+            {
                 problems.push(format!("`{MANIFEST_FILE}: remote` must be an http:// or https:// address, got `{remote}`"));
             }
-            Some(_) => {}
-            None => problems.push(format!(
-                "`{MANIFEST_FILE}: remote` is missing: a package describes a skill served over gRPC (WebAssembly modules are not supported yet)"
+            (Some(_), None) | (None, Some(_)) => {}
+            (Some(_), Some(_)) => problems.push(format!(
+                "`{MANIFEST_FILE}`: give `remote` (a gRPC skill) or `component` (a WebAssembly one), not both"
+            )),
+            (None, None) => problems.push(format!(
+                "`{MANIFEST_FILE}: remote` is missing: a package describes a skill served over gRPC (`remote`) or a WebAssembly component (`component`)"
             )),
         }
         problems
@@ -109,18 +138,30 @@ fn parse_manifest(text: &str) -> Result<PackageManifest, String> {
     }
 }
 
-/// Packs the skill in `dir` into the archive `output`; returns its manifest and the archive's
-/// SHA-256.
+/// Packs the skill in `dir` into the archive `output`, signed with `key` if given; returns its
+/// manifest and the archive's SHA-256. A component skill is built first and packed as
+/// [`COMPONENT_FILE`] beside its manifest; any other packs the directory's files.
 ///
 /// # Errors
-/// A missing or invalid manifest, or a file that cannot be read or written (naming it).
-pub fn build(dir: &Path, output: &Path) -> Result<(PackageManifest, String), String> {
+/// A missing or invalid manifest, a build that fails (naming a missing tool), or a file that
+/// cannot be read or written (naming it).
+pub fn build(
+    dir: &Path,
+    output: &Path,
+    key: Option<&ed25519_dalek::SigningKey>,
+) -> Result<(PackageManifest, String), String> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path)
         .map_err(|error| format!("cannot read `{}`: {error}", manifest_path.display()))?;
     let manifest = parse_manifest(&text)?;
     let mut files = BTreeMap::new();
-    collect(dir, dir, output, &mut files)?;
+    match &manifest.component {
+        Some(how) => {
+            files.insert(MANIFEST_FILE.to_string(), text.into_bytes());
+            files.insert(COMPONENT_FILE.to_string(), component::build(dir, how)?);
+        }
+        None => collect(dir, dir, output, &mut files)?,
+    }
     let mut sums = String::new();
     for (name, bytes) in &files {
         sums.push_str(&format!("{}  {name}\n", hex::encode(Sha256::digest(bytes))));
@@ -139,6 +180,11 @@ pub fn build(dir: &Path, output: &Path) -> Result<(PackageManifest, String), Str
         append(name, bytes)?;
     }
     append(SUMS_FILE, sums.as_bytes())?;
+    if let Some(key) = key {
+        let signature = serde_json::to_vec(&sign::sign(key, &sums))
+            .map_err(|error| format!("cannot write the signature: {error}"))?;
+        append(SIGNATURE_FILE, &signature)?;
+    }
     let bytes = archive
         .into_inner()
         .map_err(|error| format!("cannot finish the archive: {error}"))?;
@@ -180,17 +226,102 @@ fn collect(
     Ok(())
 }
 
-/// Reads a `.skill` archive (checking every file against `SHA256SUMS`) or a bare `skill.yaml`,
-/// and returns the manifest.
+/// A package as loaded: checked against its checksums and, when signed, its signature.
+#[derive(Debug, Clone)]
+pub struct LoadedPackage {
+    pub manifest: PackageManifest,
+    /// What the cluster registers (and workers check again before running it).
+    pub registered: RegisteredSkill,
+    /// The WebAssembly component, for component skills.
+    pub component: Option<Vec<u8>>,
+}
+
+/// A loaded skill as the registry keeps it: the manifest exactly as signed, the checksums,
+/// the signature, and the component's checksum (the component itself is stored by it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredSkill {
+    pub manifest_yaml: String,
+    pub sums: String,
+    pub signature: Option<SignatureInfo>,
+    pub component_sha256: Option<String>,
+}
+
+impl RegisteredSkill {
+    /// Checks the registered skill again (the store is not trusted more than the archive):
+    /// the manifest and `component` match the checksums, the signature verifies, and the trust
+    /// policy accepts its signer; returns the manifest.
+    ///
+    /// # Errors
+    /// Anything that does not match, or an untrusted or missing signature.
+    pub fn verify(
+        &self,
+        component: Option<&[u8]>,
+        trusted: &[String],
+        allow_unsigned: bool,
+    ) -> Result<PackageManifest, String> {
+        let listed = |name: &str| {
+            self.sums.lines().find_map(|line| {
+                let (sum, file) = line.split_once("  ")?;
+                (file == name).then(|| sum.to_string())
+            })
+        };
+        let manifest_sum = hex::encode(Sha256::digest(self.manifest_yaml.as_bytes()));
+        if listed(MANIFEST_FILE).as_deref() != Some(manifest_sum.as_str()) {
+            return Err(format!(
+                "the registered {MANIFEST_FILE} does not match its checksum"
+            ));
+        }
+        if let Some(bytes) = component {
+            let sum = hex::encode(Sha256::digest(bytes));
+            if listed(COMPONENT_FILE).as_deref() != Some(sum.as_str())
+                || self.component_sha256.as_deref() != Some(sum.as_str())
+            {
+                return Err(format!(
+                    "the stored {COMPONENT_FILE} does not match its checksum"
+                ));
+            }
+        }
+        if let Some(signature) = &self.signature {
+            sign::verify(signature, &self.sums)?;
+        }
+        sign::check_trust(self.signature.as_ref(), trusted, allow_unsigned)?;
+        parse_manifest(&self.manifest_yaml)
+    }
+}
+
+/// Reads a `.skill` archive (checking every file against `SHA256SUMS`, and the signature when
+/// there is one) or a bare `skill.yaml` of a remote skill.
 ///
 /// # Errors
-/// An unreadable file, a checksum that does not match, a file not listed, or an invalid manifest.
-pub fn load(path: &Path) -> Result<PackageManifest, String> {
+/// An unreadable file, a checksum or signature that does not match, a file not listed, or an
+/// invalid manifest.
+pub fn load(path: &Path) -> Result<LoadedPackage, String> {
     let is_archive = path.extension().is_some_and(|e| e == "skill");
     if !is_archive {
         let text = std::fs::read_to_string(path)
             .map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
-        return parse_manifest(&text);
+        let manifest = parse_manifest(&text)?;
+        if manifest.component.is_some() {
+            return Err(format!(
+                "`{}` describes a component skill: build it first (`clawdbot skill build {} --output NAME.skill`)",
+                path.display(),
+                path.parent().unwrap_or(Path::new(".")).display()
+            ));
+        }
+        let sums = format!(
+            "{}  {MANIFEST_FILE}\n",
+            hex::encode(Sha256::digest(text.as_bytes()))
+        );
+        return Ok(LoadedPackage {
+            manifest,
+            registered: RegisteredSkill {
+                manifest_yaml: text,
+                sums,
+                signature: None,
+                component_sha256: None,
+            },
+            component: None,
+        });
     }
     let file = std::fs::File::open(path)
         .map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
@@ -216,7 +347,16 @@ pub fn load(path: &Path) -> Result<PackageManifest, String> {
     let sums = files
         .remove(SUMS_FILE)
         .ok_or_else(|| format!("`{}` has no {SUMS_FILE}", path.display()))?;
-    let sums = String::from_utf8_lossy(&sums);
+    let sums = String::from_utf8(sums).map_err(|_| format!("{SUMS_FILE} is not text"))?;
+    let signature = match files.remove(SIGNATURE_FILE) {
+        Some(bytes) => {
+            let info: SignatureInfo = serde_json::from_slice(&bytes)
+                .map_err(|error| format!("{SIGNATURE_FILE} is malformed: {error}"))?;
+            sign::verify(&info, &sums)?;
+            Some(info)
+        }
+        None => None,
+    };
     let mut listed = 0;
     for line in sums.lines().filter(|l| !l.trim().is_empty()) {
         let (sum, name) = line
@@ -235,10 +375,28 @@ pub fn load(path: &Path) -> Result<PackageManifest, String> {
     if listed != files.len() {
         return Err(format!("the archive holds files not listed in {SUMS_FILE}"));
     }
-    let manifest = files
+    let manifest_yaml = files
         .get(MANIFEST_FILE)
         .ok_or_else(|| format!("`{}` has no {MANIFEST_FILE}", path.display()))?;
-    parse_manifest(&String::from_utf8_lossy(manifest))
+    let manifest_yaml = String::from_utf8(manifest_yaml.clone())
+        .map_err(|_| format!("{MANIFEST_FILE} is not UTF-8"))?;
+    let manifest = parse_manifest(&manifest_yaml)?;
+    let component = files.remove(COMPONENT_FILE);
+    if manifest.component.is_some() && component.is_none() {
+        return Err(format!("`{}` has no {COMPONENT_FILE}", path.display()));
+    }
+    Ok(LoadedPackage {
+        manifest,
+        registered: RegisteredSkill {
+            manifest_yaml,
+            sums,
+            signature,
+            component_sha256: component
+                .as_ref()
+                .map(|bytes| hex::encode(Sha256::digest(bytes))),
+        },
+        component,
+    })
 }
 
 #[cfg(test)]

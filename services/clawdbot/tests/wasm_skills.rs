@@ -1,0 +1,372 @@
+//! WebAssembly component skills on a running cluster: `skill build` (Rust, signed), `skill
+//! load`, every worker serving the new skill without a restart, rollback, the sandbox's limits
+//! answered as error replies, and unsigned skills refused. Real processes, Redis, Postgres.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Backend, Clawdbot, Ports, Setup};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Runs `clawdbot skill ARGS [--config CONFIG]`, sharing the test guests' target directory;
+/// returns (success, stdout, stderr).
+fn skill(args: &[&str], config: Option<&Path>, env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_clawdbot"));
+    command
+        .arg("skill")
+        .args(args)
+        .env("CARGO_TARGET_DIR", clawdbot_testkit::guest::target_dir())
+        .env_remove("CLAWDBOT_SKILL_SIGNING_KEY")
+        .envs(env.iter().copied());
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let output = command.output().expect("clawdbot runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn repo(path: &str) -> String {
+    clawdbot_testkit::guest::repo_root()
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// Waits for a reply starting with `prefix`; returns its text.
+async fn reply_starting(setup: &Setup, prefix: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(m) = setup
+            .mock
+            .sent()
+            .iter()
+            .find(|m| m.text().starts_with(prefix))
+        {
+            return m.text();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reply starting `{prefix}`: {:?}",
+            setup
+                .mock
+                .sent()
+                .iter()
+                .map(|m| m.text())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn applied(worker: &Clawdbot) -> usize {
+    worker.logs().matches("skill registry applied").count()
+}
+
+/// The `apply_ms` of the worker's latest "skill registry applied" line.
+fn apply_ms(worker: &Clawdbot) -> u64 {
+    let logs = worker.logs();
+    let line = logs
+        .lines()
+        .rfind(|l| l.contains("skill registry applied"))
+        .unwrap_or_default();
+    // Without the terminal colours (`ESC [ ... m`).
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    let after = plain.split("apply_ms=").nth(1).unwrap_or_default();
+    let digits: String = after
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_signed_rust_skill_reaches_every_worker_without_a_restart_and_rolls_back() {
+    let setup = Setup::new(Backend::Cluster).await;
+    let dir = std::env::temp_dir().join(format!("wasm-e2e-{}", clawdbot_testkit::random_suffix()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key = dir.join("signing.key");
+    let (ok, public, err) = skill(
+        &["keygen", "--output", &key.display().to_string()],
+        None,
+        &[],
+    );
+    assert!(ok, "{err}");
+    let public = public.trim().to_string();
+
+    let ports = Ports::new();
+    let extra = format!(
+        "worker:\n  block_ms: 200\n  reclaim_idle_secs: 1\n  wasm:\n    trusted_keys: [\"{public}\"]\n    timeout_ms: 500\n"
+    );
+    let config = setup.config(&setup.redis_url(), ports.egress, &extra);
+    let _ingress = Clawdbot::start(&["ingress", "--platform", "onebot"], &config, &ports).await;
+    let egress_ports = Ports {
+        metrics: clawdbot_testkit::free_port(),
+        ..ports.clone()
+    };
+    let _egress = Clawdbot::start(&["egress"], &config, &egress_ports).await;
+    let worker_a =
+        Clawdbot::start(&["worker", "--consumer-name", "wa"], &config, &Ports::new()).await;
+    let worker_b =
+        Clawdbot::start(&["worker", "--consumer-name", "wb"], &config, &Ports::new()).await;
+    let before = (applied(&worker_a), applied(&worker_b));
+
+    // Unsigned: refused by the CLI, naming why.
+    let unsigned = dir.join("unsigned.skill");
+    let (ok, _, err) = skill(
+        &[
+            "build",
+            &repo("services/wasm/tests/guests/probe"),
+            "--output",
+            &unsigned.display().to_string(),
+        ],
+        None,
+        &[],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = skill(
+        &["load", &unsigned.display().to_string()],
+        Some(&config),
+        &[],
+    );
+    assert!(!ok && err.contains("not signed"), "{err}");
+
+    // Signed v1: every worker serves it within a second of the load.
+    let v1 = dir.join("probe-v1.skill");
+    let (ok, out, err) = skill(
+        &[
+            "build",
+            &repo("services/wasm/tests/guests/probe"),
+            "--output",
+            &v1.display().to_string(),
+            "--key",
+            &key.display().to_string(),
+        ],
+        None,
+        &[],
+    );
+    assert!(ok && out.contains("signed"), "{out}{err}");
+    let (ok, out, err) = skill(&["load", &v1.display().to_string()], Some(&config), &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("loaded probe 0.1.0"), "{out}");
+    let loaded_at = Instant::now();
+    while applied(&worker_a) == before.0 || applied(&worker_b) == before.1 {
+        assert!(loaded_at.elapsed() < WAIT, "workers did not apply the load");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rollout = loaded_at.elapsed();
+    // Within a second of the load every worker has picked it up; what it then spends
+    // compiling the component is logged as `apply_ms` (about 100 ms in a release build, more in
+    // this unoptimized one on a busy machine) and measured by `loadtest --wasm-bench`.
+    let compile = Duration::from_millis(apply_ms(&worker_a).max(apply_ms(&worker_b)));
+    assert!(
+        rollout.saturating_sub(compile) < Duration::from_secs(1),
+        "both workers serve it after {rollout:?}, of which {compile:?} compiling"
+    );
+
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 9, 1, "/probe env")
+            .await,
+        204
+    );
+    assert_eq!(
+        reply_starting(&setup, "v1 env").await,
+        "v1 env: 0 variables"
+    );
+
+    // A skill that loops forever: stopped, answered with an error; the worker carries on.
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 9, 2, "/probe loop")
+            .await,
+        204
+    );
+    let error = reply_starting(&setup, "probe could not answer").await;
+    assert!(error.contains("deadline"), "{error}");
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 9, 3, "/probe files")
+            .await,
+        204
+    );
+    let files = reply_starting(&setup, "v1 files").await;
+    assert!(!files.contains("readable"), "{files}");
+
+    // v2 replaces it; rollback brings v1 back.
+    let v2 = dir.join("probe-v2.skill");
+    let (ok, _, err) = skill(
+        &[
+            "build",
+            &repo("services/wasm/tests/guests/probe"),
+            "--output",
+            &v2.display().to_string(),
+            "--key",
+            &key.display().to_string(),
+        ],
+        None,
+        &[("PROBE_VARIANT", "v2")],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = skill(&["load", &v2.display().to_string()], Some(&config), &[]);
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 9, 4, "/probe env")
+            .await,
+        204
+    );
+    assert_eq!(
+        reply_starting(&setup, "v2 env").await,
+        "v2 env: 0 variables"
+    );
+    let (ok, out, err) = skill(&["rollback", "probe"], Some(&config), &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("probe back to 0.1.0"), "{out}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let replies_before = setup.mock.sent().len();
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 9, 5, "/probe log")
+            .await,
+        204
+    );
+    assert_eq!(reply_starting(&setup, "v1 logged").await, "v1 logged");
+    assert!(setup.mock.sent().len() > replies_before);
+
+    let (ok, out, err) = skill(&["list"], Some(&config), &[]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("probe") && l.contains("wasm")),
+        "{out}"
+    );
+    let _removed = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_rust_echo_example_loaded_from_its_project_replaces_the_built_in_echo() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let ports = Ports::new();
+    let config = setup.config(
+        "",
+        ports.egress,
+        "worker:\n  wasm:\n    allow_unsigned: true\n",
+    );
+    let bot = Clawdbot::start(&["up"], &config, &ports).await;
+    let (ok, out, err) = skill(
+        &["load", &repo("examples/skills/echo-rust")],
+        Some(&config),
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("in place of the built-in `echo`"), "{out}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !bot
+        .logs()
+        .contains("replaces the built-in or configured one")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "{}", bot.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 5, 1, "/echo 你好 wasm")
+            .await,
+        204
+    );
+    assert_eq!(reply_starting(&setup, "你好").await, "你好 wasm");
+}
+
+/// Whether `tool --version` runs: the Python and JavaScript examples are built only where
+/// their toolchain is installed.
+fn installed(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Builds the example at `dir` with the CLI, loads it into an embedded `up` (unsigned allowed)
+/// and checks that `/echo 你好 wasm` is answered by it.
+async fn example_round_trip(dir: &str) {
+    let setup = Setup::new(Backend::Embedded).await;
+    let ports = Ports::new();
+    let config = setup.config(
+        "",
+        ports.egress,
+        "worker:\n  wasm:\n    allow_unsigned: true\n    memory_mb: 256\n",
+    );
+    let bot = Clawdbot::start(&["up"], &config, &ports).await;
+    let archive = std::env::temp_dir().join(format!(
+        "example-{}.skill",
+        clawdbot_testkit::random_suffix()
+    ));
+    let (ok, _, err) = skill(
+        &[
+            "build",
+            &repo(dir),
+            "--output",
+            &archive.display().to_string(),
+        ],
+        None,
+        &[],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = skill(
+        &["load", &archive.display().to_string()],
+        Some(&config),
+        &[],
+    );
+    assert!(ok, "{err}");
+    let _removed = std::fs::remove_file(&archive);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !bot
+        .logs()
+        .contains("replaces the built-in or configured one")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "{}", bot.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 5, 1, "/echo 你好 wasm")
+            .await,
+        204
+    );
+    assert_eq!(reply_starting(&setup, "你好").await, "你好 wasm");
+}
+
+#[tokio::test]
+async fn the_python_example_answers_where_componentize_py_is_installed() {
+    if !installed("componentize-py") {
+        eprintln!("componentize-py is not installed: the Python example is not built here");
+        return;
+    }
+    example_round_trip("examples/skills/echo-python").await;
+}
+
+#[tokio::test]
+async fn the_javascript_example_answers_where_jco_is_installed() {
+    if !installed("jco") {
+        eprintln!("jco is not installed: the JavaScript example is not built here");
+        return;
+    }
+    example_round_trip("examples/skills/echo-js").await;
+}
