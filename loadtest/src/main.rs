@@ -57,6 +57,10 @@ pub struct Args {
     /// Start nothing: time the WeCom inbound alone (verify, decrypt, decode) in a loop.
     #[arg(long)]
     pub decode_bench: bool,
+    /// Before sending, load this `.skill` archive (a WebAssembly `echo`, e.g. built from
+    /// examples/skills/echo-rust) so the component answers instead of the built-in echo.
+    #[arg(long)]
+    pub wasm_echo: Option<std::path::PathBuf>,
     /// Start nothing: time a component skill (`.wasm`) on its own, loading and per call.
     #[arg(long)]
     pub wasm_bench: Option<std::path::PathBuf>,

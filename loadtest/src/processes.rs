@@ -95,6 +95,7 @@ egress: {{ listen: "127.0.0.1:{egress_port}", endpoint: "http://127.0.0.1:{egres
 history: {{ enabled: {history} }}
 sandbox: {{ enabled: {sandbox} }}
 telemetry: {{ log_format: text }}
+worker: {{ wasm: {{ allow_unsigned: true }} }}
 {wecom_section}"#,
                 api = mocks.onebot.api_root(),
                 wecom_section = wecom_section(mocks.wecom) + &qq_section(mocks.qq),
@@ -135,7 +136,30 @@ telemetry: {{ log_format: text }}
         // Give workers a moment to join their group, then take the idle footprint.
         tokio::time::sleep(Duration::from_millis(500)).await;
         cluster.idle_rss = cluster.memory("VmRSS:");
+        if let Some(archive) = &args.wasm_echo {
+            cluster.load_skill(args, archive).await?;
+        }
         Ok(cluster)
+    }
+
+    /// `clawdbot skill load ARCHIVE`, then gives every worker time to compile it (the load
+    /// replaces the built-in `echo` with the component).
+    async fn load_skill(&self, args: &Args, archive: &std::path::Path) -> anyhow::Result<()> {
+        let output = Command::new(&args.bin)
+            .args(["skill", "load"])
+            .arg(archive)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .context("running `clawdbot skill load`")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "`clawdbot skill load {}` failed: {}",
+            archive.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(())
     }
 
     fn spawn(&mut self, args: &Args, role: &str, extra: &[&str]) -> anyhow::Result<()> {

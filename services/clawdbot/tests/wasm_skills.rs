@@ -69,6 +69,18 @@ fn applied(worker: &Clawdbot) -> usize {
     worker.logs().matches("skill registry applied").count()
 }
 
+/// Waits until both workers applied a registry change since they had applied `before`.
+async fn until_applied(a: &Clawdbot, b: &Clawdbot, before: (usize, usize)) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while applied(a) == before.0 || applied(b) == before.1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the workers did not apply the change"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The `apply_ms` of the worker's latest "skill registry applied" line.
 fn apply_ms(worker: &Clawdbot) -> u64 {
     let logs = worker.logs();
@@ -165,10 +177,7 @@ async fn a_signed_rust_skill_reaches_every_worker_without_a_restart_and_rolls_ba
     assert!(ok, "{err}");
     assert!(out.contains("loaded probe 0.1.0"), "{out}");
     let loaded_at = Instant::now();
-    while applied(&worker_a) == before.0 || applied(&worker_b) == before.1 {
-        assert!(loaded_at.elapsed() < WAIT, "workers did not apply the load");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_applied(&worker_a, &worker_b, before).await;
     let rollout = loaded_at.elapsed();
     // Within a second of the load every worker has picked it up; what it then spends
     // compiling the component is logged as `apply_ms` (about 100 ms in a release build, more in
@@ -223,9 +232,10 @@ async fn a_signed_rust_skill_reaches_every_worker_without_a_restart_and_rolls_ba
         &[("PROBE_VARIANT", "v2")],
     );
     assert!(ok, "{err}");
+    let before = (applied(&worker_a), applied(&worker_b));
     let (ok, _, err) = skill(&["load", &v2.display().to_string()], Some(&config), &[]);
     assert!(ok, "{err}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    until_applied(&worker_a, &worker_b, before).await;
     assert_eq!(
         setup
             .post_group_message(ports.ingress, 9, 4, "/probe env")
@@ -236,10 +246,11 @@ async fn a_signed_rust_skill_reaches_every_worker_without_a_restart_and_rolls_ba
         reply_starting(&setup, "v2 env").await,
         "v2 env: 0 variables"
     );
+    let before = (applied(&worker_a), applied(&worker_b));
     let (ok, out, err) = skill(&["rollback", "probe"], Some(&config), &[]);
     assert!(ok, "{err}");
     assert!(out.contains("probe back to 0.1.0"), "{out}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    until_applied(&worker_a, &worker_b, before).await;
     let replies_before = setup.mock.sent().len();
     assert_eq!(
         setup
