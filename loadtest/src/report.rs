@@ -131,8 +131,16 @@ impl Report {
     }
 }
 
-/// Names the deployment measured.
+/// Names the deployment measured (and the echo skill, when it is a WebAssembly component).
 fn mode_label(args: &Args) -> String {
+    let deployment = deployment_label(args);
+    match &args.wasm_echo {
+        Some(_) => format!("{deployment}, wasm echo"),
+        None => deployment,
+    }
+}
+
+fn deployment_label(args: &Args) -> String {
     match args.mode {
         Mode::Cluster => format!(
             "cluster ({} workers{})",
