@@ -261,6 +261,32 @@ async fn a_signed_rust_skill_reaches_every_worker_without_a_restart_and_rolls_ba
     assert_eq!(reply_starting(&setup, "v1 logged").await, "v1 logged");
     assert!(setup.mock.sent().len() > replies_before);
 
+    // The declared capabilities reach the cluster's real stores: the key-value store (Redis,
+    // shared by both workers) and the conversation's history (Postgres).
+    for (id, text) in [
+        (6, "/probe kv set colour teal"),
+        (7, "/probe kv get colour"),
+    ] {
+        assert_eq!(
+            setup.post_group_message(ports.ingress, 9, id, text).await,
+            204
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        reply_starting(&setup, "v1 value").await,
+        "v1 value Some(\"teal\")"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        setup
+            .post_group_message(ports.ingress, 9, 8, "/probe history")
+            .await,
+        204
+    );
+    let history = reply_starting(&setup, "v1 history").await;
+    assert!(history.contains("/probe kv get colour"), "{history}");
+
     let (ok, out, err) = skill(&["list"], Some(&config), &[]);
     assert!(ok, "{err}");
     assert!(
