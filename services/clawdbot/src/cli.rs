@@ -195,8 +195,8 @@ pub enum SkillCommand {
         #[command(flatten)]
         signing: SigningArg,
     },
-    /// Registers a skill (a `.skill` archive, a skill project directory, or a remote skill's
-    /// `skill.yaml`) on the running cluster: every worker serves it within a second, in place of
+    /// Registers a skill (a `.skill` archive, a skill project directory or its `.py` / `.js`
+    /// source, or a remote skill's `skill.yaml`) on the running cluster: every worker serves it within a second, in place of
     /// a built-in skill of the same name.
     Load {
         path: PathBuf,

@@ -62,7 +62,24 @@ fn build(dir: &Path, output: &Path, key: Option<&SigningKey>) -> anyhow::Result<
     Ok(())
 }
 
-/// `skill load PATH`: a project directory is built (and signed with the key, if any) first.
+/// The project directory `path` names, if it names one: the directory itself, or the one
+/// holding a `.py` / `.js` source (its `skill.yaml` beside it).
+fn project_dir(path: &Path) -> Option<&Path> {
+    if path.is_dir() {
+        return Some(path);
+    }
+    let source = path.extension().is_some_and(|e| e == "py" || e == "js");
+    source.then(|| path.parent()).flatten().map(|dir| {
+        if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        }
+    })
+}
+
+/// `skill load PATH`: a project (a directory, or its `.py` / `.js` source) is built (and signed
+/// with the key, if any) first.
 async fn load(
     path: &Path,
     signing: &SigningArg,
@@ -72,9 +89,9 @@ async fn load(
 ) -> anyhow::Result<()> {
     use clawdbot_skills::package;
     let built;
-    let archive = if path.is_dir() {
+    let archive = if let Some(project) = project_dir(path) {
         built = std::env::temp_dir().join(format!("clawdbot-load-{}.skill", std::process::id()));
-        build(path, &built, signing_key(signing)?.as_ref())?;
+        build(project, &built, signing_key(signing)?.as_ref())?;
         built.as_path()
     } else {
         path

@@ -340,9 +340,10 @@ fn installed(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Builds the example at `dir` with the CLI, loads it into an embedded `up` (unsigned allowed)
-/// and checks that `/echo 你好 wasm` is answered by it.
-async fn example_round_trip(dir: &str) {
+/// Loads the example `source` (a project directory, built by `skill build` first, or its
+/// `.py` / `.js` file, which `skill load` builds itself) into an embedded `up` (unsigned
+/// allowed) and checks that `/echo 你好 wasm` is answered by it.
+async fn example_round_trip(source: &str) {
     let setup = Setup::new(Backend::Embedded).await;
     let ports = Ports::new();
     let config = setup.config(
@@ -355,22 +356,23 @@ async fn example_round_trip(dir: &str) {
         "example-{}.skill",
         clawdbot_testkit::random_suffix()
     ));
-    let (ok, _, err) = skill(
-        &[
-            "build",
-            &repo(dir),
-            "--output",
-            &archive.display().to_string(),
-        ],
-        None,
-        &[],
-    );
-    assert!(ok, "{err}");
-    let (ok, _, err) = skill(
-        &["load", &archive.display().to_string()],
-        Some(&config),
-        &[],
-    );
+    let load = if Path::new(&repo(source)).is_dir() {
+        let (ok, _, err) = skill(
+            &[
+                "build",
+                &repo(source),
+                "--output",
+                &archive.display().to_string(),
+            ],
+            None,
+            &[],
+        );
+        assert!(ok, "{err}");
+        archive.display().to_string()
+    } else {
+        repo(source)
+    };
+    let (ok, _, err) = skill(&["load", &load], Some(&config), &[]);
     assert!(ok, "{err}");
     let _removed = std::fs::remove_file(&archive);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -396,7 +398,7 @@ async fn the_python_example_answers_where_componentize_py_is_installed() {
         eprintln!("componentize-py is not installed: the Python example is not built here");
         return;
     }
-    example_round_trip("examples/skills/echo-python").await;
+    example_round_trip("examples/skills/echo-python/app.py").await;
 }
 
 #[tokio::test]
