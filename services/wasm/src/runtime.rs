@@ -165,7 +165,9 @@ impl Runtime {
     fn classify(&self, error: &wasmtime::Error) -> WasmError {
         match error.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => WasmError::Deadline(self.settings.timeout),
-            _ if format!("{error:#}").contains("memory") => {
+            // What `StoreLimits` says when `trap_on_grow_failure` turns a refused growth into a
+            // trap (wasmtime has no typed error for it).
+            _ if format!("{error:#}").contains("forcing trap when growing memory") => {
                 WasmError::Memory(self.settings.memory_bytes >> 20)
             }
             _ => WasmError::Trap(format!("{error:#}")),
