@@ -86,10 +86,23 @@ fn mib(value: &Value) -> String {
 /// Returns the live processes' heartbeats, by role and instance; `None` without a cluster
 /// Redis (an embedded process's heartbeats never leave it).
 pub async fn heartbeats(config: &Config) -> anyhow::Result<Option<Vec<Value>>> {
-    let Some(cluster) = &config.core.cluster else {
-        return Ok(None);
-    };
-    let bus = clawdbot_bus::redis::RedisBus::connect(&cluster.redis, &cluster.key_prefix).await?;
+    match cluster_bus(config).await? {
+        Some(bus) => Ok(Some(heartbeats_on(&bus).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The cluster's Redis bus, `None` without `cluster.redis`.
+async fn cluster_bus(config: &Config) -> anyhow::Result<Option<clawdbot_bus::redis::RedisBus>> {
+    match &config.core.cluster {
+        Some(cluster) => Ok(Some(
+            clawdbot_bus::redis::RedisBus::connect(&cluster.redis, &cluster.key_prefix).await?,
+        )),
+        None => Ok(None),
+    }
+}
+
+async fn heartbeats_on(bus: &clawdbot_bus::redis::RedisBus) -> anyhow::Result<Vec<Value>> {
     let mut beats: Vec<Value> = bus
         .heartbeats()
         .await?
@@ -102,16 +115,17 @@ pub async fn heartbeats(config: &Config) -> anyhow::Result<Option<Vec<Value>>> {
             b["instance"].as_str().unwrap_or_default().to_string(),
         )
     });
-    Ok(Some(beats))
+    Ok(beats)
 }
 
 /// `clawdbot status [--memory]`.
 pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
-    let Some(beats) = heartbeats(config).await? else {
+    let Some(bus) = cluster_bus(config).await? else {
         bail!(
             "`clawdbot status` reads a cluster's Redis (`cluster.redis`); an embedded `clawdbot up` shows its numbers on /metrics"
         );
     };
+    let beats = heartbeats_on(&bus).await?;
     let now = clawdbot_core::now_ms();
     let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
     let secs = |ms: i64| format!("{}s", ms.max(0) / 1000);
@@ -154,12 +168,6 @@ pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
     }
     println!();
     println!("{:<8} {:>10}  GROUPS (pending / lag)", "STREAM", "LENGTH");
-    let bus = match &config.core.cluster {
-        Some(cluster) => {
-            clawdbot_bus::redis::RedisBus::connect(&cluster.redis, &cluster.key_prefix).await?
-        }
-        None => bail!("no `cluster.redis`"),
-    };
     for stream in [Stream::Inbound, Stream::Outbound, Stream::Dead] {
         let stats = bus.stats(stream).await?;
         let groups: Vec<String> = stats

@@ -299,36 +299,8 @@ async fn a_signed_rust_skill_reaches_every_worker_without_a_restart_and_rolls_ba
 
 #[tokio::test]
 async fn the_rust_echo_example_loaded_from_its_project_replaces_the_built_in_echo() {
-    let setup = Setup::new(Backend::Embedded).await;
-    let ports = Ports::new();
-    let config = setup.config(
-        "",
-        ports.egress,
-        "worker:\n  wasm:\n    allow_unsigned: true\n",
-    );
-    let bot = Clawdbot::start(&["up"], &config, &ports).await;
-    let (ok, out, err) = skill(
-        &["load", &repo("examples/skills/echo-rust")],
-        Some(&config),
-        &[],
-    );
-    assert!(ok, "{err}");
+    let out = example_round_trip("examples/skills/echo-rust").await;
     assert!(out.contains("in place of the built-in `echo`"), "{out}");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !bot
-        .logs()
-        .contains("replaces the built-in or configured one")
-    {
-        assert!(tokio::time::Instant::now() < deadline, "{}", bot.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        setup
-            .post_group_message(ports.ingress, 5, 1, "/echo 你好 wasm")
-            .await,
-        204
-    );
-    assert_eq!(reply_starting(&setup, "你好").await, "你好 wasm");
 }
 
 /// Whether `tool --version` runs: the Python and JavaScript examples are built only where
@@ -340,10 +312,10 @@ fn installed(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Loads the example `source` (a project directory, built by `skill build` first, or its
-/// `.py` / `.js` file, which `skill load` builds itself) into an embedded `up` (unsigned
-/// allowed) and checks that `/echo 你好 wasm` is answered by it.
-async fn example_round_trip(source: &str) {
+/// Loads the example `source` (a project directory or its `.py` / `.js` file, which `skill
+/// load` builds first) into an embedded `up` (unsigned allowed), checks that `/echo 你好 wasm`
+/// is answered by it, and returns what `skill load` printed.
+async fn example_round_trip(source: &str) -> String {
     let setup = Setup::new(Backend::Embedded).await;
     let ports = Ports::new();
     let config = setup.config(
@@ -352,29 +324,8 @@ async fn example_round_trip(source: &str) {
         "worker:\n  wasm:\n    allow_unsigned: true\n    memory_mb: 256\n",
     );
     let bot = Clawdbot::start(&["up"], &config, &ports).await;
-    let archive = std::env::temp_dir().join(format!(
-        "example-{}.skill",
-        clawdbot_testkit::random_suffix()
-    ));
-    let load = if Path::new(&repo(source)).is_dir() {
-        let (ok, _, err) = skill(
-            &[
-                "build",
-                &repo(source),
-                "--output",
-                &archive.display().to_string(),
-            ],
-            None,
-            &[],
-        );
-        assert!(ok, "{err}");
-        archive.display().to_string()
-    } else {
-        repo(source)
-    };
-    let (ok, _, err) = skill(&["load", &load], Some(&config), &[]);
+    let (ok, out, err) = skill(&["load", &repo(source)], Some(&config), &[]);
     assert!(ok, "{err}");
-    let _removed = std::fs::remove_file(&archive);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while !bot
         .logs()
@@ -390,6 +341,7 @@ async fn example_round_trip(source: &str) {
         204
     );
     assert_eq!(reply_starting(&setup, "你好").await, "你好 wasm");
+    out
 }
 
 #[tokio::test]
@@ -407,5 +359,5 @@ async fn the_javascript_example_answers_where_jco_is_installed() {
         eprintln!("jco is not installed: the JavaScript example is not built here");
         return;
     }
-    example_round_trip("examples/skills/echo-js").await;
+    example_round_trip("examples/skills/echo-js/app.js").await;
 }

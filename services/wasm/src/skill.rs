@@ -91,11 +91,13 @@ impl WasmSkill {
     /// # Errors
     /// The call trapped, ran out of time or memory, or the skill returned an error.
     pub async fn call(&self, msg: &Envelope, cx: &SkillContext) -> Result<Vec<Reply>, WasmError> {
+        // The envelope is kept for the host's `history` only when the skill may call it.
+        let history = self.services.capabilities.history;
         let state = CallState::new(
             self.services.clone(),
             self.runtime.settings().memory_bytes,
-            cx.history.clone(),
-            Some(msg.clone()),
+            cx.history.clone().filter(|_| history),
+            history.then(|| msg.clone()),
         );
         let message = convert::message(msg);
         match self.runtime.handle(&self.pre, state, &message).await? {

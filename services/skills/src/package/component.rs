@@ -50,43 +50,51 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 pub fn build(dir: &Path, how: &str) -> Result<Vec<u8>, String> {
     match how {
         "rust" => build_rust(dir),
-        "python" => {
-            let out = std::env::temp_dir().join(format!("skill-{}.wasm", std::process::id()));
-            let mut command = Command::new("componentize-py");
-            command
-                .current_dir(dir)
-                .arg("-d")
-                .arg(wit_dir(dir)?)
-                .args(["-w", "skill", "componentize", "app", "-o"])
-                .arg(&out);
-            run(command, "componentize-py", "pip install componentize-py")?;
-            let bytes = read(&out);
-            let _removed = std::fs::remove_file(&out);
-            bytes
-        }
-        "js" => {
-            let out = std::env::temp_dir().join(format!("skill-{}.wasm", std::process::id()));
-            let mut command = Command::new("jco");
-            command
-                .current_dir(dir)
-                .args(["componentize", "app.js", "--wit"])
-                .arg(wit_dir(dir)?)
-                .args(["--world-name", "skill", "-o"])
-                .arg(&out);
-            run(
-                command,
-                "jco",
-                "npm install -g @bytecodealliance/jco @bytecodealliance/componentize-js",
-            )?;
-            let bytes = read(&out);
-            let _removed = std::fs::remove_file(&out);
-            bytes
-        }
+        "python" => build_to_file(
+            dir,
+            "componentize-py",
+            "pip install componentize-py",
+            |c, wit, out| {
+                c.arg("-d")
+                    .arg(wit)
+                    .args(["-w", "skill", "componentize", "app", "-o"])
+                    .arg(out);
+            },
+        ),
+        "js" => build_to_file(
+            dir,
+            "jco",
+            "npm install -g @bytecodealliance/jco @bytecodealliance/componentize-js",
+            |c, wit, out| {
+                c.args(["componentize", "app.js", "--wit"])
+                    .arg(wit)
+                    .args(["--world-name", "skill", "-o"])
+                    .arg(out);
+            },
+        ),
         path if path.ends_with(".wasm") => read(&dir.join(path)),
         other => Err(format!(
             "`skill.yaml: component` is `{other}`: expected `rust`, `python`, `js` or a path to a .wasm file"
         )),
     }
+}
+
+/// Runs `tool` in `dir` with the arguments `args` adds (given the WIT directory and the output
+/// file), then reads and removes the component it wrote.
+fn build_to_file(
+    dir: &Path,
+    tool: &str,
+    install: &str,
+    args: impl FnOnce(&mut Command, &Path, &Path),
+) -> Result<Vec<u8>, String> {
+    let out = std::env::temp_dir().join(format!("skill-{}.wasm", std::process::id()));
+    let mut command = Command::new(tool);
+    command.current_dir(dir);
+    args(&mut command, &wit_dir(dir)?, &out);
+    run(command, tool, install)?;
+    let bytes = read(&out);
+    let _removed = std::fs::remove_file(&out);
+    bytes
 }
 
 fn build_rust(dir: &Path) -> Result<Vec<u8>, String> {
