@@ -12,6 +12,7 @@
 pub mod alertmanager;
 pub mod dingtalk;
 mod issued_keys;
+pub mod json_limits;
 pub mod notify;
 mod one_or_many;
 pub mod onebot;
@@ -268,6 +269,10 @@ pub enum InboundError {
     MalformedSignature(String),
     #[error("malformed body: {0}")]
     MalformedBody(String),
+    /// Past a decoder's bound (nesting depth, element or field count), named in the text:
+    /// refused before the input can cost more than linear time and memory.
+    #[error("body over a limit: {0}")]
+    OverLimit(String),
     #[error("unsupported event: {0}")]
     UnsupportedEvent(String),
     /// The signature's timestamp is outside the accepted window: a replay, or a clock off.
@@ -288,6 +293,7 @@ impl InboundError {
             InboundError::BadSignature => "bad_signature",
             InboundError::MalformedSignature(_) => "malformed_signature",
             InboundError::MalformedBody(_) => "malformed_body",
+            InboundError::OverLimit(_) => "over_limit",
             InboundError::UnsupportedEvent(_) => "unsupported_event",
             InboundError::WrongRecipient { .. } => "wrong_recipient",
             InboundError::StaleSignature { .. } => "stale_signature",
@@ -302,7 +308,9 @@ impl InboundError {
             | InboundError::MalformedSignature(_)
             | InboundError::WrongRecipient { .. }
             | InboundError::StaleSignature { .. } => http::StatusCode::UNAUTHORIZED,
-            InboundError::MalformedBody(_) => http::StatusCode::BAD_REQUEST,
+            InboundError::MalformedBody(_) | InboundError::OverLimit(_) => {
+                http::StatusCode::BAD_REQUEST
+            }
             InboundError::UnsupportedEvent(_) => http::StatusCode::UNPROCESSABLE_ENTITY,
         }
     }

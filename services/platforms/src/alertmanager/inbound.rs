@@ -58,6 +58,7 @@ impl Inbound for AlertmanagerInbound {
     }
 
     fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError> {
+        crate::json_limits::check(req.body)?;
         let notification: Notification = serde_json::from_slice(req.body).map_err(|error| {
             InboundError::MalformedBody(format!("not an Alertmanager notification: {error}"))
         })?;

@@ -44,6 +44,7 @@ struct TextContent {
 /// # Errors
 /// Not JSON, not an object, or without `msgId` / `conversationType`.
 pub fn decode(config: &DingTalkConfig, body: &[u8]) -> Result<Envelope, InboundError> {
+    crate::json_limits::check(body)?;
     let message: RobotMessage = serde_json::from_slice(body).map_err(|error| {
         InboundError::MalformedBody(format!("not a DingTalk robot message: {error}"))
     })?;

@@ -79,6 +79,7 @@ impl Inbound for NotifyInbound {
     }
 
     fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError> {
+        crate::json_limits::check(req.body)?;
         let request: Request = serde_json::from_slice(req.body).map_err(|error| {
             InboundError::MalformedBody(format!("not a notify request: {error}"))
         })?;

@@ -73,6 +73,7 @@ impl Inbound for OneBotInbound {
     }
 
     fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError> {
+        crate::json_limits::check(req.body)?;
         let event: Event = serde_json::from_slice(req.body)
             .map_err(|error| InboundError::MalformedBody(format!("not a OneBot event: {error}")))?;
         if let Some(self_id) = event.self_id

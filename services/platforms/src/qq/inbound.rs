@@ -80,6 +80,7 @@ impl QqInbound {
 }
 
 fn payload(body: &[u8]) -> Result<Payload, InboundError> {
+    crate::json_limits::check(body)?;
     serde_json::from_slice(body)
         .map_err(|error| InboundError::MalformedBody(format!("not a QQ payload: {error}")))
 }

@@ -66,6 +66,7 @@ impl Inbound for SandboxInbound {
                 req.method
             )));
         }
+        crate::json_limits::check(req.body)?;
         let typed: Typed = serde_json::from_slice(req.body).map_err(|error| {
             InboundError::MalformedBody(format!("not a sandbox message: {error}"))
         })?;

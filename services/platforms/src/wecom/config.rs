@@ -30,6 +30,10 @@ pub struct WeComConfig {
     /// Where WeCom's API is; an on-premise proxy or a test server may stand in.
     #[serde(default = "default_api_base")]
     pub api_base: String,
+    /// Callbacks signed further than this from the server's clock are refused (replays of a
+    /// captured callback). WeCom retries within seconds, so minutes are plenty.
+    #[serde(default = "default_timestamp_window_secs")]
+    pub timestamp_window_secs: u64,
     /// Timeout of one API call.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -74,6 +78,10 @@ fn robot_limit() -> SendLimit {
 fn default_id() -> String {
     "default".to_string()
 }
+fn default_timestamp_window_secs() -> u64 {
+    // As QQ's: WeCom retries a callback three times within about 15 s.
+    300
+}
 fn default_api_base() -> String {
     "https://qyapi.weixin.qq.com".to_string()
 }
@@ -116,6 +124,12 @@ impl WeComConfig {
         if let Err(reason) = crypto::aes_key(&self.encoding_aes_key) {
             problems.push(format!(
                 "`{path}.encoding_aes_key` {reason} (copy it from the app's 接收消息 settings)"
+            ));
+        }
+        if !(60..=86_400).contains(&self.timestamp_window_secs) {
+            problems.push(format!(
+                "`{path}.timestamp_window_secs` must be between 60 and 86400, got `{}`",
+                self.timestamp_window_secs
             ));
         }
         if !(self.api_base.starts_with("http://") || self.api_base.starts_with("https://")) {

@@ -9,7 +9,7 @@ use clawdbot_core::proto::{
 
 use super::crypto::{self, WeComCrypto};
 use super::query::CallbackQuery;
-use super::xml::{self, Fields};
+use super::xml::{self, Fields, XmlError};
 use super::{NAME, ROUTE, WeComConfig};
 use crate::{Inbound, InboundError, Inbox, WebhookRequest};
 
@@ -17,6 +17,13 @@ use crate::{Inbound, InboundError, Inbox, WebhookRequest};
 pub struct WeComInbound {
     config: WeComConfig,
     crypto: WeComCrypto,
+    /// Seconds since the epoch to check callback timestamps against: the real clock, or a
+    /// fixed one for the published vectors (signed in 2014).
+    clock: fn() -> i64,
+}
+
+fn system_clock() -> i64 {
+    now_ms() / 1000
 }
 
 impl WeComInbound {
@@ -28,10 +35,23 @@ impl WeComInbound {
         let key = crypto::aes_key(&config.encoding_aes_key)
             .map_err(|reason| format!("`encoding_aes_key` {reason}"))?;
         let crypto = WeComCrypto::new(&config.token, key);
-        Ok(Self { config, crypto })
+        Ok(Self {
+            config,
+            crypto,
+            clock: system_clock,
+        })
     }
 
-    /// The text that was signed: `echostr` on GET, the body's `<Encrypt>` on POST.
+    /// Checks timestamps against `clock` instead of the system clock (tests of old vectors).
+    #[cfg(test)]
+    pub(crate) fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The text that was signed: `echostr` on GET, the body's `<Encrypt>` on POST. Reads the
+    /// body no further than `<Encrypt>`, in bounded space: this runs before the signature is
+    /// checked, for anyone who can reach the endpoint.
     fn signed_text(
         &self,
         req: &WebhookRequest,
@@ -50,11 +70,7 @@ impl WeComInbound {
         }
         let body = std::str::from_utf8(req.body)
             .map_err(|_| InboundError::MalformedBody("body is not UTF-8".into()))?;
-        let outer = xml::parse(body).map_err(InboundError::MalformedBody)?;
-        outer
-            .get("Encrypt")
-            .map(str::to_string)
-            .ok_or_else(|| InboundError::MalformedBody("no `<Encrypt>` in the body".into()))
+        xml::encrypt_field(body).map_err(|error| xml_error(error, ""))
     }
 
     /// Decrypts `ciphertext` and checks it is addressed to this corp.
@@ -70,6 +86,30 @@ impl WeComInbound {
             });
         }
         Ok(opened.message)
+    }
+
+    /// Refuses a validly signed callback whose timestamp is outside the window (a replay).
+    fn check_window(&self, timestamp: &str) -> Result<(), InboundError> {
+        let sent: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| InboundError::MalformedSignature(format!("timestamp `{timestamp}`")))?;
+        let skew_secs = (self.clock)().saturating_sub(sent);
+        if skew_secs.unsigned_abs() > self.config.timestamp_window_secs {
+            return Err(InboundError::StaleSignature {
+                skew_secs,
+                window_secs: self.config.timestamp_window_secs,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Maps an XML refusal to the answer, prefixing where the XML was (`decrypted message: `).
+fn xml_error(error: XmlError, place: &str) -> InboundError {
+    match error {
+        XmlError::Malformed(reason) => InboundError::MalformedBody(format!("{place}{reason}")),
+        XmlError::OverLimit(reason) => InboundError::OverLimit(format!("{place}{reason}")),
     }
 }
 
@@ -94,16 +134,16 @@ impl Inbound for WeComInbound {
     fn verify(&self, req: &WebhookRequest) -> Result<(), InboundError> {
         let query = CallbackQuery::parse(req.query)?;
         let signed = self.signed_text(req, &query)?;
-        if self.crypto.verify(
+        if !self.crypto.verify(
             &query.msg_signature,
             &query.timestamp,
             &query.nonce,
             &signed,
         ) {
-            Ok(())
-        } else {
-            Err(InboundError::BadSignature)
+            return Err(InboundError::BadSignature);
         }
+        // After the signature: a forged request learns nothing about the clock.
+        self.check_window(&query.timestamp)
     }
 
     fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError> {
@@ -117,9 +157,8 @@ impl Inbound for WeComInbound {
                 body: plaintext.into_bytes(),
             });
         }
-        let fields = xml::parse(&plaintext).map_err(|reason| {
-            InboundError::MalformedBody(format!("decrypted message: {reason}"))
-        })?;
+        let fields =
+            xml::parse(&plaintext).map_err(|error| xml_error(error, "decrypted message: "))?;
         self.envelope(&fields).map(|e| Inbox::Envelopes(vec![e]))
     }
 }

@@ -160,7 +160,9 @@ fn the_wrong_nonce_of_the_negative_vector_fails_verification() {
 #[test]
 fn url_verification_answers_the_bare_decrypted_echostr_from_the_raw_query() {
     let v = vector("wecom-official-verifyurl");
-    let inbound = WeComInbound::new(app(&v)).expect("inbound");
+    let inbound = WeComInbound::new(app(&v))
+        .expect("inbound")
+        .with_clock(vector_clock);
     let inbox = request(&inbound, http::Method::GET, s(&v, "query_raw"), b"").expect("verified");
     match inbox {
         Inbox::Handshake { body, content_type } => {
@@ -174,7 +176,9 @@ fn url_verification_answers_the_bare_decrypted_echostr_from_the_raw_query() {
 #[test]
 fn the_official_post_decodes_to_a_text_envelope_answered_through_the_app() {
     let v = vector("wecom-official-decrypt-post");
-    let inbound = WeComInbound::new(app(&v)).expect("inbound");
+    let inbound = WeComInbound::new(app(&v))
+        .expect("inbound")
+        .with_clock(vector_clock);
     let query = format!(
         "msg_signature={}&timestamp={}&nonce={}",
         s(&v, "expected_msg_signature"),
@@ -207,10 +211,17 @@ fn the_official_post_decodes_to_a_text_envelope_answered_through_the_app() {
     }
 }
 
+/// The moment the published vectors were signed (their `timestamp`).
+fn vector_clock() -> i64 {
+    1_409_659_813
+}
+
 fn inbound_and_crypto() -> (WeComInbound, WeComCrypto, String) {
     let v = vector("wecom-official-decrypt-post");
     (
-        WeComInbound::new(app(&v)).expect("inbound"),
+        WeComInbound::new(app(&v))
+            .expect("inbound")
+            .with_clock(vector_clock),
         crypto_of(&v),
         s(&v, "receiveid").to_string(),
     )
@@ -336,10 +347,10 @@ fn a_message_for_another_corp_is_401_after_decrypting() {
 /// A correctly signed POST of an arbitrary `<Encrypt>` text.
 fn signed(encrypt: &str) -> (String, Vec<u8>) {
     let (_, crypto, _) = inbound_and_crypto();
-    let signature = crypto.signature("1", "2", encrypt);
+    let signature = crypto.signature("1409659813", "2", encrypt);
     let body = format!("<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>");
     (
-        format!("msg_signature={signature}&timestamp=1&nonce=2"),
+        format!("msg_signature={signature}&timestamp=1409659813&nonce=2"),
         body.into_bytes(),
     )
 }
@@ -407,7 +418,11 @@ fn bad_padding_and_a_length_field_past_the_end_are_told_apart() {
 #[test]
 fn malformed_xml_and_doctype_are_400_and_no_entity_is_expanded() {
     let (query, _) = signed("x");
-    assert_400(refused(&query, b"<xml><Encrypt>abc</Encrypt>"), "XML");
+    // Only the body up to `<Encrypt>` is read before the signature is checked: malformed
+    // there is 400, a body cut after it is judged by the signature.
+    assert_400(refused(&query, b"<xml><Encrypt>abc</Encrpyt></xml>"), "XML");
+    let cut = refused(&query, b"<xml><Encrypt>abc</Encrypt>");
+    assert!(matches!(cut, InboundError::BadSignature), "{cut}");
     assert_400(refused(&query, b"not xml"), "XML");
     let bomb = br#"<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><xml><Encrypt>&b;</Encrypt></xml>"#;
     assert_400(refused(&query, bomb), "DOCTYPE");
@@ -536,4 +551,71 @@ async fn https_api_addresses_are_spoken_over_tls() {
     let error = answer.expect_err("closed port").to_string();
     assert!(error.contains("transport"), "{error}");
     assert!(!error.to_lowercase().contains("scheme"), "{error}");
+}
+
+/// `<xml>` + `<a>`×depth + `x` + `</a>`×depth + `</xml>`: quadratic in memory for a reader that
+/// names fields by their path.
+fn nesting(depth: usize) -> Vec<u8> {
+    let mut body = b"<xml>".to_vec();
+    body.extend(b"<a>".repeat(depth));
+    body.push(b'x');
+    body.extend(b"</a>".repeat(depth));
+    body.extend(b"</xml>");
+    body
+}
+
+#[test]
+fn deep_nesting_is_400_naming_the_limit_before_the_signature_and_fast() {
+    let query = "msg_signature=x&timestamp=1&nonce=1";
+    for depth in [64_000, 200_000, 1_000_000] {
+        let body = nesting(depth);
+        let started = std::time::Instant::now();
+        let error = refused(query, &body);
+        let took = started.elapsed();
+        assert_400(error, "deeper than the limit of 8 levels");
+        // Linear and stopped at level 9: microseconds; generous for a loaded debug build.
+        assert!(
+            took < std::time::Duration::from_millis(50),
+            "{depth}: {took:?}"
+        );
+    }
+    // Many siblings: refused at the element limit, not read to the end.
+    let mut wide = b"<xml>".to_vec();
+    wide.extend(b"<a/>".repeat(100_000));
+    wide.extend(b"<Encrypt>x</Encrypt></xml>");
+    assert_400(refused(query, &wide), "limit of 512 elements");
+}
+
+#[test]
+fn nesting_inside_the_decrypted_message_is_400_too() {
+    let (inbound, crypto, corp) = inbound_and_crypto();
+    let inner = String::from_utf8(nesting(1000)).expect("utf-8");
+    let (query, body) = callback(&crypto, &corp, &inner);
+    let error = request(&inbound, http::Method::POST, &query, &body).expect_err("refused");
+    assert_400(error, "decrypted message: XML nested deeper");
+}
+
+#[test]
+fn a_callback_signed_outside_the_window_is_401_naming_the_skew() {
+    let (inbound, crypto, corp) = inbound_and_crypto();
+    let encrypt = crypto.encrypt(&message("text", "<Content>x</Content>"), &corp, [1; 16]);
+    for (timestamp, skew) in [("1409659413", "400 s"), ("1409660213", "-400 s")] {
+        let signature = crypto.signature(timestamp, "5", &encrypt);
+        let query = format!("msg_signature={signature}&timestamp={timestamp}&nonce=5");
+        let body = format!("<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>");
+        let error =
+            request(&inbound, http::Method::POST, &query, body.as_bytes()).expect_err("stale");
+        assert!(
+            matches!(error, InboundError::StaleSignature { .. }),
+            "{error}"
+        );
+        assert_eq!(error.status(), http::StatusCode::UNAUTHORIZED);
+        assert!(error.to_string().contains(skew), "{error}");
+    }
+    // A timestamp that is no number is refused, signed or not.
+    let signature = crypto.signature("soon", "5", &encrypt);
+    let query = format!("msg_signature={signature}&timestamp=soon&nonce=5");
+    let body = format!("<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>");
+    let error = request(&inbound, http::Method::POST, &query, body.as_bytes()).expect_err("bad");
+    assert_eq!(error.status(), http::StatusCode::UNAUTHORIZED, "{error}");
 }
