@@ -105,6 +105,7 @@ pub async fn run(
     let core = &config.core;
     // Bind first: nothing connects or starts if a port is taken.
     let ingress_listener = if roles.ingress {
+        crate::open_files::raise_for(core.ingress.max_connections);
         Some(bind(&core.ingress.listen, "ingress.listen").await?)
     } else {
         None
@@ -122,7 +123,11 @@ pub async fn run(
     // the last records and stops the janitor and the metrics endpoint.
     let shutdown = Shutdown::new();
     let tail = Shutdown::new();
-    serve_metrics(metrics_listener, &tail)?;
+    serve_metrics(
+        metrics_listener,
+        clawdbot_ingress::ServerLimits::from_config(&core.ingress),
+        &tail,
+    )?;
     let instance = core
         .worker
         .consumer_name
@@ -289,7 +294,13 @@ pub async fn run(
         };
         shutdown.spawn(log_exit(
             "ingress",
-            clawdbot_ingress::run_with_tls(router, listener, tls, shutdown.clone()),
+            clawdbot_ingress::run(
+                router,
+                listener,
+                tls,
+                clawdbot_ingress::ServerLimits::from_config(&core.ingress),
+                shutdown.clone(),
+            ),
         ));
     }
     if let Some(path) = store_path {

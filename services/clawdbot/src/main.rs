@@ -9,6 +9,7 @@ mod internal_tls;
 mod log_cli;
 mod log_store;
 mod metrics_server;
+mod open_files;
 mod security_cli;
 mod skill_cli;
 mod status;

@@ -10,7 +10,11 @@ use tokio::net::TcpListener;
 ///
 /// # Errors
 /// A recorder is already installed.
-pub fn serve_metrics(listener: TcpListener, shutdown: &Shutdown) -> anyhow::Result<()> {
+pub fn serve_metrics(
+    listener: TcpListener,
+    limits: clawdbot_ingress::ServerLimits,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
     let handle = crate::telemetry::metrics_recorder()?;
     let upkeep = handle.clone();
     let token = shutdown.token();
@@ -25,11 +29,11 @@ pub fn serve_metrics(listener: TcpListener, shutdown: &Shutdown) -> anyhow::Resu
     });
     let router =
         axum::Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
-    let token = shutdown.token();
+    let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await;
+        let served =
+            clawdbot_ingress::server::serve("metrics", router, listener, None, limits, shutdown)
+                .await;
         if let Err(error) = served {
             tracing::error!(error = %error, "metrics server failed");
         }

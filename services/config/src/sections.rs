@@ -226,6 +226,34 @@ impl CoreConfig {
             100,
             100_000_000,
         );
+        for (key, value, min, max) in [
+            (
+                "header_read_timeout_secs",
+                self.ingress.header_read_timeout_secs,
+                1,
+                300,
+            ),
+            (
+                "body_read_timeout_secs",
+                self.ingress.body_read_timeout_secs,
+                1,
+                3600,
+            ),
+            (
+                "max_connections",
+                self.ingress.max_connections as u64,
+                1,
+                1_000_000,
+            ),
+            (
+                "max_connection_age_secs",
+                self.ingress.max_connection_age_secs,
+                1,
+                86_400,
+            ),
+        ] {
+            range(&mut problems, &format!("ingress.{key}"), value, min, max);
+        }
         listen(&mut problems, "egress.listen", &self.egress.listen);
         if !(self.egress.endpoint.starts_with("http://")
             || self.egress.endpoint.starts_with("https://"))
@@ -389,6 +417,16 @@ pub struct IngressConfig {
     /// Inbound stream length past which ingress answers 503 (the platform retries later)
     /// instead of letting Redis memory grow without bound.
     pub max_stream_len: u64,
+    /// A request's headers must arrive within this; also how long an idle keep-alive
+    /// connection is kept open.
+    pub header_read_timeout_secs: u64,
+    /// A request's body must arrive within this (answered 408 otherwise).
+    pub body_read_timeout_secs: u64,
+    /// Connections served at once by each listener; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// A connection is asked to close (after its request in flight) once this old, so clients
+    /// re-spread over replicas.
+    pub max_connection_age_secs: u64,
 }
 
 impl Default for IngressConfig {
@@ -398,6 +436,10 @@ impl Default for IngressConfig {
             max_body_bytes: 1 << 20,
             dedupe_window_secs: 600,
             max_stream_len: 1_000_000,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            max_connections: 10_000,
+            max_connection_age_secs: 600,
         }
     }
 }

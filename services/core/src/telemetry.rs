@@ -12,6 +12,8 @@ use crate::proto::TraceContext;
 pub const MESSAGES_IN_TOTAL: &str = "clawdbot_messages_in_total";
 /// Ingress requests by `platform` and `outcome` (accepted, duplicate, rejected, unavailable).
 pub const INGRESS_REQUESTS_TOTAL: &str = "clawdbot_ingress_requests_total";
+/// Connections that had to wait for a place under a listener's `max_connections`.
+pub const HTTP_CONNECTIONS_WAITED_TOTAL: &str = "clawdbot_http_connections_waited_total";
 /// Time a skill took to handle one message, by `skill` (histogram, seconds).
 pub const SKILLS_LATENCY_SECONDS: &str = "clawdbot_skills_latency_seconds";
 /// Skill invocations, by `skill`.

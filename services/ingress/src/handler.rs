@@ -13,6 +13,7 @@ use clawdbot_platforms::{Inbound, Inbox, WebhookRequest};
 use tracing::Instrument;
 
 use crate::IngressState;
+use crate::body::Body;
 
 const COMPONENT: &str = "ingress";
 
@@ -24,7 +25,7 @@ pub(crate) async fn default_account(
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
     dispatch(&state, &platform, None, (method, headers, query, body)).await
 }
@@ -35,7 +36,7 @@ pub(crate) async fn named_account(
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
     dispatch(&state, &platform, Some(&id), (method, headers, query, body)).await
 }
@@ -46,7 +47,7 @@ pub(crate) async fn notify_api(
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
     let platform = clawdbot_platforms::notify::NAME;
     dispatch(&state, platform, None, (method, headers, query, body)).await

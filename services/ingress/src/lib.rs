@@ -11,10 +11,12 @@
 //! `/readyz` (Redis answers and the process is not shutting down).
 
 mod access;
+mod body;
 mod connections;
 mod handler;
 mod publisher;
 mod sandbox;
+pub mod server;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -33,6 +35,7 @@ pub use access::{AccessPolicy, restrict};
 pub use connections::start_dingtalk_streams;
 pub use publisher::Publisher;
 pub use sandbox::SandboxFeed;
+pub use server::ServerLimits;
 
 /// What the ingress role needs from the config.
 #[derive(Debug, Clone)]
@@ -112,49 +115,17 @@ pub fn router(
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until shutdown, then finishes the requests in flight.
+/// Serves `router` on `listener` (HTTPS when `tls` is given) within `limits` until
+/// shutdown, then finishes the requests in flight.
 ///
 /// # Errors
 /// The server failed.
-pub async fn run(router: Router, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    run_with_tls(router, listener, None, shutdown).await
-}
-
-/// Serves `router` like [`run`], over HTTPS when `tls` is given.
-///
-/// # Errors
-/// The server failed.
-pub async fn run_with_tls(
+pub async fn run(
     router: Router,
     listener: TcpListener,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    limits: ServerLimits,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    if let Some(tls) = tls {
-        tracing::info!(address = ?listener.local_addr().ok(), "ingress serving https");
-        let handle = axum_server::Handle::new();
-        let stopper = handle.clone();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-        });
-        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum_server::from_tcp_rustls(
-            listener.into_std()?,
-            axum_server::tls_rustls::RustlsConfig::from_config(tls),
-        )?
-        .handle(handle)
-        .serve(service)
-        .await?;
-        tracing::info!("ingress stopped");
-        return Ok(());
-    }
-    tracing::info!(address = ?listener.local_addr().ok(), "ingress serving");
-    // Connection info: the access policy reads the peer's address.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
-    tracing::info!("ingress stopped");
-    Ok(())
+    server::serve("ingress", router, listener, tls, limits, shutdown).await
 }

@@ -1,0 +1,245 @@
+//! The HTTP(S) server behind every public listener (callbacks, notify, sandbox, metrics), with
+//! the limits that keep slow or numerous clients from exhausting it:
+//!
+//! - **Headers** must arrive within `header_read_timeout` (hyper's own timer). hyper starts it
+//!   whenever it waits for a request head, so it also closes a keep-alive connection that sits
+//!   idle that long.
+//! - **Bodies** must arrive within `body_read_timeout` (tower-http's body timeout): the
+//!   slowest accepted rate is `max_body_bytes / body_read_timeout`. A late body is answered 408.
+//! - **Connections**: at most `max_connections` are served at once; past that, new ones wait in
+//!   the kernel's listen backlog (logged, at most once a minute, and counted) rather than being
+//!   accepted into a process that cannot serve them. Each connection is asked to close
+//!   gracefully after `max_connection_age`, so clients re-spread across replicas.
+//! - **TLS handshakes** share the header timeout.
+//!
+//! On shutdown every connection finishes its request in flight (up to 10 s), then closes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use clawdbot_core::shutdown::Shutdown;
+use clawdbot_core::telemetry::HTTP_CONNECTIONS_WAITED_TOTAL;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::ServiceExt;
+
+/// How long connections get to finish their requests after shutdown began.
+const DRAIN: Duration = Duration::from_secs(10);
+/// How long to pause accepting after an accept error (out of file descriptors, say), so the
+/// loop does not spin while the condition lasts.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// The most often "connection limit reached" is logged.
+const LIMIT_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The limits of one listener (config: `ingress.*`, see `clawdbot-config`).
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connection_age: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_connection_age: Duration::from_secs(600),
+        }
+    }
+}
+
+impl ServerLimits {
+    /// The limits `ingress.*` configures (every public listener uses them).
+    pub fn from_config(ingress: &clawdbot_config::IngressConfig) -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(ingress.header_read_timeout_secs),
+            body_read_timeout: Duration::from_secs(ingress.body_read_timeout_secs),
+            max_connections: ingress.max_connections,
+            max_connection_age: Duration::from_secs(ingress.max_connection_age_secs),
+        }
+    }
+}
+
+/// Serves `router` on `listener` (over TLS when `tls` is given) within `limits`, until
+/// `shutdown`; then drains the connections. `name` labels logs and metrics (`ingress`,
+/// `metrics`).
+///
+/// # Errors
+/// None today once listening; the signature leaves room for fatal listener errors.
+pub async fn serve(
+    name: &'static str,
+    router: Router,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ServerLimits,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let router = router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        limits.body_read_timeout,
+    ));
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.header_read_timeout))
+        .max_concurrent_streams(100);
+    let builder = Arc::new(builder);
+    let mut last_limit_log: Option<tokio::time::Instant> = None;
+    tracing::info!(
+        listener = name,
+        address = ?listener.local_addr().ok(),
+        https = tls.is_some(),
+        max_connections = limits.max_connections,
+        "serving"
+    );
+    loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                metrics::counter!(HTTP_CONNECTIONS_WAITED_TOTAL, "listener" => name).increment(1);
+                if last_limit_log.is_none_or(|at| at.elapsed() >= LIMIT_LOG_EVERY) {
+                    last_limit_log = Some(tokio::time::Instant::now());
+                    tracing::warn!(
+                        listener = name,
+                        max_connections = limits.max_connections,
+                        "connection limit reached: new connections wait in the listen backlog \
+                         until one closes (raise max_connections, or add replicas)"
+                    );
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, or a connection reset before accept: pause and
+                    // go on; the listener itself is fine.
+                    tracing::warn!(listener = name, error = %error, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let connection = Connection {
+            router: router.clone(),
+            builder: builder.clone(),
+            limits: limits.clone(),
+            peer,
+            shutdown: shutdown.clone(),
+            _permit: permit,
+        };
+        match &tls {
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let handshake = tokio::time::timeout(
+                        connection.limits.header_read_timeout,
+                        acceptor.accept(stream),
+                    );
+                    match handshake.await {
+                        Ok(Ok(stream)) => connection.run(stream).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(peer = %peer, error = %error, "tls handshake failed");
+                        }
+                        Err(_) => tracing::debug!(peer = %peer, "tls handshake timed out"),
+                    }
+                });
+            }
+            None => {
+                tokio::spawn(connection.run(stream));
+            }
+        }
+    }
+    // Every connection holds a permit until it closes: all of them back means all closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = name,
+            "connections still open after the drain period"
+        );
+    }
+    tracing::info!(listener = name, "stopped");
+    Ok(())
+}
+
+/// One accepted connection and what it needs to be served.
+struct Connection {
+    router: Router,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: ServerLimits,
+    peer: SocketAddr,
+    shutdown: Shutdown,
+    /// Returned when the connection closes, which frees a place under `max_connections`.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn run<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            router,
+            builder,
+            limits,
+            peer,
+            shutdown,
+            _permit,
+        } = self;
+        // What `into_make_service_with_connect_info` would add: the access policy reads it.
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        let aged = tokio::time::sleep(limits.max_connection_age);
+        tokio::pin!(aged);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                served = connection.as_mut() => {
+                    if let Err(error) = served {
+                        // Header timeouts, resets, malformed requests: the client's doing.
+                        tracing::debug!(peer = %peer, error = %error, "connection ended");
+                    }
+                    return;
+                }
+                () = &mut aged, if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                () = shutdown.cancelled(), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
