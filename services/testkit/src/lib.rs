@@ -10,6 +10,7 @@
 //! Only dev-dependencies and the load generator use this crate.
 
 pub mod bus;
+pub mod fuzz;
 pub mod guest;
 pub mod mock;
 mod postgres;

@@ -172,12 +172,12 @@ impl WeComInbound {
                 .filter(|value| !value.is_empty())
                 .ok_or_else(|| InboundError::MalformedBody(format!("no `<{name}>` in the message")))
         };
-        let msg_type = required("MsgType")?;
+        let msg_type = identifier(required("MsgType")?, "MsgType")?;
         let user_id = required("FromUserName")?.to_string();
         let create_time: i64 = fields.text("CreateTime").parse().unwrap_or_default();
         let (kind, event_type, message_id, segments) = match msg_type {
             "event" => {
-                let event = fields.text("Event");
+                let event = identifier(fields.text("Event"), "Event")?;
                 // Events have no MsgId: WeCom's retries repeat sender and time, so those dedupe.
                 let id = format!("{user_id}:{create_time}:{event}");
                 let segments = vec![raw_segment(msg_type, fields)];
@@ -246,6 +246,23 @@ impl WeComInbound {
             // A member writes to the app itself: every message is addressed to the bot.
             mentions_bot: true,
         })
+    }
+}
+
+/// Checks that a type name (`MsgType`, `Event`) is one: WeCom's are short snake_case words.
+/// Anything else is refused rather than copied into event types, metrics and history.
+fn identifier<'a>(value: &'a str, field: &str) -> Result<&'a str, InboundError> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(value)
+    } else {
+        Err(InboundError::MalformedBody(format!(
+            "`<{field}>` is not a WeCom type name (up to 64 letters, digits, `_` or `-`)"
+        )))
     }
 }
 

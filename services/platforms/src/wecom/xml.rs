@@ -105,8 +105,8 @@ enum Walk {
 }
 
 /// Streams `xml`, calling `visit(parents, name, text)` at the end of every element below the
-/// root, within the limits. Parents of nested elements get the nested text too; only leaves
-/// are of use.
+/// root, within the limits. An element's text is what stands after its last child (all of it,
+/// for a leaf), so no text is given to more than one element.
 fn walk(xml: &str, mut visit: impl FnMut(&[String], &str, String) -> Walk) -> Result<(), XmlError> {
     let malformed = |reason: String| XmlError::Malformed(reason);
     let mut reader = Reader::from_str(xml);
@@ -181,12 +181,13 @@ fn walk(xml: &str, mut visit: impl FnMut(&[String], &str, String) -> Walk) -> Re
                 let Some(name) = path.pop() else {
                     return Err(malformed("unbalanced end tag".into()));
                 };
+                // A parent's value is its own text only (none, in WeCom's XML): its children's
+                // text was given to them, and is not copied up again.
                 if !path.is_empty()
                     && let Walk::Stop = visit(&path, &name, std::mem::take(&mut value))
                 {
                     return Ok(());
                 }
-                value.clear();
             }
             Event::Eof => break,
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
