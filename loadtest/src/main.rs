@@ -12,6 +12,7 @@ mod decode;
 mod generator;
 mod processes;
 mod report;
+mod slow_clients;
 mod sse;
 mod wasm_bench;
 
@@ -67,6 +68,10 @@ pub struct Args {
     /// The skill name the `--wasm-bench` component calls itself.
     #[arg(long, default_value = "echo")]
     pub wasm_skill: String,
+    /// Hold this many slowloris connections open to the ingress for the whole run (reopened
+    /// when the server closes them), to measure the echo path beside them.
+    #[arg(long, default_value_t = 0)]
+    pub slow_clients: usize,
     /// Print the table header before the row.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub header: bool,
@@ -100,6 +105,16 @@ async fn main() -> anyhow::Result<()> {
         return wasm_bench::run(component, &args.wasm_skill, "/echo hello 你好", 100_000).await;
     }
     anyhow::ensure!(args.duration <= 300, "--duration is capped at 300 s");
+    if args.slow_clients > 0 {
+        // Each slow client is a descriptor here.
+        let limit = rlimit::increase_nofile_limit(u64::MAX).context("open-file limit")?;
+        anyhow::ensure!(
+            limit > args.slow_clients as u64 + 1024,
+            "--slow-clients {} needs an open-file limit above {} (it is {limit})",
+            args.slow_clients,
+            args.slow_clients + 1024
+        );
+    }
     anyhow::ensure!(
         args.bin.exists(),
         "no clawdbot binary at `{}`: run `cargo build --release` first",
@@ -133,7 +148,16 @@ async fn main() -> anyhow::Result<()> {
         (None, PathKind::Qq) => qq.sent_count(),
         (None, _) => mock.sent_count(),
     };
+    let slow = (args.slow_clients > 0)
+        .then(|| slow_clients::SlowClients::start(cluster.ingress_port, args.slow_clients));
+    if slow.is_some() {
+        // Let them connect before the traffic starts.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     let sent = generator::run(&args, cluster.ingress_port).await;
+    if let Some(slow) = &slow {
+        eprintln!("slow clients closed by the server: {}", slow.stop());
+    }
     // Let the tail drain: wait until every accepted event is answered, or nothing has arrived
     // for 3 s, or 20 s passed.
     let accepted = sent.accepted();

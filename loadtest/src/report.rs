@@ -133,11 +133,14 @@ impl Report {
 
 /// Names the deployment measured (and the echo skill, when it is a WebAssembly component).
 fn mode_label(args: &Args) -> String {
-    let deployment = deployment_label(args);
-    match &args.wasm_echo {
-        Some(_) => format!("{deployment}, wasm echo"),
-        None => deployment,
+    let mut label = deployment_label(args);
+    if args.wasm_echo.is_some() {
+        label.push_str(", wasm echo");
     }
+    if args.slow_clients > 0 {
+        label.push_str(&format!(", {} slow clients", args.slow_clients));
+    }
+    label
 }
 
 fn deployment_label(args: &Args) -> String {

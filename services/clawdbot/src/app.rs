@@ -104,8 +104,10 @@ pub async fn run(
     };
     let core = &config.core;
     // Bind first: nothing connects or starts if a port is taken.
+    let mut server_limits = clawdbot_ingress::ServerLimits::from_config(&core.ingress);
+    server_limits.max_connections =
+        crate::open_files::connection_budget(server_limits.max_connections);
     let ingress_listener = if roles.ingress {
-        crate::open_files::raise_for(core.ingress.max_connections);
         Some(bind(&core.ingress.listen, "ingress.listen").await?)
     } else {
         None
@@ -123,11 +125,7 @@ pub async fn run(
     // the last records and stops the janitor and the metrics endpoint.
     let shutdown = Shutdown::new();
     let tail = Shutdown::new();
-    serve_metrics(
-        metrics_listener,
-        clawdbot_ingress::ServerLimits::from_config(&core.ingress),
-        &tail,
-    )?;
+    serve_metrics(metrics_listener, server_limits.clone(), &tail)?;
     let instance = core
         .worker
         .consumer_name
@@ -294,13 +292,7 @@ pub async fn run(
         };
         shutdown.spawn(log_exit(
             "ingress",
-            clawdbot_ingress::run(
-                router,
-                listener,
-                tls,
-                clawdbot_ingress::ServerLimits::from_config(&core.ingress),
-                shutdown.clone(),
-            ),
+            clawdbot_ingress::run(router, listener, tls, server_limits, shutdown.clone()),
         ));
     }
     if let Some(path) = store_path {
