@@ -1,5 +1,5 @@
 //! A robot message (the HTTP callback's body, or a Stream frame's `data`) into an envelope.
-//! Field names: `shared/protocols/dingtalk.md` (from DingTalk's Stream SDK and a real payload).
+//! Field names: `docs/protocols/dingtalk.md` (from DingTalk's Stream SDK and a real payload).
 
 use clawdbot_core::message::{new_envelope_id, now_ms, render_text};
 use clawdbot_core::proto::{

@@ -1,5 +1,5 @@
-//! DingTalk (钉钉) enterprise-internal robots and custom group robots (facts and vectors:
-//! `shared/protocols/dingtalk.md`, `dingtalk.vectors.json`).
+//! DingTalk (钉钉) enterprise-internal robots and custom group robots (facts:
+//! `docs/protocols/dingtalk.md`; vectors: `fixtures/dingtalk.vectors.json`).
 //!
 //! Inbound, `mode: http`: DingTalk POSTs robot messages to `/clawdbot/dingtalk/callback` with
 //! `timestamp` and `sign` headers (HMAC-SHA256 with the app secret, within an hour of this

@@ -1,7 +1,7 @@
 //! DingTalk's signature: `base64(HMAC-SHA256(key = secret, msg = timestamp_ms + "\n" + secret))`
 //! — the same function signs inbound robot callbacks (key: the app secret, compared as base64)
 //! and outbound custom-robot webhooks (key: the robot's `SEC...` secret, URL-encoded into the
-//! query). Vectors: `shared/protocols/dingtalk.vectors.json`.
+//! query). Vectors: `fixtures/dingtalk.vectors.json`.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

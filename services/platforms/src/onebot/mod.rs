@@ -1,6 +1,6 @@
 //! OneBot v11, as spoken by NapCat, Lagrange.OneBot, LLOneBot and go-cqhttp
 //! (spec: <https://github.com/botuniverse/onebot-11>; facts and vectors in
-//! `shared/protocols/onebot11.md`).
+//! `docs/protocols/onebot11.md`).
 //!
 //! Inbound: HTTP POST event reporting to `/clawdbot/onebot/callback` (or
 //! `/clawdbot/onebot/{id}/callback`), with `X-Signature: sha1=HMAC-SHA1(secret, raw body)` when a

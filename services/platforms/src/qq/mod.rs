@@ -1,5 +1,5 @@
 //! The official QQ bot API (q.qq.com; OneBot is the community protocol and its own platform).
-//! Facts and vectors: `shared/protocols/qq.md`, `qq.vectors.json`.
+//! Facts and vectors: `docs/protocols/qq.md`; vectors: `fixtures/qq.vectors.json`.
 //!
 //! Inbound: `/clawdbot/qq/callback` (bots told apart by `X-Bot-Appid`): op 13 validation is
 //! answered with an Ed25519 signature over event_ts + plain_token; op 0 events are verified

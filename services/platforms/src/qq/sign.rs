@@ -3,7 +3,7 @@
 //! `X-Signature-Timestamp` + the raw body bytes (never re-serialized JSON: the official demo
 //! only verifies over the pretty-printed body it was signed with); the callback-URL validation
 //! (op 13) is answered with the signature over `event_ts` + `plain_token`.
-//! Vectors: `shared/protocols/qq.vectors.json`.
+//! Vectors: `fixtures/qq.vectors.json`.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 

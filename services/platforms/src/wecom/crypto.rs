@@ -1,5 +1,5 @@
 //! WeCom's callback crypto (WXBizMsgCrypt): the SHA-1 `msg_signature` and AES-256-CBC with
-//! WeCom's own padding and framing. Vectors: `shared/protocols/wecom.vectors.json`.
+//! WeCom's own padding and framing. Vectors: `fixtures/wecom.vectors.json`.
 //!
 //! - signature: `sha1_hex(sorted(token, timestamp, nonce, encrypt).concat())`;
 //! - key: `base64(EncodingAESKey + "=")` (32 bytes), IV: the key's first 16 bytes;

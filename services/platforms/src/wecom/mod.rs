@@ -1,5 +1,5 @@
 //! WeCom (企业微信) self-built apps (自建应用) and their group robots (群机器人)
-//! (facts and vectors: `shared/protocols/wecom.md`, `wecom.vectors.json`).
+//! (facts: `docs/protocols/wecom.md`; vectors: `fixtures/wecom.vectors.json`).
 //!
 //! Inbound: `/clawdbot/wechat/callback` (or `/clawdbot/wechat/{id}/callback`). GET is the URL
 //! verification (answer the decrypted `echostr`, bare); POST carries `<Encrypt>`, signed with
