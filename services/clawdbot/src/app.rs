@@ -223,19 +223,22 @@ pub async fn run(
         let serves_notify = platform.as_deref().is_none_or(|p| {
             clawdbot_platforms::platform_of_config_key(p) == clawdbot_platforms::notify::NAME
         });
-        if let Some(notify) = config.platforms.notify.as_ref().filter(|_| serves_notify) {
+        let notify = config
+            .platforms
+            .section::<clawdbot_platforms::notify::NotifyConfig>(clawdbot_platforms::notify::NAME);
+        if let Some(notify) = notify.filter(|_| serves_notify) {
             watch_issued_keys(&config, notify, &services, &shutdown).await?;
         }
         let mut inbounds = clawdbot_platforms::build_inbounds(&config.platforms, &services);
+        let mut connections = clawdbot_platforms::build_connections(&config.platforms, &services);
         if let Some(platform) = &platform {
             // A platform is named by its name (`wecom`), its route (`wechat`) or its config
             // key (`wechat_enterprise`, what the Helm chart passes).
             let platform = clawdbot_platforms::platform_of_config_key(platform);
             inbounds
                 .retain(|inbound| inbound.platform() == platform || inbound.route() == platform);
-            let has_streams = platform == clawdbot_platforms::dingtalk::NAME
-                && !stream_apps(&config.platforms).is_empty();
-            if inbounds.is_empty() && !has_streams {
+            connections.retain(|connection| connection.platform() == platform);
+            if inbounds.is_empty() && connections.is_empty() {
                 bail!("`--platform {platform}`: no account of that platform is configured");
             }
         }
@@ -244,18 +247,15 @@ pub async fn run(
             dedupe_window: Duration::from_secs(core.ingress.dedupe_window_secs),
             max_stream_len: core.ingress.max_stream_len,
         };
-        let serves_dingtalk = platform.as_deref().is_none_or(|p| {
-            clawdbot_platforms::platform_of_config_key(p) == clawdbot_platforms::dingtalk::NAME
-        });
-        if serves_dingtalk {
-            // Stream-mode DingTalk apps: this replica competes for each app's socket.
+        if !connections.is_empty() {
+            // Long-lived sockets (DingTalk Stream): this replica competes for each one.
             let publisher = clawdbot_ingress::Publisher::start(
                 bus.clone(),
                 settings.dedupe_window,
                 settings.max_stream_len,
             );
-            clawdbot_ingress::start_dingtalk_streams(
-                stream_apps(&config.platforms),
+            clawdbot_ingress::start_connections(
+                connections,
                 bus.clone(),
                 publisher,
                 // Unique even when replicas share a configured consumer name.
@@ -627,18 +627,6 @@ impl clawdbot_platforms::sandbox::SandboxSink for BusSandboxSink {
             .await
             .map_err(|error| error.to_string())
     }
-}
-
-/// The DingTalk apps in Stream mode (their messages arrive over a socket, not a route).
-fn stream_apps(
-    platforms: &clawdbot_platforms::PlatformsConfig,
-) -> Vec<clawdbot_platforms::dingtalk::DingTalkConfig> {
-    platforms
-        .dingtalk
-        .iter()
-        .filter(|app| app.mode == clawdbot_platforms::dingtalk::Mode::Stream)
-        .cloned()
-        .collect()
 }
 
 /// How long `clawdbot log` keeps records in the store.

@@ -89,15 +89,13 @@ impl Config {
         let mut core_map = serde_json::Map::new();
         let mut problems = Vec::new();
         for (key, section) in map {
-            if PlatformsConfig::KEYS.contains(&key.as_str()) {
+            if PlatformsConfig::keys().any(|platform| platform == key) {
                 platform_map.insert(key, section);
             } else if CoreConfig::KEYS.contains(&key.as_str()) {
                 core_map.insert(key, section);
             } else {
-                let mut known: Vec<&str> = PlatformsConfig::KEYS
-                    .iter()
-                    .chain(CoreConfig::KEYS)
-                    .copied()
+                let mut known: Vec<&str> = PlatformsConfig::keys()
+                    .chain(CoreConfig::KEYS.iter().copied())
                     .collect();
                 known.sort_unstable();
                 problems.push(format!(
@@ -106,8 +104,8 @@ impl Config {
                 ));
             }
         }
-        let platforms = typed::<PlatformsConfig>(platform_map)
-            .map_err(|p| problems.push(p))
+        let platforms = PlatformsConfig::read(platform_map)
+            .map_err(|p| problems.extend(p))
             .ok();
         let core = typed::<CoreConfig>(core_map)
             .map_err(|p| problems.push(p))

@@ -57,7 +57,10 @@ fn the_documented_example_loads() {
     let dir = temp_dir();
     let file = write(&dir, "clawdbot.yaml", ISSUE_EXAMPLE);
     let config = Config::load(&file, &HashMap::new()).expect("loads");
-    let account = config.platforms.onebot.iter().next().expect("one account");
+    let accounts = config
+        .platforms
+        .accounts::<clawdbot_platforms::onebot::OneBotConfig>("onebot");
+    let account = accounts.first().expect("one account");
     assert_eq!(account.id, "default");
     assert_eq!(account.self_id, 10001);
     assert_eq!(account.secret.as_deref(), Some("s3cr3t"));
@@ -89,7 +92,9 @@ fn a_directory_is_merged_and_env_references_are_replaced() {
     write(&dir, "notes.txt", "not: yaml: at all");
     let env: HashMap<String, String> = [("OB_SECRET".to_string(), "123456".to_string())].into();
     let config = Config::load(&dir, &env).expect("loads");
-    let accounts: Vec<_> = config.platforms.onebot.iter().collect();
+    let accounts = config
+        .platforms
+        .accounts::<clawdbot_platforms::onebot::OneBotConfig>("onebot");
     assert_eq!(accounts.len(), 2);
     assert_eq!(
         accounts[0].secret.as_deref(),
@@ -177,12 +182,10 @@ fn a_wecom_app_in_its_own_file_of_the_directory_loads_with_its_secret_from_the_e
     );
     let env: HashMap<String, String> = [("WECOM_SECRET".to_string(), "s3".to_string())].into();
     let config = Config::load(&dir, &env).expect("loads");
-    let app = config
+    let apps = config
         .platforms
-        .wechat_enterprise
-        .iter()
-        .next()
-        .expect("one app");
+        .accounts::<clawdbot_platforms::wecom::WeComConfig>("wecom");
+    let app = apps.first().expect("one app");
     assert_eq!(
         (app.id.as_str(), app.secret.as_str(), app.agent_id),
         ("default", "s3", 1_000_002)

@@ -27,8 +27,9 @@ struct Harness {
 async fn harness(max_attempts: u32) -> Harness {
     let redis = TestRedis::new().await;
     let mock = MockOneBot::start(Some("tok")).await;
-    let platforms = PlatformsConfig {
-        onebot: OneOrMany::many(vec![OneBotConfig {
+    let platforms = PlatformsConfig::single(
+        "onebot",
+        OneOrMany::many(vec![OneBotConfig {
             id: "default".into(),
             self_id: 10001,
             secret: None,
@@ -39,8 +40,7 @@ async fn harness(max_attempts: u32) -> Harness {
             retry_backoff_ms: 10,
             max_in_flight: 8,
         }]),
-        ..Default::default()
-    };
+    );
     let outbounds =
         clawdbot_platforms::build_outbounds(&platforms, &Default::default()).expect("outbounds");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

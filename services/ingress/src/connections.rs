@@ -1,12 +1,14 @@
-//! Connection-shaped inbounds (DingTalk Stream mode): one socket per app across the whole
-//! cluster. The ingress replicas elect its holder with a lease in the shared state (renewed by
-//! the holder every third of its life; a holder that cannot renew stops its socket) and a
-//! fencing token (a counter: every new holder's is higher, and the logs say which held when).
+//! Connection-shaped inbounds (`clawdbot_platforms::Connection`: DingTalk Stream mode today):
+//! one socket per account across the whole cluster. The ingress replicas elect its holder with
+//! a lease in the shared state (renewed by the holder every third of its life; a holder that
+//! cannot renew stops its socket) and a fencing token (a counter: every new holder's is higher,
+//! and the logs say which held when). Written once here for every platform's connections.
 //!
 //! Handover: a holder shutting down releases the lease first and keeps its socket until another
 //! replica has taken the lease and connected (or a few seconds passed), then closes it — the
 //! new socket is up before the old one goes, and what both receive meanwhile is deduplicated by
-//! msgId on publish. DingTalk redelivers anything not acked, so a crash loses nothing either.
+//! message id on publish. Platforms redeliver what was not acknowledged (DingTalk does), so a
+//! crash loses nothing either.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +18,7 @@ use clawdbot_core::Envelope;
 use clawdbot_core::shared::SharedState;
 use clawdbot_core::shutdown::Shutdown;
 use clawdbot_core::telemetry::{self, MESSAGES_IN_TOTAL};
-use clawdbot_platforms::EnvelopeSink;
-use clawdbot_platforms::dingtalk::{DingTalkConfig, stream::StreamClient};
+use clawdbot_platforms::{Connection, EnvelopeSink};
 
 use crate::publisher::Publisher;
 
@@ -49,9 +50,9 @@ impl EnvelopeSink for PublisherSink {
     }
 }
 
-/// Starts a holder task for each Stream-mode DingTalk app; each runs until `shutdown`.
-pub fn start_dingtalk_streams(
-    apps: Vec<DingTalkConfig>,
+/// Starts a holder task for each connection; each runs until `shutdown`.
+pub fn start_connections(
+    connections: Vec<Arc<dyn Connection>>,
     bus: Arc<dyn Bus>,
     publisher: Publisher,
     holder: String,
@@ -61,28 +62,27 @@ pub fn start_dingtalk_streams(
     // Only a bus other processes share needs a handover; the embedded one is this process.
     let handover = bus.durable();
     let shared: Arc<dyn SharedState> = bus;
-    for app in apps {
+    for connection in connections {
+        let (scope, id) = connection.lease_scope();
         let holder = Holder {
-            lease_key: format!("dingtalk:stream-lease:{}", app.app_key),
-            connected_key: format!("dingtalk:stream-connected:{}", app.app_key),
-            fence_key: format!("dingtalk:stream-fence:{}", app.app_key),
-            ttl: Duration::from_secs_f64(app.stream.lease_secs),
+            platform: connection.platform(),
+            bot_id: connection.bot_id().to_string(),
+            lease_key: format!("{scope}-lease:{id}"),
+            connected_key: format!("{scope}-connected:{id}"),
+            fence_key: format!("{scope}-fence:{id}"),
+            ttl: connection.lease_ttl(),
             holder: holder.clone(),
             handover,
             shared: shared.clone(),
         };
-        let client = match StreamClient::new(app.clone()) {
-            Ok(client) => client,
-            Err(reason) => {
-                tracing::error!(app = %app.id, %reason, "dingtalk stream not started");
-                continue;
-            }
-        };
-        shutdown.spawn(holder.run(client, sink.clone(), shutdown.clone()));
+        shutdown.spawn(holder.run(connection, sink.clone(), shutdown.clone()));
     }
 }
 
 struct Holder {
+    /// What the logs name: the connection's platform and account.
+    platform: &'static str,
+    bot_id: String,
     lease_key: String,
     connected_key: String,
     fence_key: String,
@@ -93,7 +93,12 @@ struct Holder {
 }
 
 impl Holder {
-    async fn run(self, client: StreamClient, sink: Arc<dyn EnvelopeSink>, shutdown: Shutdown) {
+    async fn run(
+        self,
+        connection: Arc<dyn Connection>,
+        sink: Arc<dyn EnvelopeSink>,
+        shutdown: Shutdown,
+    ) {
         let poll = self.ttl / 3;
         while !shutdown.is_triggered() {
             match self
@@ -101,10 +106,13 @@ impl Holder {
                 .put_value_if_absent(&self.lease_key, &self.holder, self.ttl)
                 .await
             {
-                Ok(true) => self.hold(&client, sink.as_ref(), &shutdown).await,
+                Ok(true) => {
+                    self.hold(connection.as_ref(), sink.as_ref(), &shutdown)
+                        .await
+                }
                 Ok(false) => {}
                 Err(error) => {
-                    tracing::warn!(error = %error, "cannot reach the shared state for the stream lease")
+                    tracing::warn!(error = %error, "cannot reach the shared state for the connection lease")
                 }
             }
             tokio::select! {
@@ -115,7 +123,13 @@ impl Holder {
     }
 
     /// Holds the socket while holding the lease; returns when the lease is lost or handed over.
-    async fn hold(&self, client: &StreamClient, sink: &dyn EnvelopeSink, shutdown: &Shutdown) {
+    async fn hold(
+        &self,
+        connection: &dyn Connection,
+        sink: &dyn EnvelopeSink,
+        shutdown: &Shutdown,
+    ) {
+        let (platform, bot_id) = (self.platform, self.bot_id.as_str());
         let fence = self
             .shared
             // Fences only need to grow while holders come and go; a year is plenty.
@@ -123,7 +137,7 @@ impl Holder {
             .await
             .unwrap_or_default();
         let me = format!("{}#{fence}", self.holder);
-        tracing::info!(holder = %me, fence, "holding the dingtalk stream connection");
+        tracing::info!(platform, bot_id, holder = %me, fence, "holding the connection");
         let shared = self.shared.clone();
         let (connected_key, me_connected, ttl) = (self.connected_key.clone(), me.clone(), self.ttl);
         let on_connected = move || {
@@ -131,18 +145,18 @@ impl Holder {
                 (shared.clone(), connected_key.clone(), me_connected.clone());
             tokio::spawn(async move {
                 if let Err(error) = shared.put_value(&key, &value, ttl * 10).await {
-                    tracing::warn!(error = %error, "cannot record the stream connection");
+                    tracing::warn!(error = %error, "cannot record the connection");
                 }
             });
         };
         let stop = async {
             tokio::select! {
-                () = self.until_lost() => tracing::warn!(holder = %me, "stream lease lost; closing the socket"),
+                () = self.until_lost() => tracing::warn!(platform, bot_id, holder = %me, "connection lease lost; closing the socket"),
                 () = shutdown.cancelled() => self.hand_over(&me).await,
             }
         };
-        client.run(sink, &on_connected, stop).await;
-        tracing::info!(holder = %me, "dingtalk stream connection closed");
+        connection.run(sink, &on_connected, Box::pin(stop)).await;
+        tracing::info!(platform, bot_id, holder = %me, "connection closed");
     }
 
     /// Renews the lease every third of its life; returns once a renewal is refused or the
@@ -159,7 +173,7 @@ impl Holder {
                 Ok(true) => last_renewed = tokio::time::Instant::now(),
                 Ok(false) => return,
                 Err(error) => {
-                    tracing::warn!(error = %error, "cannot renew the stream lease");
+                    tracing::warn!(error = %error, "cannot renew the connection lease");
                     if last_renewed.elapsed() >= self.ttl {
                         return;
                     }
@@ -175,7 +189,7 @@ impl Holder {
             .delete_value_if(&self.lease_key, &self.holder)
             .await
         {
-            tracing::warn!(error = %error, "cannot release the stream lease; it expires");
+            tracing::warn!(error = %error, "cannot release the connection lease; it expires");
         }
         if !self.handover {
             return;
@@ -184,13 +198,13 @@ impl Holder {
         while tokio::time::Instant::now() < deadline {
             match self.shared.get_value(&self.connected_key).await {
                 Ok(Some(connected)) if connected != me => {
-                    tracing::info!(from = %me, to = %connected, "dingtalk stream handed over");
+                    tracing::info!(platform = self.platform, bot_id = %self.bot_id, from = %me, to = %connected, "connection handed over");
                     tokio::time::sleep(HANDOVER_GRACE).await;
                     return;
                 }
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
-        tracing::warn!(holder = %me, "no replica took over the dingtalk stream in time; closing anyway");
+        tracing::warn!(platform = self.platform, bot_id = %self.bot_id, holder = %me, "no replica took over the connection in time; closing anyway");
     }
 }

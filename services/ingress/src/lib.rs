@@ -32,7 +32,7 @@ use clawdbot_platforms::Inbound;
 use tokio::net::TcpListener;
 
 pub use access::{AccessPolicy, restrict};
-pub use connections::start_dingtalk_streams;
+pub use connections::start_connections;
 pub use publisher::Publisher;
 pub use sandbox::SandboxFeed;
 pub use server::ServerLimits;

@@ -5,11 +5,13 @@
 //! Inbound is pure (bytes and headers in, envelopes out): the ingress does the IO around it, so
 //! tests need no network. Outbound owns its HTTP client, timeouts and retries.
 //!
-//! Registration is explicit: [`PlatformsConfig`] has one field per platform, and
-//! [`build_inbounds`] / [`build_outbounds`] match on each. Adding a platform means one folder
-//! plus one field here; the compiler points at the rest.
+//! Registration is explicit and in one place: each folder exports a [`Platform`] (its names and
+//! how its config section becomes a [`Section`]: inbounds, outbounds, connections), and
+//! [`PLATFORMS`] lists them. Adding a platform means one folder plus one line there; the
+//! compiler asks for every part of [`Section`] the folder has not written.
 
 pub mod alertmanager;
+mod connection;
 pub mod dingtalk;
 mod issued_keys;
 pub mod json_limits;
@@ -17,6 +19,7 @@ pub mod notify;
 mod one_or_many;
 pub mod onebot;
 pub mod qq;
+pub mod registry;
 pub mod sandbox;
 pub mod send_limit;
 pub mod token;
@@ -25,110 +28,100 @@ pub mod wecom;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use connection::{Connection, Stop};
 pub use issued_keys::IssuedKeys;
 pub use one_or_many::OneOrMany;
+pub use registry::{PLATFORMS, Platform, Section};
 
 use clawdbot_core::proto::{Envelope, Reply};
 
-/// The platform sections of the config, one field per platform (its top-level key).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The platform sections of the config: one [`Section`] per configured platform, read through
+/// its registration in [`PLATFORMS`].
+#[derive(Debug, Clone, Default)]
 pub struct PlatformsConfig {
-    /// OneBot v11 accounts (NapCat, Lagrange.OneBot, go-cqhttp, LLOneBot).
-    #[serde(default)]
-    pub onebot: OneOrMany<onebot::OneBotConfig>,
-    /// Alertmanager / Grafana alert webhooks (inbound only).
-    #[serde(default)]
-    pub alertmanager: Option<alertmanager::AlertmanagerConfig>,
-    /// The notify API for other systems (inbound only).
-    #[serde(default)]
-    pub notify: Option<notify::NotifyConfig>,
-    /// The sandbox chat; `None` means "not configured": on in `clawdbot up`, off elsewhere.
-    #[serde(default)]
-    pub sandbox: Option<sandbox::SandboxConfig>,
-    /// Official QQ bots (q.qq.com).
-    #[serde(default)]
-    pub qq: OneOrMany<qq::QqConfig>,
-    /// DingTalk robot apps (HTTP callbacks or Stream mode) and their custom group robots.
-    #[serde(default)]
-    pub dingtalk: OneOrMany<dingtalk::DingTalkConfig>,
-    /// WeCom self-built apps and their group robots.
-    #[serde(default)]
-    pub wechat_enterprise: OneOrMany<wecom::WeComConfig>,
+    /// In [`PLATFORMS`] order.
+    sections: Vec<(&'static Platform, Arc<dyn Section>)>,
 }
 
 impl PlatformsConfig {
     /// The top-level config keys that belong to platforms.
-    pub const KEYS: &'static [&'static str] = &[
-        onebot::NAME,
-        sandbox::NAME,
-        alertmanager::NAME,
-        notify::NAME,
-        wecom::CONFIG_KEY,
-        dingtalk::NAME,
-        qq::NAME,
-    ];
+    pub fn keys() -> impl Iterator<Item = &'static str> {
+        PLATFORMS.iter().map(|platform| platform.config_key)
+    }
+
+    /// Reads the platform sections of a config (top-level key → its value). A key no platform
+    /// registered is the caller's to report; a null section is one not configured.
+    ///
+    /// # Errors
+    /// Every section that cannot be read, each naming its key path.
+    pub fn read(
+        mut values: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, Vec<String>> {
+        let mut sections = Vec::new();
+        let mut problems = Vec::new();
+        for platform in PLATFORMS {
+            match values.remove(platform.config_key) {
+                None | Some(serde_json::Value::Null) => {}
+                Some(value) => match (platform.read)(value) {
+                    Ok(section) => sections.push((platform, section)),
+                    Err(error) => problems.push(error.describe(platform.config_key)),
+                },
+            }
+        }
+        if problems.is_empty() {
+            Ok(Self { sections })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// A config of one section (tests, tools).
+    pub fn single<S: Section>(name: &str, section: S) -> Self {
+        let platform =
+            registry::find(name).unwrap_or_else(|| panic!("`{name}` is not a registered platform"));
+        Self {
+            sections: vec![(platform, Arc::new(section))],
+        }
+    }
+
+    /// The configured sections with their registrations.
+    pub fn sections(&self) -> impl Iterator<Item = (&'static Platform, &dyn Section)> {
+        self.sections
+            .iter()
+            .map(|(platform, section)| (*platform, section.as_ref()))
+    }
+
+    /// The section of the platform `name` as its typed config, if configured.
+    pub fn section<T: 'static>(&self, name: &str) -> Option<&T> {
+        self.sections
+            .iter()
+            .find(|(platform, _)| platform.name == name || platform.config_key == name)
+            .and_then(|(_, section)| section.as_any().downcast_ref::<T>())
+    }
+
+    /// The accounts of a platform whose section is a [`OneOrMany`] of `T`.
+    pub fn accounts<T: 'static>(&self, name: &str) -> Vec<&T> {
+        self.section::<OneOrMany<T>>(name)
+            .map(|section| section.iter().collect())
+            .unwrap_or_default()
+    }
 
     /// Returns every problem in the platform sections, each naming its key path.
     pub fn validate(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        for (index, account) in self.onebot.iter().enumerate() {
-            let path = self.onebot.path(onebot::NAME, index);
-            problems.extend(account.validate(&path));
-        }
-        problems.extend(duplicate_ids(
-            onebot::NAME,
-            self.onebot.iter().map(|a| a.id.as_str()),
-        ));
-        for (index, bot) in self.qq.iter().enumerate() {
-            let path = self.qq.path(qq::NAME, index);
-            problems.extend(bot.validate(&path));
-        }
-        problems.extend(duplicate_ids(
-            qq::NAME,
-            self.qq.iter().map(|b| b.id.as_str()),
-        ));
-        for (index, app) in self.dingtalk.iter().enumerate() {
-            let path = self.dingtalk.path(dingtalk::NAME, index);
-            problems.extend(app.validate(&path));
-        }
-        problems.extend(duplicate_ids(
-            dingtalk::NAME,
-            self.dingtalk.iter().map(|a| a.id.as_str()),
-        ));
-        for (index, app) in self.wechat_enterprise.iter().enumerate() {
-            let path = self.wechat_enterprise.path(wecom::CONFIG_KEY, index);
-            problems.extend(app.validate(&path));
-        }
-        problems.extend(duplicate_ids(
-            wecom::CONFIG_KEY,
-            self.wechat_enterprise.iter().map(|a| a.id.as_str()),
-        ));
-        if let Some(sandbox) = &self.sandbox {
-            problems.extend(sandbox.validate(sandbox::NAME));
-        }
-        if let Some(alerts) = &self.alertmanager {
-            problems.extend(alerts.validate(alertmanager::NAME));
-        }
-        if let Some(notify) = &self.notify {
-            problems.extend(notify.validate(notify::NAME));
-        }
-        problems
+        self.sections()
+            .flat_map(|(platform, section)| section.validate(platform.config_key))
+            .collect()
     }
 
-    /// Returns true when no platform is configured.
+    /// Returns true when no account people chat with is configured.
     pub fn is_empty(&self) -> bool {
-        self.onebot.is_empty()
-            && self.wechat_enterprise.is_empty()
-            && self.dingtalk.is_empty()
-            && self.qq.is_empty()
-            && self.sandbox.is_none()
+        !self.sections().any(|(_, section)| section.chats())
     }
 
     /// Returns the sandbox to serve: the configured one if enabled, else the default one when
     /// `default_on` (what `clawdbot up` does when the config does not mention it).
     pub fn sandbox_enabled(&self, default_on: bool) -> Option<sandbox::SandboxConfig> {
-        match &self.sandbox {
+        match self.section::<sandbox::SandboxConfig>(sandbox::NAME) {
             Some(sandbox) => sandbox.enabled.then(|| sandbox.clone()),
             None => default_on.then(sandbox::SandboxConfig::default),
         }
@@ -200,16 +193,13 @@ pub(crate) fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// Returns the platform name of a config key (`wechat_enterprise` -> `wecom`); other names are
-/// returned as they are.
+/// Returns the platform name of a config key or route (`wechat_enterprise`, `wechat` ->
+/// `wecom`); other names are returned as they are.
 pub fn platform_of_config_key(key: &str) -> &str {
-    match key {
-        wecom::CONFIG_KEY => wecom::NAME,
-        other => other,
-    }
+    registry::find(key).map_or(key, |platform| platform.name)
 }
 
-fn duplicate_ids<'a>(platform: &str, ids: impl Iterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn duplicate_ids<'a>(platform: &str, ids: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut seen = HashMap::new();
     let mut problems = Vec::new();
     for id in ids {
@@ -420,42 +410,13 @@ pub fn build_inbounds(
     config: &PlatformsConfig,
     services: &PlatformServices,
 ) -> Vec<Arc<dyn Inbound>> {
-    let mut inbounds: Vec<Arc<dyn Inbound>> = Vec::new();
-    for account in config.onebot.iter() {
-        inbounds.push(Arc::new(onebot::OneBotInbound::new(account.clone())));
-    }
-    if !config.qq.is_empty() {
-        inbounds.push(Arc::new(qq::QqInbound::new(
-            config.qq.iter().cloned().collect(),
-        )));
-    }
-    for app in config.dingtalk.iter() {
-        // Stream-mode apps arrive over their connection (started by the ingress), not a route.
-        if app.mode == dingtalk::Mode::Http {
-            inbounds.push(Arc::new(dingtalk::DingTalkInbound::new(app.clone())));
-        }
-    }
-    for app in config.wechat_enterprise.iter() {
-        // Validation has checked the key; an app that still fails is skipped, loudly.
-        match wecom::WeComInbound::new(app.clone()) {
-            Ok(inbound) => inbounds.push(Arc::new(inbound)),
-            Err(reason) => tracing::error!(app = %app.id, %reason, "wecom app not served"),
-        }
-    }
-    if let Some(sandbox) = &services.sandbox {
-        inbounds.push(Arc::new(sandbox::SandboxInbound::new(sandbox.clone())));
-    }
-    if let Some(notify) = &config.notify {
-        inbounds.push(Arc::new(notify::NotifyInbound::new(
-            notify.clone(),
-            services.issued_keys.clone(),
-        )));
-    }
-    if let Some(alerts) = &config.alertmanager {
-        inbounds.push(Arc::new(alertmanager::AlertmanagerInbound::new(
-            alerts.clone(),
-        )));
-    }
+    let mut inbounds: Vec<Arc<dyn Inbound>> = config
+        .sections()
+        .flat_map(|(_, section)| section.inbounds(services))
+        .collect();
+    // The sandbox is served from the services, not its section: `clawdbot up` serves it when
+    // the config does not mention it (see `PlatformsConfig::sandbox_enabled`).
+    inbounds.extend(sandbox::inbound(services));
     inbounds
 }
 
@@ -465,40 +426,31 @@ pub type Outbounds = HashMap<(&'static str, String), Arc<dyn Outbound>>;
 /// Builds the outbound half of every configured account.
 ///
 /// # Errors
-/// An HTTP client that cannot be built (a TLS backend missing).
+/// An HTTP client that cannot be built (a TLS backend missing), or a platform that needs the
+/// shared state without one.
 pub fn build_outbounds(
     config: &PlatformsConfig,
     services: &PlatformServices,
 ) -> Result<Outbounds, OutboundError> {
     let mut outbounds: Outbounds = HashMap::new();
-    for account in config.onebot.iter() {
-        let outbound = onebot::OneBotOutbound::new(account.clone())?;
-        outbounds.insert((onebot::NAME, account.id.clone()), Arc::new(outbound));
+    for (platform, section) in config.sections() {
+        for (id, outbound) in section.outbounds(services)? {
+            outbounds.insert((platform.name, id), outbound);
+        }
     }
-    for bot in config.qq.iter() {
-        let shared = services.shared.clone().ok_or_else(|| {
-            OutboundError::InvalidReply("qq needs the shared state (the bus)".into())
-        })?;
-        let outbound = qq::QqOutbound::new(bot.clone(), shared)?;
-        outbounds.insert((qq::NAME, bot.id.clone()), Arc::new(outbound));
-    }
-    for app in config.dingtalk.iter() {
-        let shared = services.shared.clone().ok_or_else(|| {
-            OutboundError::InvalidReply("dingtalk needs the shared state (the bus)".into())
-        })?;
-        let outbound = dingtalk::DingTalkOutbound::new(app.clone(), shared)?;
-        outbounds.insert((dingtalk::NAME, app.id.clone()), Arc::new(outbound));
-    }
-    for app in config.wechat_enterprise.iter() {
-        let shared = services.shared.clone().ok_or_else(|| {
-            OutboundError::InvalidReply("wecom needs the shared state (the bus)".into())
-        })?;
-        let outbound = wecom::WeComOutbound::new(app.clone(), shared)?;
-        outbounds.insert((wecom::NAME, app.id.clone()), Arc::new(outbound));
-    }
-    if let (Some(sandbox), Some(sink)) = (&services.sandbox, &services.sandbox_sink) {
-        let outbound = sandbox::SandboxOutbound::new(sink.clone());
-        outbounds.insert((sandbox::NAME, sandbox.id.clone()), Arc::new(outbound));
+    if let Some((id, outbound)) = sandbox::outbound(services) {
+        outbounds.insert((sandbox::NAME, id), outbound);
     }
     Ok(outbounds)
+}
+
+/// Builds the long-lived connections of every configured account.
+pub fn build_connections(
+    config: &PlatformsConfig,
+    services: &PlatformServices,
+) -> Vec<Arc<dyn Connection>> {
+    config
+        .sections()
+        .flat_map(|(_, section)| section.connections(services))
+        .collect()
 }

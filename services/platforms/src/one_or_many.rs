@@ -40,6 +40,23 @@ impl<T> OneOrMany<T> {
         }
     }
 
+    /// Validates each account under its key path (`onebot[1]`) with `validate`, and that no two
+    /// share an `id`.
+    pub(crate) fn validate_accounts(
+        &self,
+        key: &str,
+        validate: fn(&T, &str) -> Vec<String>,
+        id: fn(&T) -> &str,
+    ) -> Vec<String> {
+        let mut problems: Vec<String> = self
+            .iter()
+            .enumerate()
+            .flat_map(|(index, account)| validate(account, &self.path(key, index)))
+            .collect();
+        problems.extend(crate::duplicate_ids(key, self.iter().map(id)));
+        problems
+    }
+
     /// Builds a section from a list of accounts.
     pub fn many(items: Vec<T>) -> Self {
         Self {

@@ -26,5 +26,62 @@ pub use inbound::DingTalkInbound;
 pub use message::decode;
 pub use outbound::DingTalkOutbound;
 
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::{Connection, Inbound, OneOrMany, Outbound, OutboundError, PlatformServices, Section};
+
 /// The platform's name: config key, route segment, stream field, metric label.
 pub const NAME: &str = "dingtalk";
+
+/// The registration (see [`crate::registry`]).
+pub const PLATFORM: crate::Platform = crate::Platform {
+    name: NAME,
+    config_key: NAME,
+    route: NAME,
+    read: crate::registry::read::<OneOrMany<DingTalkConfig>>,
+};
+
+impl Section for OneOrMany<DingTalkConfig> {
+    fn validate(&self, key: &str) -> Vec<String> {
+        self.validate_accounts(key, DingTalkConfig::validate, |a| &a.id)
+    }
+    fn chats(&self) -> bool {
+        !self.is_empty()
+    }
+    fn inbounds(&self, _: &PlatformServices) -> Vec<Arc<dyn Inbound>> {
+        // Stream-mode apps arrive over their connection, not a route.
+        self.iter()
+            .filter(|app| app.mode == Mode::Http)
+            .map(|app| Arc::new(DingTalkInbound::new(app.clone())) as Arc<dyn Inbound>)
+            .collect()
+    }
+    fn outbounds(
+        &self,
+        services: &PlatformServices,
+    ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
+        self.iter()
+            .map(|app| {
+                let shared = crate::registry::needs_shared(services, NAME)?;
+                let outbound: Arc<dyn Outbound> =
+                    Arc::new(DingTalkOutbound::new(app.clone(), shared)?);
+                Ok((app.id.clone(), outbound))
+            })
+            .collect()
+    }
+    fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
+        self.iter()
+            .filter(|app| app.mode == Mode::Stream)
+            .filter_map(|app| match stream::StreamClient::new(app.clone()) {
+                Ok(client) => Some(Arc::new(client) as Arc<dyn Connection>),
+                Err(reason) => {
+                    tracing::error!(app = %app.id, %reason, "dingtalk stream not started");
+                    None
+                }
+            })
+            .collect()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

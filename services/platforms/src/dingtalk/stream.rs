@@ -226,3 +226,33 @@ fn ack(message_id: &str, code: u16, message: &str, data: &str) -> Value {
         "data": data,
     })
 }
+
+/// One holder per app across the cluster (DingTalk delivers each message to one of an app's
+/// sockets, so a second socket would only split the traffic between replicas unpredictably).
+#[async_trait::async_trait]
+impl crate::Connection for StreamClient {
+    fn platform(&self) -> &'static str {
+        NAME
+    }
+
+    fn bot_id(&self) -> &str {
+        &self.config.id
+    }
+
+    fn lease_scope(&self) -> (&'static str, String) {
+        ("dingtalk:stream", self.config.app_key.clone())
+    }
+
+    fn lease_ttl(&self) -> Duration {
+        Duration::from_secs_f64(self.config.stream.lease_secs)
+    }
+
+    async fn run(
+        &self,
+        sink: &dyn EnvelopeSink,
+        on_connected: &(dyn Fn() + Send + Sync),
+        stop: crate::Stop<'_>,
+    ) {
+        StreamClient::run(self, sink, on_connected, stop).await;
+    }
+}

@@ -44,3 +44,44 @@ impl NotifyConfig {
         }
     }
 }
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::{Connection, Inbound, OutboundError, PlatformServices, Section};
+
+/// The registration (see [`crate::registry`]).
+pub const PLATFORM: crate::Platform = crate::Platform {
+    name: NAME,
+    config_key: NAME,
+    route: NAME,
+    read: crate::registry::read::<NotifyConfig>,
+};
+
+/// Inbound only: what arrives here is sent on to chat platforms by a skill.
+impl Section for NotifyConfig {
+    fn validate(&self, key: &str) -> Vec<String> {
+        NotifyConfig::validate(self, key)
+    }
+    fn chats(&self) -> bool {
+        false
+    }
+    fn inbounds(&self, services: &PlatformServices) -> Vec<Arc<dyn Inbound>> {
+        vec![Arc::new(NotifyInbound::new(
+            self.clone(),
+            services.issued_keys.clone(),
+        ))]
+    }
+    fn outbounds(
+        &self,
+        _: &PlatformServices,
+    ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
+        Ok(Vec::new())
+    }
+    fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
+        Vec::new()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -26,5 +26,49 @@ pub(crate) use config::number_or_numeric_string;
 pub use inbound::{OneBotInbound, signature_header};
 pub use outbound::OneBotOutbound;
 
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::{Connection, Inbound, OneOrMany, Outbound, OutboundError, PlatformServices, Section};
+
 /// The platform's name: config key, route segment, stream field, metric label.
 pub const NAME: &str = "onebot";
+
+/// The registration (see [`crate::registry`]).
+pub const PLATFORM: crate::Platform = crate::Platform {
+    name: NAME,
+    config_key: NAME,
+    route: NAME,
+    read: crate::registry::read::<OneOrMany<OneBotConfig>>,
+};
+
+impl Section for OneOrMany<OneBotConfig> {
+    fn validate(&self, key: &str) -> Vec<String> {
+        self.validate_accounts(key, OneBotConfig::validate, |a| &a.id)
+    }
+    fn chats(&self) -> bool {
+        !self.is_empty()
+    }
+    fn inbounds(&self, _: &PlatformServices) -> Vec<Arc<dyn Inbound>> {
+        self.iter()
+            .map(|account| Arc::new(OneBotInbound::new(account.clone())) as Arc<dyn Inbound>)
+            .collect()
+    }
+    fn outbounds(
+        &self,
+        _: &PlatformServices,
+    ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
+        self.iter()
+            .map(|account| {
+                let outbound: Arc<dyn Outbound> = Arc::new(OneBotOutbound::new(account.clone())?);
+                Ok((account.id.clone(), outbound))
+            })
+            .collect()
+    }
+    fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
+        Vec::new()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -19,5 +19,52 @@ pub use config::{QqConfig, ReplyRules};
 pub use inbound::QqInbound;
 pub use outbound::{QUOTA_REFUSALS_TOTAL, QqOutbound};
 
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::{Connection, Inbound, OneOrMany, Outbound, OutboundError, PlatformServices, Section};
+
 /// The platform's name: config key, route segment, stream field, metric label.
 pub const NAME: &str = "qq";
+
+/// The registration (see [`crate::registry`]).
+pub const PLATFORM: crate::Platform = crate::Platform {
+    name: NAME,
+    config_key: NAME,
+    route: NAME,
+    read: crate::registry::read::<OneOrMany<QqConfig>>,
+};
+
+impl Section for OneOrMany<QqConfig> {
+    fn validate(&self, key: &str) -> Vec<String> {
+        self.validate_accounts(key, QqConfig::validate, |b| &b.id)
+    }
+    fn chats(&self) -> bool {
+        !self.is_empty()
+    }
+    fn inbounds(&self, _: &PlatformServices) -> Vec<Arc<dyn Inbound>> {
+        // One route for every bot: QQ names the bot in `X-Bot-Appid`.
+        if self.is_empty() {
+            return Vec::new();
+        }
+        vec![Arc::new(QqInbound::new(self.iter().cloned().collect()))]
+    }
+    fn outbounds(
+        &self,
+        services: &PlatformServices,
+    ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
+        self.iter()
+            .map(|bot| {
+                let shared = crate::registry::needs_shared(services, NAME)?;
+                let outbound: Arc<dyn Outbound> = Arc::new(QqOutbound::new(bot.clone(), shared)?);
+                Ok((bot.id.clone(), outbound))
+            })
+            .collect()
+    }
+    fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
+        Vec::new()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -22,3 +22,57 @@ pub use outbound::{SandboxOutbound, SandboxSink, channel, reply_json};
 
 /// The platform's name: config key, route segment, stream field, metric label.
 pub const NAME: &str = "sandbox";
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::{Connection, Inbound, Outbound, OutboundError, PlatformServices, Section};
+
+/// The registration (see [`crate::registry`]).
+pub const PLATFORM: crate::Platform = crate::Platform {
+    name: NAME,
+    config_key: NAME,
+    route: NAME,
+    read: crate::registry::read::<SandboxConfig>,
+};
+
+/// The section only switches the sandbox on or off: what is served comes from
+/// [`PlatformServices::sandbox`], since `clawdbot up` serves it when the section is absent.
+impl Section for SandboxConfig {
+    fn validate(&self, key: &str) -> Vec<String> {
+        SandboxConfig::validate(self, key)
+    }
+    fn chats(&self) -> bool {
+        true
+    }
+    fn inbounds(&self, _: &PlatformServices) -> Vec<Arc<dyn Inbound>> {
+        Vec::new()
+    }
+    fn outbounds(
+        &self,
+        _: &PlatformServices,
+    ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
+        Ok(Vec::new())
+    }
+    fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
+        Vec::new()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The sandbox's inbound, when the process serves one.
+pub fn inbound(services: &PlatformServices) -> Option<Arc<dyn Inbound>> {
+    let sandbox = services.sandbox.as_ref()?;
+    Some(Arc::new(SandboxInbound::new(sandbox.clone())))
+}
+
+/// The sandbox's outbound by its id, when the process serves one and has a sink for replies.
+pub fn outbound(services: &PlatformServices) -> Option<(String, Arc<dyn Outbound>)> {
+    let (sandbox, sink) = (services.sandbox.as_ref()?, services.sandbox_sink.as_ref()?);
+    Some((
+        sandbox.id.clone(),
+        Arc::new(SandboxOutbound::new(sink.clone())),
+    ))
+}

@@ -30,9 +30,62 @@ pub use config::{RobotConfig, SendLimit, WeComConfig};
 pub use inbound::WeComInbound;
 pub use outbound::WeComOutbound;
 
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::{Connection, Inbound, OneOrMany, Outbound, OutboundError, PlatformServices, Section};
+
 /// The platform's name: stream field, metric label, `platform:` in targets.
 pub const NAME: &str = "wecom";
 /// The platform's segment in callback routes (WeCom's documented URL says `wechat`).
 pub const ROUTE: &str = "wechat";
 /// The config key (what existing WeCom configs use).
 pub const CONFIG_KEY: &str = "wechat_enterprise";
+
+/// The registration (see [`crate::registry`]).
+pub const PLATFORM: crate::Platform = crate::Platform {
+    name: NAME,
+    config_key: CONFIG_KEY,
+    route: ROUTE,
+    read: crate::registry::read::<OneOrMany<WeComConfig>>,
+};
+
+impl Section for OneOrMany<WeComConfig> {
+    fn validate(&self, key: &str) -> Vec<String> {
+        self.validate_accounts(key, WeComConfig::validate, |a| &a.id)
+    }
+    fn chats(&self) -> bool {
+        !self.is_empty()
+    }
+    fn inbounds(&self, _: &PlatformServices) -> Vec<Arc<dyn Inbound>> {
+        self.iter()
+            .filter_map(|app| match WeComInbound::new(app.clone()) {
+                Ok(inbound) => Some(Arc::new(inbound) as Arc<dyn Inbound>),
+                Err(reason) => {
+                    // Validation has checked the key; an app that still fails is skipped, loudly.
+                    tracing::error!(app = %app.id, %reason, "wecom app not served");
+                    None
+                }
+            })
+            .collect()
+    }
+    fn outbounds(
+        &self,
+        services: &PlatformServices,
+    ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
+        self.iter()
+            .map(|app| {
+                let shared = crate::registry::needs_shared(services, NAME)?;
+                let outbound: Arc<dyn Outbound> =
+                    Arc::new(WeComOutbound::new(app.clone(), shared)?);
+                Ok((app.id.clone(), outbound))
+            })
+            .collect()
+    }
+    fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
+        Vec::new()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
