@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use clawdbot_core::proto::egress_client::EgressClient;
 use clawdbot_core::proto::{
-    Conversation, ConversationKind, DeliveryStatus, QqReplyContext, Reply, ReplyContext, Segment,
-    SendRequest, Text, reply_context, segment::Kind,
+    Conversation, ConversationKind, DeliveryStatus, Reply, Segment, SendRequest, Text,
+    segment::Kind,
 };
+use clawdbot_platforms::qq::QqReplyContext;
 use clawdbot_testkit::mock::qq::{MockQq, QqEvents};
 use common::{Backend, Clawdbot, Ports, Setup};
 
@@ -79,16 +80,17 @@ fn reply(id: &str, msg_id: &str, age: Duration, text: &str) -> Reply {
         segments: vec![Segment {
             kind: Some(Kind::Text(Text { text: text.into() })),
         }],
-        reply_context: Some(ReplyContext {
-            platform: Some(reply_context::Platform::Qq(QqReplyContext {
+        reply_context: Some(clawdbot_platforms::reply_context::seal(
+            "qq",
+            &QqReplyContext {
                 app_id: APP_ID.into(),
                 scene: "group".into(),
                 target: "G1".into(),
                 msg_id: msg_id.into(),
                 event_id: String::new(),
                 message_at_ms: clawdbot_core::now_ms() - age.as_millis() as i64,
-            })),
-        }),
+            },
+        )),
         ..Default::default()
     }
 }

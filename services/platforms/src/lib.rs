@@ -20,6 +20,7 @@ mod one_or_many;
 pub mod onebot;
 pub mod qq;
 pub mod registry;
+pub mod reply_context;
 pub mod sandbox;
 pub mod send_limit;
 pub mod token;

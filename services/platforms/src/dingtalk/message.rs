@@ -3,9 +3,11 @@
 
 use clawdbot_core::message::{new_envelope_id, now_ms, render_text};
 use clawdbot_core::proto::{
-    Conversation, ConversationKind, DingTalkReplyContext, Envelope, EventKind, Media, Raw,
-    ReplyContext, Segment, Sender, Text, reply_context, segment::Kind as SegmentKind,
+    Conversation, ConversationKind, Envelope, EventKind, Media, Raw, Segment, Sender, Text,
+    segment::Kind as SegmentKind,
 };
+
+use super::DingTalkReplyContext;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -103,16 +105,17 @@ pub fn decode(config: &DingTalkConfig, body: &[u8]) -> Result<Envelope, InboundE
         segments,
         sent_at_ms: message.create_at,
         received_at_ms: now_ms(),
-        reply_context: Some(ReplyContext {
-            platform: Some(reply_context::Platform::Dingtalk(DingTalkReplyContext {
+        reply_context: Some(crate::reply_context::seal(
+            NAME,
+            &DingTalkReplyContext {
                 session_webhook: message.session_webhook.clone(),
                 session_webhook_expires_at_ms: message.session_webhook_expired_time,
                 conversation_type: message.conversation_type.clone(),
                 conversation_id: message.conversation_id.clone(),
                 sender_staff_id: message.sender_staff_id.clone(),
                 robot_code,
-            })),
-        }),
+            },
+        )),
         trace: None,
         // A robot only receives group messages that @ it, and every one-to-one message.
         mentions_bot: message.is_in_at_list || message.conversation_type == "1",

@@ -13,6 +13,7 @@
 mod api;
 mod compose;
 mod config;
+mod context;
 mod inbound;
 mod message;
 mod outbound;
@@ -22,6 +23,7 @@ pub mod stream;
 mod tests;
 
 pub use config::{DingTalkConfig, GroupRobotConfig, Mode, StreamSettings};
+pub use context::DingTalkReplyContext;
 pub use inbound::DingTalkInbound;
 pub use message::decode;
 pub use outbound::DingTalkOutbound;

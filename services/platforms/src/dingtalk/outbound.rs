@@ -5,13 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clawdbot_core::proto::{ConversationKind, Reply, reply_context};
+use clawdbot_core::proto::{ConversationKind, Reply};
+
+use super::DingTalkReplyContext;
 use clawdbot_core::shared::SharedState;
 use serde_json::{Value, json};
 
 use super::api::{ApiClient, CallError, redact};
 use super::compose::{RobotMessage, compose, openapi_form};
-use super::{DingTalkConfig, GroupRobotConfig, sign};
+use super::{DingTalkConfig, GroupRobotConfig, NAME, sign};
 use crate::send_limit::wait_for_slot;
 use crate::token::{AccessTokens, FetchedToken, TokenSource};
 use crate::{Delivered, Outbound, OutboundError};
@@ -160,14 +162,8 @@ impl DingTalkOutbound {
         progress: &mut Progress,
     ) -> Result<(), OutboundError> {
         let base = self.config.api_base.trim_end_matches('/');
-        let robot_code = match reply
-            .reply_context
-            .as_ref()
-            .and_then(|c| c.platform.as_ref())
-        {
-            Some(reply_context::Platform::Dingtalk(context)) if !context.robot_code.is_empty() => {
-                context.robot_code.clone()
-            }
+        let robot_code = match context_of(reply) {
+            Some(context) if !context.robot_code.is_empty() => context.robot_code,
             _ => self.config.robot_code().to_string(),
         };
         for message in messages {
@@ -283,14 +279,8 @@ impl Outbound for DingTalkOutbound {
         {
             self.send_robot(robot, &messages, &mut progress).await?;
         } else {
-            let session = match reply
-                .reply_context
-                .as_ref()
-                .and_then(|c| c.platform.as_ref())
-            {
-                Some(reply_context::Platform::Dingtalk(context))
-                    if !context.session_webhook.is_empty() =>
-                {
+            let session = match context_of(reply) {
+                Some(context) if !context.session_webhook.is_empty() => {
                     let margin = (self.config.session_webhook_margin_secs * 1000) as i64;
                     (context.session_webhook_expires_at_ms - margin > clawdbot_core::now_ms())
                         .then(|| context.session_webhook.clone())
@@ -330,4 +320,9 @@ fn classify(what: &str, error: CallError, attempts: u32) -> OutboundError {
             attempts,
         }
     }
+}
+
+/// The reply context of the message `reply` answers, if DingTalk wrote one.
+fn context_of(reply: &Reply) -> Option<DingTalkReplyContext> {
+    crate::reply_context::open(NAME, reply.reply_context.as_ref())
 }

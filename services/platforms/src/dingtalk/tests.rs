@@ -1,6 +1,6 @@
 //! The sign vectors, decoding of each message type, and the refusals.
 
-use clawdbot_core::proto::{ConversationKind, EventKind, reply_context, segment::Kind};
+use clawdbot_core::proto::{ConversationKind, EventKind, segment::Kind};
 use serde_json::{Value, json};
 
 use super::compose::{compose, openapi_form};
@@ -135,8 +135,11 @@ fn a_signed_group_message_decodes_with_its_admin_flag_and_session_webhook() {
         (sender.user_id.as_str(), sender.is_admin),
         ("manager123", true)
     );
-    match envelope.reply_context.and_then(|c| c.platform) {
-        Some(reply_context::Platform::Dingtalk(context)) => {
+    match crate::reply_context::open::<super::DingTalkReplyContext>(
+        NAME,
+        envelope.reply_context.as_ref(),
+    ) {
+        Some(context) => {
             assert_eq!(
                 context.session_webhook,
                 "https://oapi.dingtalk.com/robot/sendBySession?session=s1"

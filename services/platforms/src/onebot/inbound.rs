@@ -2,9 +2,11 @@
 
 use clawdbot_core::message::{new_envelope_id, now_ms, render_text};
 use clawdbot_core::proto::{
-    Conversation, ConversationKind, Envelope, EventKind, OneBotReplyContext, Raw, ReplyContext,
-    Segment, Sender, reply_context, segment::Kind as SegmentKind,
+    Conversation, ConversationKind, Envelope, EventKind, Raw, Segment, Sender,
+    segment::Kind as SegmentKind,
 };
+
+use super::OneBotReplyContext;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 
@@ -166,16 +168,17 @@ impl OneBotInbound {
             segments,
             sent_at_ms: event.time.unwrap_or_default().saturating_mul(1000),
             received_at_ms: now_ms(),
-            reply_context: Some(ReplyContext {
-                platform: Some(reply_context::Platform::Onebot(OneBotReplyContext {
+            reply_context: Some(crate::reply_context::seal(
+                NAME,
+                &OneBotReplyContext {
                     self_id: self.config.self_id,
                     message_type,
                     group_id: event.group_id.unwrap_or_default(),
                     user_id,
                     // message_id is int32 in the spec; keep 0 if an implementation exceeds it.
                     message_id: i32::try_from(message_id).unwrap_or_default(),
-                })),
-            }),
+                },
+            )),
             trace: None,
             mentions_bot,
         })

@@ -13,6 +13,7 @@
 //! messages always sent as segment arrays (no escaping needed, `auto_escape` irrelevant).
 
 mod config;
+mod context;
 pub mod cq;
 mod event;
 mod inbound;
@@ -23,6 +24,7 @@ mod tests;
 
 pub use config::OneBotConfig;
 pub(crate) use config::number_or_numeric_string;
+pub use context::OneBotReplyContext;
 pub use inbound::{OneBotInbound, signature_header};
 pub use outbound::OneBotOutbound;
 

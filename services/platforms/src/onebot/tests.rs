@@ -1,6 +1,6 @@
 //! Fixture-driven tests: the published vectors, both message forms, and the refusals.
 
-use clawdbot_core::proto::{ConversationKind, EventKind, reply_context, segment::Kind};
+use clawdbot_core::proto::{ConversationKind, EventKind, segment::Kind};
 use serde_json::Value;
 
 use super::*;
@@ -115,9 +115,10 @@ fn utf8_vector_decodes_cjk_text_and_negative_message_id() {
     let conversation = envelope.conversation.expect("conversation");
     assert_eq!(conversation.kind(), ConversationKind::Group);
     assert_eq!(conversation.id, "123456");
-    let Some(reply_context::Platform::Onebot(context)) =
-        envelope.reply_context.and_then(|c| c.platform)
-    else {
+    let Some(context) = crate::reply_context::open::<super::OneBotReplyContext>(
+        NAME,
+        envelope.reply_context.as_ref(),
+    ) else {
         panic!("onebot reply context");
     };
     assert_eq!(context.group_id, 123456);

@@ -4,9 +4,11 @@
 
 use clawdbot_core::message::{new_envelope_id, now_ms, render_text};
 use clawdbot_core::proto::{
-    Conversation, ConversationKind, Envelope, EventKind, Media, QqReplyContext, Raw, ReplyContext,
-    Segment, Sender, Text, reply_context, segment::Kind as SegmentKind,
+    Conversation, ConversationKind, Envelope, EventKind, Media, Raw, Segment, Sender, Text,
+    segment::Kind as SegmentKind,
 };
+
+use super::QqReplyContext;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -372,9 +374,7 @@ fn envelope(config: &QqConfig, payload: &Payload, body: &[u8]) -> Result<Envelop
             (
                 Some(scene.conversation),
                 Some(scene.sender),
-                Some(ReplyContext {
-                    platform: Some(reply_context::Platform::Qq(context)),
-                }),
+                Some(crate::reply_context::seal(NAME, &context)),
             )
         }
         None => {

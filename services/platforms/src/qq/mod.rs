@@ -9,6 +9,7 @@
 //! Outbound: passive replies only, within QQ's window and count, each with its own `msg_seq`.
 
 mod config;
+mod context;
 mod inbound;
 mod outbound;
 pub mod sign;
@@ -16,6 +17,7 @@ pub mod sign;
 mod tests;
 
 pub use config::{QqConfig, ReplyRules};
+pub use context::QqReplyContext;
 pub use inbound::QqInbound;
 pub use outbound::{QUOTA_REFUSALS_TOTAL, QqOutbound};
 

@@ -6,11 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clawdbot_core::proto::{QqReplyContext, Reply, reply_context, segment::Kind as SegmentKind};
+use clawdbot_core::proto::{Reply, segment::Kind as SegmentKind};
+
+use super::QqReplyContext;
 use clawdbot_core::shared::SharedState;
 use serde_json::{Value, json};
 
-use super::QqConfig;
+use super::{NAME, QqConfig};
 use crate::token::{AccessTokens, FetchedToken, TokenSource, shared_error};
 use crate::{Delivered, Outbound, OutboundError};
 
@@ -323,12 +325,10 @@ fn segment_name(kind: &SegmentKind) -> &'static str {
 #[async_trait::async_trait]
 impl Outbound for QqOutbound {
     async fn send(&self, reply: &Reply) -> Result<Delivered, OutboundError> {
-        let context = match reply
-            .reply_context
-            .as_ref()
-            .and_then(|c| c.platform.as_ref())
-        {
-            Some(reply_context::Platform::Qq(context)) => context,
+        let context =
+            crate::reply_context::open::<QqReplyContext>(NAME, reply.reply_context.as_ref());
+        let context = match &context {
+            Some(context) => context,
             _ => {
                 return Err(self.refuse(
                     "proactive",

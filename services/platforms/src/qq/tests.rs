@@ -1,7 +1,7 @@
 //! The published vectors (op 13 and event signatures, including the official one that only
 //! verifies over the pretty-printed body), decoding, and the refusals.
 
-use clawdbot_core::proto::{ConversationKind, EventKind, reply_context, segment::Kind};
+use clawdbot_core::proto::{ConversationKind, EventKind, segment::Kind};
 use serde_json::{Value, json};
 
 use super::*;
@@ -201,8 +201,9 @@ fn a_signed_group_at_message_decodes_with_its_reply_context() {
         (conversation.kind(), conversation.id.as_str()),
         (ConversationKind::Group, "G1")
     );
-    match envelope.reply_context.and_then(|c| c.platform) {
-        Some(reply_context::Platform::Qq(c)) => {
+    match crate::reply_context::open::<super::QqReplyContext>(NAME, envelope.reply_context.as_ref())
+    {
+        Some(c) => {
             assert_eq!(
                 (c.scene.as_str(), c.target.as_str(), c.msg_id.as_str()),
                 ("group", "G1", "ROBOT1.0_m1")

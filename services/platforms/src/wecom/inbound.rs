@@ -3,9 +3,11 @@
 
 use clawdbot_core::message::{new_envelope_id, now_ms, render_text};
 use clawdbot_core::proto::{
-    Conversation, ConversationKind, Envelope, EventKind, LinkCard, Media, Raw, ReplyContext,
-    Segment, Sender, Text, WeComReplyContext, reply_context, segment::Kind as SegmentKind,
+    Conversation, ConversationKind, Envelope, EventKind, LinkCard, Media, Raw, Segment, Sender,
+    Text, segment::Kind as SegmentKind,
 };
+
+use super::WeComReplyContext;
 
 use super::crypto::{self, WeComCrypto};
 use super::query::CallbackQuery;
@@ -235,13 +237,14 @@ impl WeComInbound {
             segments,
             sent_at_ms: create_time.saturating_mul(1000),
             received_at_ms: now_ms(),
-            reply_context: Some(ReplyContext {
-                platform: Some(reply_context::Platform::Wecom(WeComReplyContext {
+            reply_context: Some(crate::reply_context::seal(
+                NAME,
+                &WeComReplyContext {
                     corp_id: self.config.corp_id.clone(),
                     agent_id,
                     user_id,
-                })),
-            }),
+                },
+            )),
             trace: None,
             // A member writes to the app itself: every message is addressed to the bot.
             mentions_bot: true,

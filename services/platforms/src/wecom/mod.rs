@@ -16,6 +16,7 @@
 mod api;
 mod compose;
 mod config;
+mod context;
 pub mod crypto;
 mod gettoken;
 mod inbound;
@@ -27,6 +28,7 @@ mod tests;
 pub mod xml;
 
 pub use config::{RobotConfig, SendLimit, WeComConfig};
+pub use context::WeComReplyContext;
 pub use inbound::WeComInbound;
 pub use outbound::WeComOutbound;
 

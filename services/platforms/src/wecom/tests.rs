@@ -1,7 +1,7 @@
 //! The published vectors (sign, decrypt, encrypt with a fixed random prefix), decoding of each
 //! message type, and every refusal the issue lists.
 
-use clawdbot_core::proto::{ConversationKind, EventKind, reply_context, segment::Kind};
+use clawdbot_core::proto::{ConversationKind, EventKind, segment::Kind};
 use serde_json::Value;
 
 use super::crypto::{CryptoError, WeComCrypto, aes_key};
@@ -201,8 +201,11 @@ fn the_official_post_decodes_to_a_text_envelope_answered_through_the_app() {
     assert_eq!(conversation.kind(), ConversationKind::Private);
     assert_eq!(conversation.id, "mycreate");
     assert_eq!(envelope.sent_at_ms, 1_409_659_813_000);
-    match envelope.reply_context.and_then(|c| c.platform) {
-        Some(reply_context::Platform::Wecom(context)) => {
+    match crate::reply_context::open::<super::WeComReplyContext>(
+        NAME,
+        envelope.reply_context.as_ref(),
+    ) {
+        Some(context) => {
             assert_eq!(context.corp_id, "wx5823bf96d3bd56c7");
             assert_eq!(context.agent_id, 218);
             assert_eq!(context.user_id, "mycreate");
