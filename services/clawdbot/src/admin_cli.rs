@@ -45,7 +45,7 @@ pub async fn record(store: &dyn Store, action: &str, target: &str) -> anyhow::Re
 
 pub async fn run(command: &AdminCommand, config: &Config) -> anyhow::Result<()> {
     let AdminCommand::Audit(command) = command;
-    let (store, _) = crate::app::connect_store(config).await?;
+    let (store, _) = crate::backends::connect_store(config).await?;
     match command {
         AuditCommand::Enable { retention, .. } => {
             let days = retention_days(retention)?;

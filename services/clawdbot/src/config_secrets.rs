@@ -39,7 +39,7 @@ pub fn open(path: Option<&std::path::PathBuf>) -> anyhow::Result<ConfigEnv> {
         .build()
         .context("starting a runtime to read the secrets")?;
     let (values, failed) = runtime.block_on(async {
-        let (store, _) = crate::app::connect_store(&partial).await?;
+        let (store, _) = crate::backends::connect_store(&partial).await?;
         crate::vault::Vault::new(store, keys).values().await
     })?;
     if let Some((name, error)) = failed.iter().find(|(name, _)| names.contains(name)) {

@@ -75,7 +75,7 @@ fn print_record(record: &LogRecord) {
 }
 
 pub async fn run(command: &LogCommand, config: &Config) -> anyhow::Result<()> {
-    let (store, _) = crate::app::connect_store(config).await?;
+    let (store, _) = crate::backends::connect_store(config).await?;
     match command {
         LogCommand::Show {
             level,

@@ -3,7 +3,9 @@
 
 mod admin_cli;
 mod app;
+mod backends;
 mod cli;
+mod commands;
 mod config_secrets;
 mod internal_tls;
 mod log_cli;
@@ -15,6 +17,7 @@ mod skill_cli;
 mod status;
 mod telemetry;
 mod vault;
+mod wiring;
 
 use std::process::ExitCode;
 

@@ -31,7 +31,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 
 async fn open_vault(config: &Config) -> anyhow::Result<Vault> {
     let keys = Keyring::from_env()?;
-    let (store, _) = crate::app::connect_store(config).await?;
+    let (store, _) = crate::backends::connect_store(config).await?;
     Ok(Vault::new(store, keys))
 }
 

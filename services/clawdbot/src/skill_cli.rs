@@ -166,7 +166,7 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
 
     let skills = clawdbot_skills::builtin(&config.core.skills)
         .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
-    let (store, _) = crate::app::connect_store(config).await?;
+    let (store, _) = crate::backends::connect_store(config).await?;
     match command {
         // Handled above, before connecting to the store it does not need.
         SkillCommand::Check(_) => {}

@@ -26,6 +26,30 @@ pub struct EgressSettings {
     pub result_ttl: Duration,
 }
 
+/// Builds the egress service over `outbounds` and serves it on `listener` until `shutdown`;
+/// returns the service, which a worker in the same process calls directly.
+pub fn start(
+    settings: EgressSettings,
+    bus: Arc<dyn clawdbot_bus::Bus>,
+    outbounds: clawdbot_platforms::Outbounds,
+    listener: TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    shutdown: &Shutdown,
+) -> Arc<EgressService> {
+    let service = Arc::new(EgressService::new(settings, bus, outbounds));
+    let serving = run(service.clone(), listener, tls, shutdown.clone());
+    shutdown.spawn(async move {
+        if let Err(error) = serving.await {
+            tracing::error!(
+                role = "egress",
+                error = format!("{error:#}"),
+                "role stopped with an error"
+            );
+        }
+    });
+    service
+}
+
 /// Serves `service` over gRPC on `listener` until shutdown, then finishes the calls in
 /// flight.
 ///

@@ -17,6 +17,7 @@ mod handler;
 mod publisher;
 mod sandbox;
 pub mod server;
+mod start;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -36,6 +37,7 @@ pub use connections::start_connections;
 pub use publisher::Publisher;
 pub use sandbox::SandboxFeed;
 pub use server::ServerLimits;
+pub use start::{IngressStart, start};
 
 /// What the ingress role needs from the config.
 #[derive(Debug, Clone)]

@@ -19,10 +19,12 @@ pub mod loaded_skills;
 pub mod policy;
 pub mod policy_sync;
 pub mod router;
+mod start;
 
 pub use consumer::{WorkerSettings, run};
 pub use history::{HistorySettings, run as run_history};
 pub use janitor::run as run_janitor;
+pub use start::{WorkerStart, start};
 
 /// Returns `<host>-<pid>`, the default consumer name: unique per process, and recognizable in
 /// `XINFO CONSUMERS` (a Kubernetes pod's hostname is its name).
