@@ -119,13 +119,13 @@ impl AccessTokens {
                 Some(stored) if stored.expires_at_ms > now => {
                     // Expiring soon: one replica refreshes, the others go on with this one.
                     if self.take_lease().await? {
-                        return self.fetch_and_store(source).await;
+                        return self.fetch_and_store(source, fresh_until).await;
                     }
                     return Ok(stored.token);
                 }
                 _ => {
                     if self.take_lease().await? {
-                        return self.fetch_and_store(source).await;
+                        return self.fetch_and_store(source, fresh_until).await;
                     }
                 }
             }
@@ -172,8 +172,26 @@ impl AccessTokens {
             .map_err(shared_error)
     }
 
-    async fn fetch_and_store(&self, source: &dyn TokenSource) -> Result<String, OutboundError> {
-        let result = self.fetch(source).await;
+    /// Fetches under the lease just taken — unless another replica stored a fresh token
+    /// between our read and our lease (it fetched and released the lease meanwhile), which is
+    /// then used instead of fetching twice.
+    async fn fetch_and_store(
+        &self,
+        source: &dyn TokenSource,
+        fresh_until: u64,
+    ) -> Result<String, OutboundError> {
+        let stored_meanwhile = self
+            .read_shared()
+            .await
+            .map(|current| current.filter(|stored| stored.expires_at_ms > fresh_until));
+        let result = match stored_meanwhile {
+            Ok(Some(stored)) => {
+                self.set_local(Some(stored.clone()));
+                Ok(stored.token)
+            }
+            Ok(None) => self.fetch(source).await,
+            Err(error) => Err(error),
+        };
         // Release the lease whatever happened, so that the next caller tries again at once.
         if let Err(error) = self.shared.delete_value_if(&self.lease_key, "1").await {
             tracing::warn!(error = %error, "cannot release the token lease; it expires");
