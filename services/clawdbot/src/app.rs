@@ -96,66 +96,114 @@ pub async fn run(
         }
         None => None,
     };
-    if let Some((store, location)) = store.as_ref().filter(|_| roles.worker) {
+    let role_start = RoleStart {
+        cli: &cli,
+        config: &config,
+        bus: &bus,
+        store: store.as_ref(),
+        services: &services,
+        shutdown: &shutdown,
+    };
+    if roles.worker {
         let egress: Arc<dyn ReplySender> = match local_egress {
             Some(service) if roles.all => service,
             _ => crate::wiring::egress_client(core)?,
         };
-        let pool = match &cli.command {
-            Command::Worker(role) => role.pool.clone(),
-            _ => None,
-        };
-        clawdbot_worker::start(clawdbot_worker::WorkerStart {
-            config: &config,
-            bus: bus.clone(),
-            store: store.clone(),
-            egress,
-            config_path: cli.command.config_path().cloned(),
-            config_env: config_env.clone(),
-            pool,
-            served,
-            shutdown: &shutdown,
-            tail: &tail,
-        })
-        .await?;
-        if core.history.enabled {
-            println!("clawdbot: history in {location}");
-        }
+        start_worker(&role_start, egress, config_env, served, &tail).await?;
     }
     if let Some(listener) = ingress_listener {
-        let platform = match &cli.command {
-            Command::Ingress { platform, .. } => platform.as_deref(),
-            _ => None,
-        };
-        let notify_name = clawdbot_platforms::notify::NAME;
-        let notify = config
-            .platforms
-            .section::<clawdbot_platforms::notify::NotifyConfig>(notify_name)
-            .filter(|_| {
-                platform
-                    .is_none_or(|p| clawdbot_platforms::platform_of_config_key(p) == notify_name)
-            });
-        if let Some(notify) = notify {
-            let store = store.as_ref().map(|(store, _)| store.clone());
-            crate::wiring::watch_issued_keys(&config, store, notify, &services, &shutdown).await?;
-        }
-        clawdbot_ingress::start(clawdbot_ingress::IngressStart {
-            config: &config,
-            bus: bus.clone(),
-            services: &services,
-            listener,
-            limits,
-            platform,
-            holder: format!("{instance}/{}", uuid::Uuid::new_v4().simple()),
-            shutdown: &shutdown,
-        })
-        .await?;
+        start_ingress(&role_start, listener, limits, &instance).await?;
     }
     let ready_ms = started.elapsed().as_millis() as u64;
     tracing::info!(role, ready_ms, "clawdbot running");
     shutdown::signal().await;
     stop(&shutdown, &tail).await;
     Ok(())
+}
+
+/// What every role of this process is started with.
+struct RoleStart<'a> {
+    cli: &'a Cli,
+    config: &'a Config,
+    bus: &'a Arc<dyn clawdbot_bus::Bus>,
+    store: Option<&'a (Arc<dyn clawdbot_store::Store>, String)>,
+    services: &'a clawdbot_platforms::PlatformServices,
+    shutdown: &'a Shutdown,
+}
+
+/// Starts the worker role (its store is always open: `open_store` requires it for workers).
+async fn start_worker(
+    start: &RoleStart<'_>,
+    egress: Arc<dyn ReplySender>,
+    config_env: clawdbot_config::ConfigEnv,
+    served: clawdbot_worker::loaded_skills::ServedVersions,
+    tail: &Shutdown,
+) -> anyhow::Result<()> {
+    let (store, location) = start.store.context("a worker needs the store")?;
+    let pool = match &start.cli.command {
+        Command::Worker(role) => role.pool.clone(),
+        _ => None,
+    };
+    clawdbot_worker::start(clawdbot_worker::WorkerStart {
+        config: start.config,
+        bus: start.bus.clone(),
+        store: store.clone(),
+        egress,
+        config_path: start.cli.command.config_path().cloned(),
+        config_env,
+        pool,
+        served,
+        shutdown: start.shutdown,
+        tail,
+    })
+    .await?;
+    if start.config.core.history.enabled {
+        println!("clawdbot: history in {location}");
+    }
+    Ok(())
+}
+
+/// Starts the ingress role (and, when it serves the notify API, the issued keys' refresh).
+async fn start_ingress(
+    start: &RoleStart<'_>,
+    listener: TcpListener,
+    limits: clawdbot_ingress::ServerLimits,
+    instance: &str,
+) -> anyhow::Result<()> {
+    let platform = match &start.cli.command {
+        Command::Ingress { platform, .. } => platform.as_deref(),
+        _ => None,
+    };
+    let notify_name = clawdbot_platforms::notify::NAME;
+    let serves_notify =
+        platform.is_none_or(|p| clawdbot_platforms::platform_of_config_key(p) == notify_name);
+    let notify = start
+        .config
+        .platforms
+        .section::<clawdbot_platforms::notify::NotifyConfig>(notify_name)
+        .filter(|_| serves_notify);
+    if let Some(notify) = notify {
+        let store = start.store.map(|(store, _)| store.clone());
+        crate::wiring::watch_issued_keys(
+            start.config,
+            store,
+            notify,
+            start.services,
+            start.shutdown,
+        )
+        .await?;
+    }
+    clawdbot_ingress::start(clawdbot_ingress::IngressStart {
+        config: start.config,
+        bus: start.bus.clone(),
+        services: start.services,
+        listener,
+        limits,
+        platform,
+        holder: format!("{instance}/{}", uuid::Uuid::new_v4().simple()),
+        shutdown: start.shutdown,
+    })
+    .await
 }
 
 /// Opens the store once for the whole process: a worker needs it (history, switches, loaded

@@ -88,18 +88,8 @@ pub async fn serve(
     ));
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(limits.header_read_timeout))
-        .max_concurrent_streams(100);
-    let builder = Arc::new(builder);
-    let mut last_limit_log: Option<tokio::time::Instant> = None;
+    let builder = Arc::new(http_builder(&limits));
+    let mut limit_logged: Option<tokio::time::Instant> = None;
     tracing::info!(
         listener = name,
         address = ?listener.local_addr().ok(),
@@ -108,40 +98,12 @@ pub async fn serve(
         "serving"
     );
     loop {
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                metrics::counter!(HTTP_CONNECTIONS_WAITED_TOTAL, "listener" => name).increment(1);
-                if last_limit_log.is_none_or(|at| at.elapsed() >= LIMIT_LOG_EVERY) {
-                    last_limit_log = Some(tokio::time::Instant::now());
-                    tracing::warn!(
-                        listener = name,
-                        max_connections = limits.max_connections,
-                        "connection limit reached: new connections wait in the listen backlog \
-                         until one closes (raise max_connections, or add replicas)"
-                    );
-                }
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    permit = permits.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                }
-            }
+        let Some(permit) = place(name, &permits, &limits, &mut limit_logged, &shutdown).await
+        else {
+            break;
         };
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors, or a connection reset before accept: pause and
-                    // go on; the listener itself is fine.
-                    tracing::warn!(listener = name, error = %error, "accept failed");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
-            },
+        let Some((stream, peer)) = accept(name, &listener, &shutdown).await else {
+            break;
         };
         let connection = Connection {
             router: router.clone(),
@@ -153,20 +115,7 @@ pub async fn serve(
         };
         match &tls {
             Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let handshake = tokio::time::timeout(
-                        connection.limits.header_read_timeout,
-                        acceptor.accept(stream),
-                    );
-                    match handshake.await {
-                        Ok(Ok(stream)) => connection.run(stream).await,
-                        Ok(Err(error)) => {
-                            tracing::debug!(peer = %peer, error = %error, "tls handshake failed");
-                        }
-                        Err(_) => tracing::debug!(peer = %peer, "tls handshake timed out"),
-                    }
-                });
+                tokio::spawn(connection.run_tls(acceptor.clone(), stream));
             }
             None => {
                 tokio::spawn(connection.run(stream));
@@ -188,6 +137,72 @@ pub async fn serve(
     Ok(())
 }
 
+/// HTTP/1 with the header timeout (hyper's own timer); HTTP/2 (offered over TLS) with
+/// keep-alive pings at the same period and at most 100 streams a connection.
+fn http_builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.header_read_timeout))
+        .max_concurrent_streams(100);
+    builder
+}
+
+/// Waits for a place under `max_connections`, logging (at most once a minute) and counting
+/// when there is none; `None` once shutdown begins.
+async fn place(
+    name: &'static str,
+    permits: &Arc<Semaphore>,
+    limits: &ServerLimits,
+    logged: &mut Option<tokio::time::Instant>,
+    shutdown: &Shutdown,
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(permit) = permits.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    metrics::counter!(HTTP_CONNECTIONS_WAITED_TOTAL, "listener" => name).increment(1);
+    if logged.is_none_or(|at| at.elapsed() >= LIMIT_LOG_EVERY) {
+        *logged = Some(tokio::time::Instant::now());
+        tracing::warn!(
+            listener = name,
+            max_connections = limits.max_connections,
+            "connection limit reached: new connections wait in the listen backlog \
+             until one closes (raise max_connections, or add replicas)"
+        );
+    }
+    tokio::select! {
+        () = shutdown.cancelled() => None,
+        permit = permits.clone().acquire_owned() => permit.ok(),
+    }
+}
+
+/// Accepts the next connection; `None` once shutdown begins. Accept errors (out of file
+/// descriptors, a connection reset before accept) pause the loop briefly: the listener itself
+/// is fine.
+async fn accept(
+    name: &'static str,
+    listener: &TcpListener,
+    shutdown: &Shutdown,
+) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => return Some(accepted),
+                Err(error) => {
+                    tracing::warn!(listener = name, error = %error, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            },
+        }
+    }
+}
+
 /// One accepted connection and what it needs to be served.
 struct Connection {
     router: Router,
@@ -200,6 +215,18 @@ struct Connection {
 }
 
 impl Connection {
+    /// Serves the connection after its TLS handshake, which gets the header timeout.
+    async fn run_tls(self, acceptor: tokio_rustls::TlsAcceptor, stream: tokio::net::TcpStream) {
+        let peer = self.peer;
+        let handshake =
+            tokio::time::timeout(self.limits.header_read_timeout, acceptor.accept(stream));
+        match handshake.await {
+            Ok(Ok(stream)) => self.run(stream).await,
+            Ok(Err(error)) => tracing::debug!(peer = %peer, error = %error, "tls handshake failed"),
+            Err(_) => tracing::debug!(peer = %peer, "tls handshake timed out"),
+        }
+    }
+
     async fn run<S>(self, stream: S)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
