@@ -14,6 +14,7 @@
 
 pub mod egress;
 pub mod message;
+pub mod notice;
 pub mod shared;
 pub mod shutdown;
 pub mod skill;

@@ -2,20 +2,10 @@
 
 use clawdbot_core::message::{new_envelope_id, now_ms};
 use clawdbot_core::proto::{Envelope, EventKind, Raw, Segment, segment::Kind as SegmentKind};
-use serde::Deserialize;
 use sha1::{Digest, Sha1};
 
 use super::{AlertmanagerConfig, EVENT_TYPE, NAME};
 use crate::{Inbound, InboundError, Inbox, WebhookRequest};
-
-/// The fields we rely on; the whole payload travels on unchanged.
-#[derive(Debug, Deserialize)]
-struct Notification {
-    status: String,
-    alerts: Vec<serde_json::Value>,
-    #[serde(default, rename = "groupLabels")]
-    group_labels: serde_json::Map<String, serde_json::Value>,
-}
 
 /// The inbound half of the alert webhook.
 pub struct AlertmanagerInbound {
@@ -59,20 +49,13 @@ impl Inbound for AlertmanagerInbound {
 
     fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError> {
         crate::json_limits::check(req.body)?;
-        let notification: Notification = serde_json::from_slice(req.body).map_err(|error| {
-            InboundError::MalformedBody(format!("not an Alertmanager notification: {error}"))
-        })?;
-        if !matches!(notification.status.as_str(), "firing" | "resolved") {
-            return Err(InboundError::MalformedBody(format!(
-                "status `{}`, expected `firing` or `resolved`",
-                notification.status
-            )));
-        }
+        // The shape the `alert_forward` skill reads; the whole payload travels on unchanged.
+        let notification = clawdbot_core::notice::AlertNotification::parse(req.body)
+            .map_err(InboundError::MalformedBody)?;
         let name = notification
             .group_labels
             .get("alertname")
-            .and_then(|v| v.as_str())
-            .unwrap_or("alerts");
+            .map_or("alerts", String::as_str);
         let text = format!(
             "[{}:{}] {name}",
             notification.status.to_uppercase(),

@@ -2,42 +2,9 @@
 
 use clawdbot_core::message::{new_envelope_id, now_ms};
 use clawdbot_core::proto::{Envelope, EventKind, Raw, Segment, segment::Kind as SegmentKind};
-use serde::Deserialize;
 
 use super::{EVENT_TYPE, NAME, NotifyConfig};
 use crate::{Inbound, InboundError, Inbox, IssuedKeys, WebhookRequest};
-
-/// The request's shape, checked here so a caller learns of a mistake at once (400); the
-/// `notify` skill reads the fields.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Request {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    template: Option<String>,
-    #[serde(default)]
-    params: serde_json::Map<String, serde_json::Value>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    markdown: bool,
-    targets: Vec<Target>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Target {
-    platform: String,
-    #[serde(default)]
-    bot_id: Option<String>,
-    #[serde(default)]
-    group: Option<String>,
-    #[serde(default)]
-    user: Option<String>,
-}
 
 /// The inbound half of the notify API.
 pub struct NotifyInbound {
@@ -80,24 +47,10 @@ impl Inbound for NotifyInbound {
 
     fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError> {
         crate::json_limits::check(req.body)?;
-        let request: Request = serde_json::from_slice(req.body).map_err(|error| {
-            InboundError::MalformedBody(format!("not a notify request: {error}"))
-        })?;
-        if request.template.is_some() == request.text.is_some() {
-            return Err(InboundError::MalformedBody(
-                "give exactly one of `template` or `text`".into(),
-            ));
-        }
-        if request.targets.is_empty() {
-            return Err(InboundError::MalformedBody("`targets` is empty".into()));
-        }
-        for (index, target) in request.targets.iter().enumerate() {
-            if target.group.is_some() == target.user.is_some() || target.platform.is_empty() {
-                return Err(InboundError::MalformedBody(format!(
-                    "`targets[{index}]` needs a `platform` and exactly one of `group` or `user`"
-                )));
-            }
-        }
+        // The shape the `notify` skill reads, checked here so a caller learns of a mistake
+        // at once (400).
+        let request = clawdbot_core::notice::NotifyRequest::parse(req.body)
+            .map_err(InboundError::MalformedBody)?;
         let summary = request
             .template
             .as_deref()

@@ -1,34 +1,6 @@
 //! Alert notifications as chat messages.
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
-
-/// An Alertmanager webhook notification (Grafana sends the same fields).
-#[derive(Debug, Deserialize)]
-pub(super) struct Notification {
-    pub status: String,
-    #[serde(default)]
-    pub alerts: Vec<Alert>,
-    #[serde(default, rename = "commonLabels")]
-    pub common_labels: BTreeMap<String, String>,
-    #[serde(default, rename = "commonAnnotations")]
-    pub common_annotations: BTreeMap<String, String>,
-    #[serde(default, rename = "externalURL")]
-    pub external_url: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct Alert {
-    #[serde(default)]
-    pub status: String,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
-    #[serde(default, rename = "startsAt")]
-    pub starts_at: String,
-}
+pub(super) use clawdbot_core::notice::AlertNotification as Notification;
 
 fn headline(n: &Notification) -> String {
     let name = n

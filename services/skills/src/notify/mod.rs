@@ -17,7 +17,7 @@ use clawdbot_core::skill::{Manifest, Skill, SkillContext, SkillError, Triggers};
 use serde::Deserialize;
 
 use crate::options::{Options, parse};
-use crate::target::Target;
+use clawdbot_core::notice::NotifyRequest as Request;
 
 /// The skill's name.
 pub const NAME: &str = "notify";
@@ -28,19 +28,6 @@ const EVENT_TYPE: &str = "notify";
 struct NotifyOptions {
     #[serde(default)]
     templates: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Request {
-    #[serde(default)]
-    template: Option<String>,
-    #[serde(default)]
-    params: serde_json::Map<String, serde_json::Value>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    markdown: bool,
-    targets: Vec<Target>,
 }
 
 /// The notify skill.
