@@ -367,7 +367,9 @@ impl Cli {
             .collect();
         let mut problems =
             clawdbot_worker::policy_sync::check_skill_names(&config.core.skills, &known);
-        if let Err(more) = clawdbot_skills::builtin(&config.core.skills) {
+        if let Err(more) =
+            clawdbot_skills::builtin(&clawdbot_config::skill_options(&config.core.skills))
+        {
             problems.extend(more);
         }
         for (pool, skills) in &config.core.worker.pools {

@@ -164,7 +164,7 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
         _ => {}
     }
 
-    let skills = clawdbot_skills::builtin(&config.core.skills)
+    let skills = clawdbot_skills::builtin(&clawdbot_config::skill_options(&config.core.skills))
         .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
     let (store, _) = crate::backends::connect_store(config).await?;
     match command {
@@ -339,7 +339,7 @@ async fn print_served(config: &Config) -> anyhow::Result<()> {
 /// here; this builds the router (patterns compile) and asks every remote skill to describe
 /// itself. Fails when anything does not.
 async fn check(config: &Config) -> anyhow::Result<()> {
-    let mut skills = clawdbot_skills::builtin(&config.core.skills)
+    let mut skills = clawdbot_skills::builtin(&clawdbot_config::skill_options(&config.core.skills))
         .map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
     let builtin_count = skills.len();
     let mut failed = Vec::new();
@@ -360,9 +360,10 @@ async fn check(config: &Config) -> anyhow::Result<()> {
             }
         }
     }
-    let remote = clawdbot_skills::connect_remote(&config.core.skills)
-        .await
-        .map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
+    let remote =
+        clawdbot_skills::connect_remote(&clawdbot_config::remote_skills(&config.core.skills))
+            .await
+            .map_err(|problems| anyhow::anyhow!(problems.join("\n")))?;
     skills.extend(remote);
     if let Err(error) = clawdbot_worker::router::Router::new(skills) {
         bail!("{error}");

@@ -19,7 +19,9 @@ mod skills;
 pub use env::{ConfigEnv, Env, ProcessEnv, SECRET_PREFIX};
 pub use load::{load_secret_references, load_value};
 pub use sections::*;
-pub use skills::{IdList, OnRateLimit, PermissionsConfig, RateLimit, SkillSettings};
+pub use skills::{
+    IdList, OnRateLimit, PermissionsConfig, RateLimit, SkillSettings, remote_skills, skill_options,
+};
 
 use clawdbot_platforms::PlatformsConfig;
 

@@ -150,6 +150,31 @@ fn ids<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Err
         .collect()
 }
 
+/// Every skill's own options by skill name: what `clawdbot_skills::builtin` builds from (the
+/// skills crate takes plain maps, not the config crate).
+pub fn skill_options(
+    skills: &BTreeMap<String, SkillSettings>,
+) -> BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
+    skills
+        .iter()
+        .map(|(name, settings)| (name.clone(), settings.options.clone()))
+        .collect()
+}
+
+/// The skills served remotely, by name: their address and options (for
+/// `clawdbot_skills::connect_remote`).
+pub fn remote_skills(
+    skills: &BTreeMap<String, SkillSettings>,
+) -> BTreeMap<String, (String, serde_json::Map<String, serde_json::Value>)> {
+    skills
+        .iter()
+        .filter_map(|(name, settings)| {
+            let address = settings.remote.clone()?;
+            Some((name.clone(), (address, settings.options.clone())))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,6 @@ mod target;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use clawdbot_config::SkillSettings;
 use clawdbot_core::skill::Skill;
 
 pub use options::Options;
@@ -35,19 +34,14 @@ pub const BUILTIN: &[&str] = &[
     help::NAME,
 ];
 
-/// Returns every built-in skill, in routing order, each built with its options from `skills`.
+/// Returns every built-in skill, in routing order, each built with its options (by skill
+/// name; `clawdbot_config::skill_options` gives them from the config).
 ///
 /// # Errors
 /// Every problem with the skills' options, each naming its key path.
-pub fn builtin(
-    skills: &BTreeMap<String, SkillSettings>,
-) -> Result<Vec<Arc<dyn Skill>>, Vec<String>> {
+pub fn builtin(skills: &BTreeMap<String, Options>) -> Result<Vec<Arc<dyn Skill>>, Vec<String>> {
     let empty = Options::new();
-    let options = |name: &str| {
-        skills
-            .get(name)
-            .map_or(&empty, |settings| &settings.options)
-    };
+    let options = |name: &str| skills.get(name).unwrap_or(&empty);
     let mut problems = Vec::new();
     let mut built: Vec<Arc<dyn Skill>> = vec![Arc::new(echo::EchoSkill)];
     match faq::FaqSkill::new(options(faq::NAME)) {
@@ -82,20 +76,18 @@ pub fn builtin(
     }
 }
 
-/// Connects the remote skills named in `skills` (those with `remote`), in name order.
+/// Connects the remote skills (by name: address and options; `clawdbot_config::remote_skills`
+/// gives them from the config), in name order.
 ///
 /// # Errors
 /// Every problem with their options or addresses, each naming its key path.
 pub async fn connect_remote(
-    skills: &BTreeMap<String, SkillSettings>,
+    remotes: &BTreeMap<String, (String, Options)>,
 ) -> Result<Vec<Arc<dyn Skill>>, Vec<String>> {
     let mut built: Vec<Arc<dyn Skill>> = Vec::new();
     let mut problems = Vec::new();
-    for (name, settings) in skills {
-        let Some(address) = &settings.remote else {
-            continue;
-        };
-        match remote::RemoteSkill::connect(name, address, &settings.options).await {
+    for (name, (address, options)) in remotes {
+        match remote::RemoteSkill::connect(name, address, options).await {
             Ok(skill) => built.push(Arc::new(skill)),
             Err(problem) => problems.push(problem),
         }

@@ -94,9 +94,10 @@ pub async fn start(start: WorkerStart<'_>) -> anyhow::Result<()> {
         max_deliveries: core.worker.max_deliveries,
         concurrency: core.worker.concurrency,
     };
-    let mut skills = clawdbot_skills::builtin(&core.skills)
+    let mut skills = clawdbot_skills::builtin(&clawdbot_config::skill_options(&core.skills))
         .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
-    let remote = clawdbot_skills::connect_remote(&core.skills).await;
+    let remote =
+        clawdbot_skills::connect_remote(&clawdbot_config::remote_skills(&core.skills)).await;
     skills.extend(remote.map_err(|problems| anyhow::anyhow!(problems.join("; ")))?);
     // Every skill's name is known to the config reloader, whichever pool runs it.
     let known: Vec<String> = skills
