@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clawdbot_config::Config;
-use clawdbot_store::{LogGroup, LogQuery, LogRecord, Store};
+use clawdbot_store::{LogGroup, LogQuery, LogRecord, LogStore};
 use time::OffsetDateTime;
 
 use crate::cli::LogCommand;
@@ -139,7 +139,7 @@ pub async fn run(command: &LogCommand, config: &Config) -> anyhow::Result<()> {
 
 /// Prints events recorded after `last`, once a second, until interrupted.
 async fn follow_logs(
-    store: &dyn Store,
+    store: &dyn LogStore,
     query: &mut LogQuery,
     mut last: Option<OffsetDateTime>,
 ) -> anyhow::Result<()> {

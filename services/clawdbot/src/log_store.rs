@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use clawdbot_core::shutdown::Shutdown;
-use clawdbot_store::{LogRecord, Store};
+use clawdbot_store::{LogRecord, LogStore};
 use tokio::sync::mpsc;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -125,7 +125,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for StoreLogLayer {
 
 /// Starts the writer: from now on, recorded events go to `store`; records older than
 /// `retention` are purged hourly. Runs until `shutdown`, writing what is queued at the end.
-pub fn attach(store: Arc<dyn Store>, retention: Duration, shutdown: &Shutdown) {
+pub fn attach(store: Arc<dyn LogStore>, retention: Duration, shutdown: &Shutdown) {
     let (sender, receiver) = mpsc::channel(QUEUE);
     if SINK.set(sender).is_err() {
         return;
@@ -134,7 +134,7 @@ pub fn attach(store: Arc<dyn Store>, retention: Duration, shutdown: &Shutdown) {
 }
 
 async fn write(
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogStore>,
     mut receiver: mpsc::Receiver<LogRecord>,
     retention: Duration,
     shutdown: Shutdown,
@@ -173,7 +173,7 @@ async fn write(
 }
 
 async fn flush(
-    store: &dyn Store,
+    store: &dyn LogStore,
     batch: &mut Vec<LogRecord>,
     calls: &mut BTreeMap<(String, String), LogRecord>,
 ) {

@@ -3,9 +3,9 @@
 
 mod common;
 
+use clawdbot_store::{AuditStore, SecretStore};
 use std::time::Duration;
 
-use clawdbot_store::Store;
 use clawdbot_store::keyring::{Keyring, MasterKey};
 use common::{Backend, Clawdbot, Ports, Setup};
 

@@ -132,9 +132,9 @@ impl StoreError {
     }
 }
 
-/// The history store.
+/// History: the conversation records, written in batches by the history writer and read by skills and reports.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait HistoryStore: Send + Sync {
     /// Writes a batch of rows in one statement; rows already present are skipped, so a replayed
     /// batch writes nothing twice. Returns how many rows were new.
     ///
@@ -161,7 +161,11 @@ pub trait Store: Send + Sync {
     /// The database is unreachable.
     async fn skill_activity(&self, since: OffsetDateTime)
     -> Result<Vec<SkillActivity>, StoreError>;
+}
 
+/// The audit trail of admin actions and its settings.
+#[async_trait::async_trait]
+pub trait AuditStore: Send + Sync {
     /// Returns whether auditing is on and its retention in days (`None`: never configured).
     ///
     /// # Errors
@@ -191,7 +195,11 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// The database is unreachable.
     async fn purge_audit(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+}
 
+/// Skills loaded on the running cluster (versions, components) and the cluster-wide skill switches.
+#[async_trait::async_trait]
+pub trait SkillRegistry: Send + Sync {
     /// Registers (or replaces) a loaded skill's manifest, as JSON, and keeps it as the skill's
     /// newest version.
     ///
@@ -247,13 +255,11 @@ pub trait Store: Send + Sync {
         enabled: bool,
         changed_by: &str,
     ) -> Result<(), StoreError>;
+}
 
-    /// Checks that the database answers.
-    ///
-    /// # Errors
-    /// The database is unreachable.
-    async fn ping(&self) -> Result<(), StoreError>;
-
+/// Cluster-wide log records (warnings, errors, skill-call outcomes).
+#[async_trait::async_trait]
+pub trait LogStore: Send + Sync {
     /// Appends log records (one statement per batch).
     ///
     /// # Errors
@@ -281,7 +287,11 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// The database is unreachable.
     async fn purge_logs(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+}
 
+/// Secrets sealed under the master key, and issued API keys.
+#[async_trait::async_trait]
+pub trait SecretStore: Send + Sync {
     /// Writes a sealed secret, replacing one of the same name.
     ///
     /// # Errors
@@ -318,6 +328,17 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// The database is unreachable.
     async fn purge_expired_secrets(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// The whole store, one per backend (Postgres, SQLite), each concern in its own trait so that a
+/// caller can take only the one it uses (`Arc<dyn HistoryStore>` from an `Arc<dyn Store>`).
+#[async_trait::async_trait]
+pub trait Store: HistoryStore + AuditStore + SkillRegistry + LogStore + SecretStore {
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// Folds (skill, latency) rows into per-skill activity, busiest first.

@@ -1,5 +1,6 @@
 //! The store contract on both backends (Postgres and SQLite), and what is particular to each.
 
+use clawdbot_store::HistoryStore;
 use clawdbot_store::{Direction, HistoryRecord, Store};
 use clawdbot_testkit::TestPostgres;
 use clawdbot_testkit::store::TestStore;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clawdbot_core::shutdown::Shutdown;
-use clawdbot_store::{AuditRecord, Store};
+use clawdbot_store::{AuditRecord, AuditStore};
 use tokio::sync::mpsc;
 
 /// Records queued before new ones are dropped.
@@ -24,7 +24,7 @@ pub struct Auditor {
 
 impl Auditor {
     /// Starts the writer over `store` until shutdown.
-    pub fn start(store: Arc<dyn Store>, shutdown: &Shutdown) -> Self {
+    pub fn start(store: Arc<dyn AuditStore>, shutdown: &Shutdown) -> Self {
         let (records_tx, records_rx) = mpsc::channel(QUEUE);
         let enabled = Arc::new(AtomicBool::new(false));
         shutdown.spawn(write(store, enabled.clone(), records_rx, shutdown.clone()));
@@ -63,7 +63,7 @@ impl Auditor {
 }
 
 async fn write(
-    store: Arc<dyn Store>,
+    store: Arc<dyn AuditStore>,
     enabled: Arc<AtomicBool>,
     mut records_rx: mpsc::Receiver<AuditRecord>,
     shutdown: Shutdown,

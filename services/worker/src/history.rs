@@ -11,7 +11,7 @@ use clawdbot_bus::{Bus, BusError, Consumer, Entry, HISTORY_GROUP, Stream};
 use clawdbot_core::proto::{ConversationKind, DeliveryRecord, DeliveryStatus, Envelope};
 use clawdbot_core::shutdown::Shutdown;
 use clawdbot_core::telemetry::{self, HISTORY_ROWS_TOTAL};
-use clawdbot_store::{Direction, HistoryRecord, Store};
+use clawdbot_store::{Direction, HistoryRecord, HistoryStore};
 use prost::Message;
 use time::OffsetDateTime;
 
@@ -36,7 +36,7 @@ pub struct HistorySettings {
 pub async fn run(
     settings: HistorySettings,
     bus: Arc<dyn Bus>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn HistoryStore>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let inbound = writer(
@@ -55,7 +55,7 @@ async fn writer(
     stream: Stream,
     settings: HistorySettings,
     bus: Arc<dyn Bus>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn HistoryStore>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     bus.ensure_group(stream, HISTORY_GROUP).await?;
@@ -146,7 +146,7 @@ async fn write_batch(
     stream: Stream,
     entries: &[Entry],
     bus: &dyn Bus,
-    store: &dyn Store,
+    store: &dyn HistoryStore,
 ) -> Result<(), (&'static str, String)> {
     if entries.is_empty() {
         return Ok(());

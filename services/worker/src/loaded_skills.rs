@@ -18,7 +18,7 @@ use clawdbot_core::shutdown::Shutdown;
 use clawdbot_core::skill::Skill;
 use clawdbot_core::telemetry;
 use clawdbot_skills::package::{PackageManifest, RegisteredSkill};
-use clawdbot_store::Store;
+use clawdbot_store::SkillRegistry;
 use clawdbot_wasm::{Runtime, RuntimeSettings, WasmSkill};
 
 use crate::router::{Router, RouterHandle};
@@ -46,7 +46,7 @@ impl ServedVersions {
 
 /// What loading needs, kept across registry changes.
 pub struct Loader {
-    store: Arc<dyn Store>,
+    store: Arc<dyn SkillRegistry>,
     wasm: WasmConfig,
     kv: Arc<dyn SharedState>,
     /// Started with the first component skill: a worker with none reserves nothing.
@@ -60,7 +60,7 @@ pub struct Loader {
 impl Loader {
     /// `served` is updated with each applied registry.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn SkillRegistry>,
         wasm: WasmConfig,
         kv: Arc<dyn SharedState>,
         served: ServedVersions,

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use clawdbot_config::{Config, ConfigEnv, SkillSettings};
 use clawdbot_core::shutdown::Shutdown;
 use clawdbot_core::telemetry;
-use clawdbot_store::Store;
+use clawdbot_store::SkillRegistry;
 
 use crate::policy::{Policy, PolicyHandle};
 
@@ -96,7 +96,7 @@ pub async fn watch_config(
 
 /// Polls the store for `clawdbot skill enable|disable` switches every `every`.
 pub async fn poll_switches(
-    store: Arc<dyn Store>,
+    store: Arc<dyn SkillRegistry>,
     handle: PolicyHandle,
     every: Duration,
     shutdown: Shutdown,

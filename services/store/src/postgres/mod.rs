@@ -98,7 +98,7 @@ FROM (SELECT * FROM messages WHERE platform = $1 AND bot_id = $2 AND conversatio
 ORDER BY created_at, direction";
 
 #[async_trait::async_trait]
-impl Store for PostgresStore {
+impl crate::HistoryStore for PostgresStore {
     async fn write_history(&self, records: &[HistoryRecord]) -> Result<u64, StoreError> {
         if records.is_empty() {
             return Ok(0);
@@ -216,7 +216,10 @@ impl Store for PostgresStore {
             (row.get::<_, String>(0), row.get::<_, Option<f64>>(1))
         })))
     }
+}
 
+#[async_trait::async_trait]
+impl crate::AuditStore for PostgresStore {
     async fn audit_settings(&self) -> Result<Option<(bool, i32)>, StoreError> {
         let client = self.client().await?;
         let row = client
@@ -294,7 +297,10 @@ impl Store for PostgresStore {
                 source,
             })
     }
+}
 
+#[async_trait::async_trait]
+impl crate::SkillRegistry for PostgresStore {
     async fn register_skill(
         &self,
         name: &str,
@@ -359,19 +365,10 @@ impl Store for PostgresStore {
             .map_err(|source| StoreError::Query { context: "set skill state", source })?;
         Ok(())
     }
+}
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|source| StoreError::Query {
-                context: "ping",
-                source,
-            })?;
-        Ok(())
-    }
-
+#[async_trait::async_trait]
+impl crate::LogStore for PostgresStore {
     async fn write_logs(&self, records: &[crate::LogRecord]) -> Result<(), StoreError> {
         self.insert_logs(records).await
     }
@@ -391,7 +388,10 @@ impl Store for PostgresStore {
     async fn purge_logs(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
         self.delete_logs(before).await
     }
+}
 
+#[async_trait::async_trait]
+impl crate::SecretStore for PostgresStore {
     async fn put_secret(&self, record: &crate::SecretRecord) -> Result<(), StoreError> {
         self.upsert_secret(record).await
     }
@@ -417,5 +417,20 @@ impl Store for PostgresStore {
 
     async fn purge_expired_secrets(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
         self.remove_expired_secrets(now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|source| StoreError::Query {
+                context: "ping",
+                source,
+            })?;
+        Ok(())
     }
 }

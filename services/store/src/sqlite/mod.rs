@@ -145,7 +145,7 @@ fn from_millis(ms: i64) -> OffsetDateTime {
 }
 
 #[async_trait::async_trait]
-impl Store for SqliteStore {
+impl crate::HistoryStore for SqliteStore {
     async fn write_history(&self, records: &[HistoryRecord]) -> Result<u64, StoreError> {
         if records.is_empty() {
             return Ok(0);
@@ -262,7 +262,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait::async_trait]
+impl crate::AuditStore for SqliteStore {
     async fn audit_settings(&self) -> Result<Option<(bool, i32)>, StoreError> {
         self.with_connection(|connection| {
             connection
@@ -343,7 +346,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait::async_trait]
+impl crate::SkillRegistry for SqliteStore {
     async fn register_skill(
         &self,
         name: &str,
@@ -418,16 +424,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.with_connection(|connection| {
-            connection
-                .query_row("SELECT 1", [], |_| Ok(()))
-                .map_err(sqlite_error("ping"))
-        })
-        .await
-    }
-
+#[async_trait::async_trait]
+impl crate::LogStore for SqliteStore {
     async fn write_logs(&self, records: &[crate::LogRecord]) -> Result<(), StoreError> {
         self.insert_logs(records).await
     }
@@ -447,7 +447,10 @@ impl Store for SqliteStore {
     async fn purge_logs(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.delete_logs(before).await
     }
+}
 
+#[async_trait::async_trait]
+impl crate::SecretStore for SqliteStore {
     async fn put_secret(&self, record: &crate::SecretRecord) -> Result<(), StoreError> {
         self.upsert_secret(record).await
     }
@@ -473,5 +476,17 @@ impl Store for SqliteStore {
 
     async fn purge_expired_secrets(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
         self.remove_expired_secrets(now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with_connection(|connection| {
+            connection
+                .query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(sqlite_error("ping"))
+        })
+        .await
     }
 }
