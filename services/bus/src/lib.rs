@@ -120,9 +120,9 @@ impl BusError {
     }
 }
 
-/// The bus, shared by all tasks of a process.
+/// The message streams: the inbound stream and its consumer groups, the dead letters.
 #[async_trait::async_trait]
-pub trait Bus: clawdbot_core::shared::SharedState + Send + Sync {
+pub trait Streams: Send + Sync {
     /// Dedupes and appends each item to the inbound stream, atomically per item, in one round
     /// trip for the whole batch. `dedupe_window` is how long a message id is remembered;
     /// `max_len` is the stream length past which items are refused.
@@ -180,16 +180,6 @@ pub trait Bus: clawdbot_core::shared::SharedState + Send + Sync {
     /// The bus is unreachable.
     async fn stats(&self, stream: Stream) -> Result<StreamStats, BusError>;
 
-    /// Returns true when entries outlive this process (Redis), false when they live and die
-    /// with it (the in-process bus): then the roles drain what is queued before exiting.
-    fn durable(&self) -> bool;
-
-    /// Checks that the bus answers.
-    ///
-    /// # Errors
-    /// The bus is unreachable.
-    async fn ping(&self) -> Result<(), BusError>;
-
     /// Acknowledges entries of `group` on `stream`: they are done and will not be delivered
     /// again.
     ///
@@ -209,6 +199,16 @@ pub trait Bus: clawdbot_core::shared::SharedState + Send + Sync {
         reason: &str,
     ) -> Result<(), BusError>;
 
+    /// Returns up to `limit` dead letters, oldest first.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError>;
+}
+
+/// Messages to every process at once (sandbox replies, registry changes).
+#[async_trait::async_trait]
+pub trait Broadcast: Send + Sync {
     /// Sends `payload` to every current subscriber of `channel`, in every process. Live views
     /// only (the sandbox chat): nothing is stored, and a subscriber that is not listening at
     /// that moment misses it.
@@ -226,14 +226,11 @@ pub trait Bus: clawdbot_core::shared::SharedState + Send + Sync {
         &self,
         channel: &str,
     ) -> Result<tokio::sync::mpsc::Receiver<Vec<u8>>, BusError>;
+}
 
-    /// Counts one use of `key` in its current window (fixed, starting with its first use) and
-    /// returns whether it is within `limit`. Atomic: workers racing never let more through.
-    ///
-    /// # Errors
-    /// The bus is unreachable.
-    async fn rate_limit(&self, key: &str, limit: u32, window: Duration) -> Result<bool, BusError>;
-
+/// What the processes of a cluster tell each other: heartbeats and shared rate limits.
+#[async_trait::async_trait]
+pub trait Presence: Send + Sync {
     /// Records that an instance of a role is alive: `value` (JSON) under `instance`, for `ttl`.
     ///
     /// # Errors
@@ -246,11 +243,29 @@ pub trait Bus: clawdbot_core::shared::SharedState + Send + Sync {
     /// The bus is unreachable.
     async fn heartbeats(&self) -> Result<Vec<(String, String)>, BusError>;
 
-    /// Returns up to `limit` dead letters, oldest first.
+    /// Counts one use of `key` in its current window (fixed, starting with its first use) and
+    /// returns whether it is within `limit`. Atomic: workers racing never let more through.
     ///
     /// # Errors
     /// The bus is unreachable.
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError>;
+    async fn rate_limit(&self, key: &str, limit: u32, window: Duration) -> Result<bool, BusError>;
+}
+
+/// The bus, shared by all tasks of a process: each concern in its own trait, so that a caller
+/// can take only the one it uses, plus what the whole bus answers for.
+#[async_trait::async_trait]
+pub trait Bus:
+    Streams + Broadcast + Presence + clawdbot_core::shared::SharedState + Send + Sync
+{
+    /// Returns true when entries outlive this process (Redis), false when they live and die
+    /// with it (the in-process bus): then the roles drain what is queued before exiting.
+    fn durable(&self) -> bool;
+
+    /// Checks that the bus answers.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn ping(&self) -> Result<(), BusError>;
 
     /// Returns the reply ledger egress uses for idempotency.
     fn ledger(&self) -> &dyn ReplyLedger;

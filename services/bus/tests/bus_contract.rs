@@ -2,9 +2,10 @@
 //! dedupe+append, backpressure, consumer groups, reclaim with delivery counts, dead letters,
 //! safe trimming, and the reply ledger.
 
+use clawdbot_bus::Streams;
 use std::time::Duration;
 
-use clawdbot_bus::{Bus, Claim, Completion, Publish, Published, Stream};
+use clawdbot_bus::{Claim, Completion, Publish, Published, Stream};
 use clawdbot_testkit::bus::TestBus;
 
 const WINDOW: Duration = Duration::from_secs(60);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
-use clawdbot_bus::{Bus, Stream};
+use clawdbot_bus::{Presence, Stream, Streams};
 use clawdbot_config::Config;
 use clawdbot_core::shutdown::Shutdown;
 use serde_json::{Value, json};
@@ -46,7 +46,7 @@ fn transparent_hugepages() -> String {
 
 /// Writes this process's heartbeat until shutdown.
 pub async fn beat(
-    bus: Arc<dyn Bus>,
+    bus: Arc<dyn Presence>,
     role: &'static str,
     instance: String,
     skills: clawdbot_worker::loaded_skills::ServedVersions,

@@ -3,10 +3,11 @@
 
 mod common;
 
+use clawdbot_bus::Streams;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use clawdbot_bus::{Bus, SKILLS_GROUP, Stream};
+use clawdbot_bus::{SKILLS_GROUP, Stream};
 use clawdbot_core::proto::egress_client::EgressClient;
 use clawdbot_core::proto::{Envelope, Segment, SendRequest};
 use clawdbot_testkit::PrivateRedis;

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clawdbot_bus::{Bus, Stream};
+use clawdbot_bus::{Stream, Streams};
 use clawdbot_core::shutdown::Shutdown;
 use clawdbot_core::telemetry::{self, STREAM_LENGTH, STREAM_PENDING};
 
 /// Trims and samples every `every` until shutdown.
-pub async fn run(bus: Arc<dyn Bus>, every: Duration, shutdown: Shutdown) {
+pub async fn run(bus: Arc<dyn Streams>, every: Duration, shutdown: Shutdown) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -84,7 +84,7 @@ impl MemoryBus {
 }
 
 #[async_trait::async_trait]
-impl Bus for MemoryBus {
+impl crate::Streams for MemoryBus {
     async fn publish(
         &self,
         items: &[Publish],
@@ -149,14 +149,6 @@ impl Bus for MemoryBus {
         Ok(self.inner.lock().stream_mut(stream).stats())
     }
 
-    fn durable(&self) -> bool {
-        false
-    }
-
-    async fn ping(&self) -> Result<(), BusError> {
-        Ok(())
-    }
-
     async fn ack(&self, stream: Stream, group: &str, ids: &[String]) -> Result<(), BusError> {
         self.inner.lock().stream_mut(stream).ack(group, ids);
         Ok(())
@@ -192,6 +184,17 @@ impl Bus for MemoryBus {
         Ok(())
     }
 
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
+        Ok(self
+            .inner
+            .lock()
+            .stream_mut(Stream::Dead)
+            .dead_letters(limit))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Broadcast for MemoryBus {
     async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<(), BusError> {
         let sender = self.inner.lock().broadcast_sender(channel);
         // No subscriber is not an error: live views only.
@@ -219,7 +222,10 @@ impl Bus for MemoryBus {
         });
         Ok(rx)
     }
+}
 
+#[async_trait::async_trait]
+impl crate::Presence for MemoryBus {
     async fn heartbeat(&self, instance: &str, value: &str, ttl: Duration) -> Result<(), BusError> {
         self.inner.lock().heartbeats.insert(
             instance.to_string(),
@@ -245,13 +251,16 @@ impl Bus for MemoryBus {
             .lock()
             .rate_limit(key, limit, window, Instant::now()))
     }
+}
 
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
-        Ok(self
-            .inner
-            .lock()
-            .stream_mut(Stream::Dead)
-            .dead_letters(limit))
+#[async_trait::async_trait]
+impl Bus for MemoryBus {
+    fn durable(&self) -> bool {
+        false
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
     }
 
     fn ledger(&self) -> &dyn ReplyLedger {

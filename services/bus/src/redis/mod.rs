@@ -129,7 +129,7 @@ impl RedisBus {
 }
 
 #[async_trait::async_trait]
-impl Bus for RedisBus {
+impl crate::Streams for RedisBus {
     async fn publish(
         &self,
         items: &[Publish],
@@ -224,16 +224,6 @@ impl Bus for RedisBus {
         })
     }
 
-    fn durable(&self) -> bool {
-        true
-    }
-
-    async fn ping(&self) -> Result<(), BusError> {
-        let mut conn = self.conn.clone();
-        let _pong: String = timed("PING", redis::cmd("PING").query_async(&mut conn)).await?;
-        Ok(())
-    }
-
     async fn ack(&self, stream: Stream, group: &str, ids: &[String]) -> Result<(), BusError> {
         consumer::ack(
             &mut self.conn.clone(),
@@ -264,6 +254,41 @@ impl Bus for RedisBus {
         Ok(())
     }
 
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
+        let cmd = redis::cmd("XRANGE")
+            .arg(self.keys.stream(Stream::Dead))
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .clone();
+        let reply: redis::streams::StreamRangeReply =
+            timed("XRANGE", cmd.query_async(&mut self.conn.clone())).await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|id| {
+                let field = |name: &str| -> Vec<u8> {
+                    id.map
+                        .get(name)
+                        .and_then(|value| redis::from_redis_value_ref(value).ok())
+                        .unwrap_or_default()
+                };
+                let text = |name: &str| String::from_utf8_lossy(&field(name)).into_owned();
+                DeadLetter {
+                    payload: field("e"),
+                    reason: text("reason"),
+                    source_id: text("source_id"),
+                    group: text("group"),
+                    id: id.id.clone(),
+                }
+            })
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Broadcast for RedisBus {
     async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<(), BusError> {
         let cmd = redis::cmd("PUBLISH")
             .arg(self.keys.broadcast(channel))
@@ -279,7 +304,10 @@ impl Bus for RedisBus {
     ) -> Result<tokio::sync::mpsc::Receiver<Vec<u8>>, BusError> {
         broadcast::subscribe(self.client.clone(), self.keys.broadcast(channel)).await
     }
+}
 
+#[async_trait::async_trait]
+impl crate::Presence for RedisBus {
     async fn heartbeat(&self, instance: &str, value: &str, ttl: Duration) -> Result<(), BusError> {
         let cmd = redis::cmd("SET")
             .arg(self.keys.heartbeat(instance))
@@ -336,37 +364,18 @@ impl Bus for RedisBus {
             scripts::run_script(&self.scripts, &mut self.conn.clone(), "rate limit", &cmd).await?;
         Ok(used <= u64::from(limit))
     }
+}
 
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
-        let cmd = redis::cmd("XRANGE")
-            .arg(self.keys.stream(Stream::Dead))
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit)
-            .clone();
-        let reply: redis::streams::StreamRangeReply =
-            timed("XRANGE", cmd.query_async(&mut self.conn.clone())).await?;
-        Ok(reply
-            .ids
-            .into_iter()
-            .map(|id| {
-                let field = |name: &str| -> Vec<u8> {
-                    id.map
-                        .get(name)
-                        .and_then(|value| redis::from_redis_value_ref(value).ok())
-                        .unwrap_or_default()
-                };
-                let text = |name: &str| String::from_utf8_lossy(&field(name)).into_owned();
-                DeadLetter {
-                    payload: field("e"),
-                    reason: text("reason"),
-                    source_id: text("source_id"),
-                    group: text("group"),
-                    id: id.id.clone(),
-                }
-            })
-            .collect())
+#[async_trait::async_trait]
+impl Bus for RedisBus {
+    fn durable(&self) -> bool {
+        true
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        let mut conn = self.conn.clone();
+        let _pong: String = timed("PING", redis::cmd("PING").query_async(&mut conn)).await?;
+        Ok(())
     }
 
     fn ledger(&self) -> &dyn ReplyLedger {

@@ -14,7 +14,7 @@ use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use clawdbot_bus::Bus;
+use clawdbot_bus::Broadcast;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast;
@@ -44,7 +44,10 @@ impl SandboxFeed {
     ///
     /// # Errors
     /// The bus cannot be reached.
-    pub async fn start(bus: Arc<dyn Bus>, bot_id: &str) -> Result<Self, clawdbot_bus::BusError> {
+    pub async fn start(
+        bus: Arc<dyn Broadcast>,
+        bot_id: &str,
+    ) -> Result<Self, clawdbot_bus::BusError> {
         let mut replies = bus
             .subscribe(&clawdbot_platforms::sandbox::channel(bot_id))
             .await?;
