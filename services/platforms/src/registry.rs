@@ -60,7 +60,7 @@ pub const PLATFORMS: &[Platform] = &[
 pub type AccountOutbounds = Vec<(String, Arc<dyn Outbound>)>;
 
 /// A platform's config section, read: its accounts and what they serve.
-pub trait Section: Send + Sync + std::fmt::Debug + Any {
+pub trait Section: Send + Sync + std::fmt::Debug + AsAny + 'static {
     /// Returns every problem, each naming its key path under `key`.
     fn validate(&self, key: &str) -> Vec<String>;
     /// Whether the section has an account people chat with (not only a feed, like alerts).
@@ -72,10 +72,22 @@ pub trait Section: Send + Sync + std::fmt::Debug + Any {
     /// # Errors
     /// An outbound that cannot be built (an HTTP client, a missing shared state).
     fn outbounds(&self, services: &PlatformServices) -> Result<AccountOutbounds, OutboundError>;
-    /// The long-lived connections of its accounts (none for webhook-only platforms).
-    fn connections(&self, services: &PlatformServices) -> Vec<Arc<dyn Connection>>;
-    /// The section itself, for the few callers that need its typed config.
+    /// The long-lived connections of its accounts; none for a webhook-only platform.
+    fn connections(&self, _services: &PlatformServices) -> Vec<Arc<dyn Connection>> {
+        Vec::new()
+    }
+}
+
+/// The section itself as `Any`, for the few callers that need its typed config
+/// (`PlatformsConfig::section`); every section has it.
+pub trait AsAny {
     fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Any> AsAny for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 /// Returns the registration whose name, config key or route is `name`.
@@ -100,13 +112,26 @@ pub(crate) fn read<T: DeserializeOwned + Section>(
         })
 }
 
-/// The outbound for an account of a platform that keeps tokens or send limits in the shared
-/// state.
-pub(crate) fn needs_shared(
-    services: &PlatformServices,
+/// The outbounds of a platform whose accounts keep tokens or send limits in the shared state
+/// (the bus): `build` makes one account's outbound with it.
+///
+/// # Errors
+/// No shared state in `services`, or an outbound `build` refuses.
+pub(crate) fn shared_outbounds<C: Clone, O: Outbound + 'static>(
     platform: &str,
-) -> Result<Arc<dyn clawdbot_core::shared::SharedState>, OutboundError> {
-    services.shared.clone().ok_or_else(|| {
-        OutboundError::InvalidReply(format!("{platform} needs the shared state (the bus)"))
-    })
+    accounts: &crate::OneOrMany<C>,
+    services: &PlatformServices,
+    id: fn(&C) -> &str,
+    build: fn(C, Arc<dyn clawdbot_core::shared::SharedState>) -> Result<O, OutboundError>,
+) -> Result<AccountOutbounds, OutboundError> {
+    accounts
+        .iter()
+        .map(|account| {
+            let shared = services.shared.clone().ok_or_else(|| {
+                OutboundError::InvalidReply(format!("{platform} needs the shared state (the bus)"))
+            })?;
+            let outbound: Arc<dyn Outbound> = Arc::new(build(account.clone(), shared)?);
+            Ok((id(account).to_string(), outbound))
+        })
+        .collect()
 }

@@ -41,10 +41,9 @@ impl AlertmanagerConfig {
     }
 }
 
-use std::any::Any;
 use std::sync::Arc;
 
-use crate::{Connection, Inbound, OutboundError, PlatformServices, Section};
+use crate::{Inbound, OutboundError, PlatformServices, Section};
 
 /// The registration (see [`crate::registry`]).
 pub const PLATFORM: crate::Platform = crate::Platform {
@@ -70,11 +69,5 @@ impl Section for AlertmanagerConfig {
         _: &PlatformServices,
     ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
         Ok(Vec::new())
-    }
-    fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
-        Vec::new()
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

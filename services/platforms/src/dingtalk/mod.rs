@@ -28,10 +28,9 @@ pub use inbound::DingTalkInbound;
 pub use message::decode;
 pub use outbound::DingTalkOutbound;
 
-use std::any::Any;
 use std::sync::Arc;
 
-use crate::{Connection, Inbound, OneOrMany, Outbound, OutboundError, PlatformServices, Section};
+use crate::{Connection, Inbound, OneOrMany, OutboundError, PlatformServices, Section};
 
 /// The platform's name: config key, route segment, stream field, metric label.
 pub const NAME: &str = "dingtalk";
@@ -62,14 +61,7 @@ impl Section for OneOrMany<DingTalkConfig> {
         &self,
         services: &PlatformServices,
     ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
-        self.iter()
-            .map(|app| {
-                let shared = crate::registry::needs_shared(services, NAME)?;
-                let outbound: Arc<dyn Outbound> =
-                    Arc::new(DingTalkOutbound::new(app.clone(), shared)?);
-                Ok((app.id.clone(), outbound))
-            })
-            .collect()
+        crate::registry::shared_outbounds(NAME, self, services, |a| &a.id, DingTalkOutbound::new)
     }
     fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
         self.iter()
@@ -82,8 +74,5 @@ impl Section for OneOrMany<DingTalkConfig> {
                 }
             })
             .collect()
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

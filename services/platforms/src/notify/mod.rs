@@ -45,10 +45,9 @@ impl NotifyConfig {
     }
 }
 
-use std::any::Any;
 use std::sync::Arc;
 
-use crate::{Connection, Inbound, OutboundError, PlatformServices, Section};
+use crate::{Inbound, OutboundError, PlatformServices, Section};
 
 /// The registration (see [`crate::registry`]).
 pub const PLATFORM: crate::Platform = crate::Platform {
@@ -77,11 +76,5 @@ impl Section for NotifyConfig {
         _: &PlatformServices,
     ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
         Ok(Vec::new())
-    }
-    fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
-        Vec::new()
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

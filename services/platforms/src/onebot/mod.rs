@@ -28,10 +28,9 @@ pub use context::OneBotReplyContext;
 pub use inbound::{OneBotInbound, signature_header};
 pub use outbound::OneBotOutbound;
 
-use std::any::Any;
 use std::sync::Arc;
 
-use crate::{Connection, Inbound, OneOrMany, Outbound, OutboundError, PlatformServices, Section};
+use crate::{Inbound, OneOrMany, Outbound, OutboundError, PlatformServices, Section};
 
 /// The platform's name: config key, route segment, stream field, metric label.
 pub const NAME: &str = "onebot";
@@ -66,11 +65,5 @@ impl Section for OneOrMany<OneBotConfig> {
                 Ok((account.id.clone(), outbound))
             })
             .collect()
-    }
-    fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
-        Vec::new()
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -21,10 +21,9 @@ pub use context::QqReplyContext;
 pub use inbound::QqInbound;
 pub use outbound::{QUOTA_REFUSALS_TOTAL, QqOutbound};
 
-use std::any::Any;
 use std::sync::Arc;
 
-use crate::{Connection, Inbound, OneOrMany, Outbound, OutboundError, PlatformServices, Section};
+use crate::{Inbound, OneOrMany, OutboundError, PlatformServices, Section};
 
 /// The platform's name: config key, route segment, stream field, metric label.
 pub const NAME: &str = "qq";
@@ -55,18 +54,6 @@ impl Section for OneOrMany<QqConfig> {
         &self,
         services: &PlatformServices,
     ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
-        self.iter()
-            .map(|bot| {
-                let shared = crate::registry::needs_shared(services, NAME)?;
-                let outbound: Arc<dyn Outbound> = Arc::new(QqOutbound::new(bot.clone(), shared)?);
-                Ok((bot.id.clone(), outbound))
-            })
-            .collect()
-    }
-    fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
-        Vec::new()
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
+        crate::registry::shared_outbounds(NAME, self, services, |a| &a.id, QqOutbound::new)
     }
 }

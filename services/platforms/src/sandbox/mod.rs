@@ -23,10 +23,9 @@ pub use outbound::{SandboxOutbound, SandboxSink, channel, reply_json};
 /// The platform's name: config key, route segment, stream field, metric label.
 pub const NAME: &str = "sandbox";
 
-use std::any::Any;
 use std::sync::Arc;
 
-use crate::{Connection, Inbound, Outbound, OutboundError, PlatformServices, Section};
+use crate::{Inbound, Outbound, OutboundError, PlatformServices, Section};
 
 /// The registration (see [`crate::registry`]).
 pub const PLATFORM: crate::Platform = crate::Platform {
@@ -53,12 +52,6 @@ impl Section for SandboxConfig {
         _: &PlatformServices,
     ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
         Ok(Vec::new())
-    }
-    fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
-        Vec::new()
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

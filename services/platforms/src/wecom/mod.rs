@@ -32,10 +32,9 @@ pub use context::WeComReplyContext;
 pub use inbound::WeComInbound;
 pub use outbound::WeComOutbound;
 
-use std::any::Any;
 use std::sync::Arc;
 
-use crate::{Connection, Inbound, OneOrMany, Outbound, OutboundError, PlatformServices, Section};
+use crate::{Inbound, OneOrMany, OutboundError, PlatformServices, Section};
 
 /// The platform's name: stream field, metric label, `platform:` in targets.
 pub const NAME: &str = "wecom";
@@ -75,19 +74,6 @@ impl Section for OneOrMany<WeComConfig> {
         &self,
         services: &PlatformServices,
     ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
-        self.iter()
-            .map(|app| {
-                let shared = crate::registry::needs_shared(services, NAME)?;
-                let outbound: Arc<dyn Outbound> =
-                    Arc::new(WeComOutbound::new(app.clone(), shared)?);
-                Ok((app.id.clone(), outbound))
-            })
-            .collect()
-    }
-    fn connections(&self, _: &PlatformServices) -> Vec<Arc<dyn Connection>> {
-        Vec::new()
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
+        crate::registry::shared_outbounds(NAME, self, services, |a| &a.id, WeComOutbound::new)
     }
 }
