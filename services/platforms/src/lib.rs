@@ -8,7 +8,7 @@
 //! Registration is explicit and in one place: each folder exports a [`Platform`] (its names and
 //! how its config section becomes a [`Section`]: inbounds, outbounds, connections), and
 //! [`PLATFORMS`] lists them. Adding a platform means one folder plus one line there; the
-//! compiler asks for every part of [`Section`] the folder has not written.
+//! compiler asks for every required part of [`Section`] the folder has not written.
 
 pub mod alertmanager;
 mod connection;

@@ -4,7 +4,7 @@
 //! config section into a [`Section`], which builds everything the platform serves — webhook
 //! inbounds, outbounds, long-lived connections. [`PLATFORMS`] lists them; nothing outside a
 //! platform's folder names a platform. Adding one is a new folder plus one line in that list,
-//! and the compiler asks for every method of [`Section`] the folder has not written.
+//! and the compiler asks for every required method of [`Section`] the folder has not written.
 
 use std::any::Any;
 use std::sync::Arc;
