@@ -7,8 +7,9 @@
 //!
 //! Registration is explicit and in one place: each folder exports a [`Platform`] (its names and
 //! how its config section becomes a [`Section`]: inbounds, outbounds, connections), and
-//! [`PLATFORMS`] lists them. Adding a platform means one folder plus two lines (its `mod` here, its entry there); the
-//! compiler asks for every required part of [`Section`] the folder has not written.
+//! [`PLATFORMS`] lists them. Adding a platform means one folder plus two lines (its `mod`
+//! here, its entry there); the compiler asks for every required part of [`Section`] the folder
+//! has not written.
 
 pub mod alertmanager;
 mod connection;
