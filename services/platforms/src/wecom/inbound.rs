@@ -180,8 +180,10 @@ impl WeComInbound {
         let (kind, event_type, message_id, segments) = match msg_type {
             "event" => {
                 let event = identifier(fields.text("Event"), "Event")?;
-                // Events have no MsgId: WeCom's retries repeat sender and time, so those dedupe.
-                let id = format!("{user_id}:{create_time}:{event}");
+                // Events have no MsgId. A retry repeats the whole event, so sender, time, event
+                // and a digest of every field identify it; two different events of one member in
+                // the same second (two menu clicks: another EventKey) stay two.
+                let id = format!("{user_id}:{create_time}:{event}:{}", fields_digest(fields));
                 let segments = vec![raw_segment(msg_type, fields)];
                 (EventKind::Notice, format!("event.{event}"), id, segments)
             }
@@ -311,6 +313,13 @@ fn message_segments(msg_type: &str, fields: &Fields) -> Option<Vec<Segment>> {
         _ => return None,
     };
     Some(vec![Segment { kind: Some(kind) }])
+}
+
+/// A short digest of every field (sorted by name): equal for a retry of the same callback.
+fn fields_digest(fields: &Fields) -> String {
+    use sha1::Digest;
+    let digest = sha1::Sha1::digest(fields.to_json().as_bytes());
+    hex::encode(&digest[..8])
 }
 
 /// The decrypted fields as JSON, for what has no normalized form.

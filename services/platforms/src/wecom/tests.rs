@@ -302,11 +302,31 @@ fn events_are_notices_deduplicated_by_sender_time_and_event() {
         let envelope = decode(&xml);
         assert_eq!(envelope.kind(), EventKind::Notice, "{event}");
         assert_eq!(envelope.event_type, format!("event.{event}"));
-        assert_eq!(envelope.message_id, format!("lisi:1700000001:{event}"));
+        assert!(
+            envelope
+                .message_id
+                .starts_with(&format!("lisi:1700000001:{event}:")),
+            "{}",
+            envelope.message_id
+        );
         assert!(
             matches!(&envelope.segments[0].kind, Some(Kind::Raw(r)) if r.data_json.contains("\"EventKey\":\"k1\""))
         );
     }
+}
+
+#[test]
+fn two_menu_clicks_in_one_second_are_two_events_and_a_retry_is_one() {
+    let click = |key: &str| {
+        format!(
+            "<xml><ToUserName>wx5823bf96d3bd56c7</ToUserName><FromUserName>lisi</FromUserName><CreateTime>1700000001</CreateTime><MsgType>event</MsgType><Event>click</Event><EventKey>{key}</EventKey><AgentID>218</AgentID></xml>"
+        )
+    };
+    let first = decode(&click("menu_a")).message_id;
+    let second = decode(&click("menu_b")).message_id;
+    assert_ne!(first, second, "different EventKeys in one second");
+    // WeCom's retry of the first click (another nonce and signature, the same event).
+    assert_eq!(decode(&click("menu_a")).message_id, first);
 }
 
 #[test]
