@@ -249,3 +249,68 @@ async fn a_body_that_never_arrives_is_408_and_logged() {
         "{logs}"
     );
 }
+
+/// Sends one signed OneBot message over `stream` (HTTP/1.1, kept alive) and reads its answer.
+async fn request_kept_alive(stream: &mut TcpStream, message_id: i64) -> String {
+    let body =
+        clawdbot_testkit::onebot_group_message(common::SELF_ID, 1, 42, message_id, "/echo x");
+    let signature = clawdbot_testkit::onebot_signature(common::SECRET, body.as_bytes());
+    let head = format!(
+        "POST /clawdbot/onebot/callback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Self-ID: {}\r\nX-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
+        common::SELF_ID,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(body.as_bytes()).await.expect("body");
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_by_the_header_timeout() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let clawdbot = start(&setup, "  header_read_timeout_secs: 1\n").await;
+    let mut stream = TcpStream::connect(("127.0.0.1", clawdbot.ports.ingress))
+        .await
+        .expect("connects");
+    let answer = request_kept_alive(&mut stream, 1).await;
+    assert!(answer.starts_with("HTTP/1.1 2"), "{answer}");
+    let idle = Instant::now();
+    assert!(closed_by_server(&mut stream, Duration::from_secs(5)).await);
+    let after = idle.elapsed();
+    // Not at once: kept alive, then closed when no next request came within the timeout.
+    assert!(
+        after >= Duration::from_millis(800),
+        "closed after {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_is_closed_once_it_reaches_its_maximum_age() {
+    let setup = Setup::new(Backend::Embedded).await;
+    // The header timeout (30 s) would keep the idle connection; the age (1 s) closes it.
+    let clawdbot = start(
+        &setup,
+        "  header_read_timeout_secs: 30\n  max_connection_age_secs: 1\n",
+    )
+    .await;
+    let mut stream = TcpStream::connect(("127.0.0.1", clawdbot.ports.ingress))
+        .await
+        .expect("connects");
+    let opened = Instant::now();
+    let answer = request_kept_alive(&mut stream, 1).await;
+    assert!(answer.starts_with("HTTP/1.1 2"), "{answer}");
+    assert!(closed_by_server(&mut stream, Duration::from_secs(5)).await);
+    let after = opened.elapsed();
+    assert!(
+        after >= Duration::from_millis(800) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+}

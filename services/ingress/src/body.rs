@@ -17,10 +17,11 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let path = request.uri().path().to_string();
+        // Kept for the log line of a refusal; a `Uri` clone shares its bytes, no copy per request.
+        let uri = request.uri().clone();
         match Bytes::from_request(request, state).await {
             Ok(bytes) => Ok(Body(bytes)),
-            Err(rejection) => Err(refuse(&path, rejection)),
+            Err(rejection) => Err(refuse(uri.path(), rejection)),
         }
     }
 }

@@ -78,6 +78,9 @@ impl PlatformsConfig {
     }
 
     /// A config of one section (tests, tools).
+    ///
+    /// # Panics
+    /// `name` is no registered platform (a mistake in the calling code, not in a config).
     pub fn single<S: Section>(name: &str, section: S) -> Self {
         let platform =
             registry::find(name).unwrap_or_else(|| panic!("`{name}` is not a registered platform"));
