@@ -345,4 +345,15 @@ pub trait ReplyLedger: Send + Sync {
     /// # Errors
     /// The bus is unreachable.
     async fn release_many(&self, leases: &[(String, String)]) -> Result<(), BusError>;
+
+    /// Extends each lease to `lease` from now, if its token still holds it: a delivery that
+    /// outlasts one lease (a slow platform, a result waiting for the bus) keeps it.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn renew_many(
+        &self,
+        leases: &[(String, String)],
+        lease: Duration,
+    ) -> Result<(), BusError>;
 }

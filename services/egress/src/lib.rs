@@ -6,6 +6,9 @@
 //! account's platform calls have their own client, timeout and retries, so a failing platform
 //! API only slows the calls addressed to it.
 
+mod delivery;
+mod recorder;
+mod result;
 mod service;
 
 use std::sync::Arc;
@@ -36,7 +39,7 @@ pub fn start(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: &Shutdown,
 ) -> Arc<EgressService> {
-    let service = Arc::new(EgressService::new(settings, bus, outbounds));
+    let service = Arc::new(EgressService::new(settings, bus, outbounds, shutdown));
     let serving = run(service.clone(), listener, tls, shutdown.clone());
     shutdown.spawn(async move {
         if let Err(error) = serving.await {

@@ -1,22 +1,24 @@
-//! `Send` and `SendBatch`: validate, claim (one ledger round trip per batch), deliver
-//! concurrently, record (one round trip per batch).
+//! `Send` and `SendBatch`: validate, claim (one ledger round trip per batch), deliver (per
+//! conversation in order, conversations concurrently, in tasks the call cannot cancel), and
+//! answer; the recorder writes the outcomes.
 
 use std::sync::Arc;
 
-use clawdbot_bus::{Bus, Claim, Completion};
+use clawdbot_bus::{Bus, Claim};
 use clawdbot_core::egress::ReplySender;
 use clawdbot_core::proto::egress_server::Egress;
 use clawdbot_core::proto::{
-    DeliveryRecord, DeliveryStatus, Reply, SendBatchRequest, SendBatchResponse, SendError,
-    SendRequest, SendResponse, SendResult, TraceContext, send_result,
+    Reply, SendBatchRequest, SendBatchResponse, SendError, SendRequest, SendResponse, SendResult,
+    TraceContext, send_result,
 };
-use clawdbot_core::telemetry::{self, EGRESS_DELIVERIES_TOTAL};
-use clawdbot_platforms::{Outbound, OutboundError, Outbounds};
-use prost::Message;
+use clawdbot_core::shutdown::Shutdown;
+use clawdbot_core::telemetry;
+use clawdbot_platforms::{Outbound, Outbounds};
 use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
 use crate::EgressSettings;
+use crate::delivery::{self, Claimed, Outcome};
+use crate::recorder::Recorder;
 
 const COMPONENT: &str = "egress";
 /// Replies per `SendBatch` call; larger batches are refused so one call cannot hog the service.
@@ -27,6 +29,9 @@ pub struct EgressService {
     settings: EgressSettings,
     bus: Arc<dyn Bus>,
     outbounds: Outbounds,
+    recorder: Arc<Recorder>,
+    /// Deliveries run as tasks of their own that shutdown waits for.
+    shutdown: Shutdown,
 }
 
 /// A reply that passed validation, with its platform's sender.
@@ -37,15 +42,27 @@ struct Accepted {
     reply: Reply,
 }
 
-type Outcome = Result<SendResponse, Status>;
-
 impl EgressService {
-    /// Returns the service delivering through `outbounds`, with its ledger on `bus`.
-    pub fn new(settings: EgressSettings, bus: Arc<dyn Bus>, outbounds: Outbounds) -> Self {
+    /// Returns the service delivering through `outbounds`, with its ledger on `bus`; its
+    /// deliveries and their records finish before `shutdown` lets the process exit.
+    pub fn new(
+        settings: EgressSettings,
+        bus: Arc<dyn Bus>,
+        outbounds: Outbounds,
+        shutdown: &Shutdown,
+    ) -> Self {
+        let recorder = Arc::new(Recorder::start(
+            bus.clone(),
+            settings.lease,
+            settings.result_ttl,
+            shutdown,
+        ));
         Self {
             settings,
             bus,
             outbounds,
+            recorder,
+            shutdown: shutdown.clone(),
         }
     }
 
@@ -74,7 +91,9 @@ impl EgressService {
         }
     }
 
-    /// Delivers `replies`, each at most once across all calls; outcomes in request order.
+    /// Delivers `replies`, each at most once across all calls, those of one conversation in
+    /// request order; outcomes in request order. Once a reply is claimed its delivery runs
+    /// to its end and is recorded even if this call is dropped.
     async fn deliver_batch(&self, replies: Vec<Reply>) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = (0..replies.len()).map(|_| None).collect();
         let mut accepted = Vec::with_capacity(replies.len());
@@ -101,113 +120,52 @@ impl EgressService {
                 return finish(outcomes);
             }
         };
-        let mut to_send = Vec::with_capacity(accepted.len());
+        let mut claimed = Vec::with_capacity(accepted.len());
         for (reply, claim) in accepted.into_iter().zip(claims) {
             match claim {
                 Claim::Done(stored) => {
-                    count(reply.platform, "duplicate");
-                    let mut response = decode_result(&stored);
+                    delivery::count(reply.platform, "duplicate");
+                    let mut response = crate::result::decode(&stored);
                     response.duplicate = true;
                     outcomes[reply.index] = Some(Ok(response));
                 }
                 Claim::InFlight => {
-                    count(reply.platform, "in_flight");
+                    delivery::count(reply.platform, "in_flight");
                     let message =
                         format!("reply `{}` is being delivered right now", reply.reply.id);
                     outcomes[reply.index] = Some(Err(Status::unavailable(message)));
                 }
-                Claim::Claimed(token) => to_send.push((reply, token)),
+                Claim::Claimed(token) => {
+                    self.recorder.hold(&reply.reply.id, &token);
+                    claimed.push(Claimed {
+                        index: reply.index,
+                        platform: reply.platform,
+                        outbound: reply.outbound,
+                        reply: reply.reply,
+                        token,
+                    });
+                }
             }
         }
-        let sends = to_send.iter().map(|(accepted, _)| {
-            let span = tracing::info_span!("egress", platform = accepted.platform, reply_id = %accepted.reply.id);
-            telemetry::set_remote_parent(&span, accepted.reply.trace.as_ref());
-            accepted.outbound.send(&accepted.reply).instrument(span)
-        });
-        let results = futures::future::join_all(sends).await;
-        let mut completions = Vec::new();
-        let mut releases = Vec::new();
-        for ((accepted, token), result) in to_send.into_iter().zip(results) {
-            let outcome = self.classify(&accepted, result);
-            match &outcome {
-                Ok(response) => completions.push(Completion {
-                    reply_id: accepted.reply.id.clone(),
-                    token,
-                    result: encode_result(response),
-                    traceparent: accepted
-                        .reply
-                        .trace
-                        .as_ref()
-                        .map(|t| t.traceparent.clone())
-                        .unwrap_or_default(),
-                    record: DeliveryRecord {
-                        reply: Some(accepted.reply),
-                        response: Some(response.clone()),
-                        finished_at_ms: clawdbot_core::now_ms(),
+        let running: Vec<_> = delivery::chains(claimed)
+            .into_iter()
+            .map(|chain| {
+                self.shutdown
+                    .spawn(delivery::run_chain(chain, self.recorder.clone()))
+            })
+            .collect();
+        for finished in futures::future::join_all(running).await {
+            match finished {
+                Ok(chain) => {
+                    for (index, outcome) in chain {
+                        outcomes[index] = Some(outcome);
                     }
-                    .encode_to_vec(),
-                }),
-                // Transient or invalid: give the lease back so that a later call may deliver.
-                Err(_) => releases.push((accepted.reply.id.clone(), token)),
+                }
+                // A panicking sender: its replies read "not handled" and their leases expire.
+                Err(error) => tracing::error!(error = %error, "a delivery task failed"),
             }
-            outcomes[accepted.index] = Some(outcome);
-        }
-        let ledger = self.bus.ledger();
-        if let Err(error) = ledger
-            .complete_many(&completions, self.settings.result_ttl)
-            .await
-        {
-            // Delivered but not recorded: callers still get the truth (delivered), and the
-            // leases keep retries away until they expire.
-            telemetry::count_error(COMPONENT, error.kind());
-            tracing::error!(count = completions.len(), error = %error, "delivered but could not record the results");
-        }
-        if let Err(error) = ledger.release_many(&releases).await {
-            tracing::warn!(error = %error, "cannot release delivery leases; they will expire");
         }
         finish(outcomes)
-    }
-
-    /// Turns a platform result into the call's outcome, counting and logging it.
-    fn classify(
-        &self,
-        accepted: &Accepted,
-        result: Result<clawdbot_platforms::Delivered, OutboundError>,
-    ) -> Outcome {
-        let (platform, reply_id) = (accepted.platform, accepted.reply.id.as_str());
-        match result {
-            Ok(delivered) => {
-                count(platform, "delivered");
-                Ok(SendResponse {
-                    status: DeliveryStatus::Delivered.into(),
-                    platform_message_id: delivered.platform_message_id,
-                    error: String::new(),
-                    duplicate: false,
-                    attempts: delivered.attempts,
-                    notes: delivered.notes,
-                })
-            }
-            Err(OutboundError::Refused { reason, attempts }) => {
-                count(platform, "failed");
-                telemetry::count_error(COMPONENT, "platform_refused");
-                tracing::warn!(platform, reply_id, error = %reason, "platform refused the reply");
-                Ok(SendResponse {
-                    status: DeliveryStatus::Failed.into(),
-                    error: reason,
-                    attempts,
-                    ..Default::default()
-                })
-            }
-            Err(error) => {
-                count(platform, error.kind());
-                telemetry::count_error(COMPONENT, error.kind());
-                tracing::warn!(platform, reply_id, error = %error, "delivery failed");
-                Err(match error {
-                    OutboundError::InvalidReply(reason) => Status::invalid_argument(reason),
-                    other => Status::unavailable(other.to_string()),
-                })
-            }
-        }
     }
 }
 
@@ -276,56 +234,5 @@ impl ReplySender for EgressService {
                 }),
             })
             .collect())
-    }
-}
-
-fn count(platform: &'static str, outcome: &'static str) {
-    metrics::counter!(EGRESS_DELIVERIES_TOTAL, "platform" => platform, "outcome" => outcome)
-        .increment(1);
-}
-
-/// The stored result: the SendResponse as JSON (the ledger holds text).
-fn encode_result(response: &SendResponse) -> String {
-    serde_json::json!({
-        "status": response.status,
-        "platform_message_id": response.platform_message_id,
-        "error": response.error,
-        "attempts": response.attempts,
-        "notes": response.notes,
-    })
-    .to_string()
-}
-
-fn decode_result(stored: &str) -> SendResponse {
-    let value: serde_json::Value = serde_json::from_str(stored).unwrap_or_default();
-    let text = |key: &str| {
-        value
-            .get(key)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let number = |key: &str| {
-        value
-            .get(key)
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or_default()
-    };
-    SendResponse {
-        status: number("status") as i32,
-        platform_message_id: text("platform_message_id"),
-        error: text("error"),
-        duplicate: false,
-        attempts: number("attempts") as u32,
-        notes: value
-            .get("notes")
-            .and_then(|v| v.as_array())
-            .map(|notes| {
-                notes
-                    .iter()
-                    .filter_map(|n| n.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
     }
 }

@@ -39,6 +39,8 @@ async fn harness(max_attempts: u32) -> Harness {
             max_attempts,
             retry_backoff_ms: 10,
             max_in_flight: 8,
+            late_answer_secs: 2,
+            unknown_outcome: Default::default(),
         }]),
     );
     let outbounds =
@@ -54,7 +56,7 @@ async fn harness(max_attempts: u32) -> Harness {
         result_ttl: Duration::from_secs(600),
     };
     let service = Arc::new(clawdbot_egress::EgressService::new(
-        settings, bus, outbounds,
+        settings, bus, outbounds, &shutdown,
     ));
     tokio::spawn(clawdbot_egress::run(
         service,

@@ -16,6 +16,7 @@ mod connection;
 pub mod dingtalk;
 mod issued_keys;
 pub mod json_limits;
+pub mod late_answer;
 pub mod notify;
 mod one_or_many;
 pub mod onebot;

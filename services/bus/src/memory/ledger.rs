@@ -82,4 +82,21 @@ impl ReplyLedger for MemoryBus {
         }
         Ok(())
     }
+
+    async fn renew_many(
+        &self,
+        leases: &[(String, String)],
+        lease: Duration,
+    ) -> Result<(), BusError> {
+        let expiry = Instant::now() + lease;
+        let mut state = self.inner.lock();
+        for (reply_id, token) in leases {
+            if let Some((LedgerValue::Lease(held), held_until)) = state.ledger.get_mut(reply_id)
+                && held == token
+            {
+                *held_until = expiry;
+            }
+        }
+        Ok(())
+    }
 }

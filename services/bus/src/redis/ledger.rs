@@ -105,4 +105,30 @@ impl ReplyLedger for RedisBus {
         .await?;
         Ok(())
     }
+
+    async fn renew_many(
+        &self,
+        leases: &[(String, String)],
+        lease: Duration,
+    ) -> Result<(), BusError> {
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let lease_ms = lease.as_millis().max(1) as u64;
+        let mut pipe = redis::pipe();
+        for (reply_id, token) in leases {
+            let key = self.keys.reply(reply_id);
+            pipe.add_command(
+                self.scripts
+                    .renew_if
+                    .evalsha(&[&key])
+                    .arg(format!("L{token}"))
+                    .arg(lease_ms)
+                    .clone(),
+            );
+        }
+        let _renewed: Vec<i64> =
+            run_pipeline(&self.scripts, &mut self.conn.clone(), "ledger renew", &pipe).await?;
+        Ok(())
+    }
 }

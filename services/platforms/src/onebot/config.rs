@@ -35,6 +35,15 @@ pub struct OneBotConfig {
     /// kept-alive connections, so that a burst reuses connections instead of opening new ones.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// How long a send keeps listening for its answer past `timeout_secs` (OneBot has no
+    /// idempotency key, so a send that may have arrived is not repeated while it can still
+    /// answer); the call gives its in-flight slot back meanwhile. 0 = not at all.
+    #[serde(default = "default_late_answer_secs")]
+    pub late_answer_secs: u64,
+    /// A send still unanswered after that: `resend` (default: loses nothing, may show twice)
+    /// or `give_up` (never twice, lost if the implementation never got it).
+    #[serde(default)]
+    pub unknown_outcome: crate::late_answer::UnknownOutcome,
 }
 
 pub(crate) fn number_or_numeric_string<'de, D: serde::Deserializer<'de>>(
@@ -70,6 +79,9 @@ fn default_retry_backoff_ms() -> u64 {
 fn default_max_in_flight() -> usize {
     32
 }
+fn default_late_answer_secs() -> u64 {
+    30
+}
 
 impl OneBotConfig {
     /// Returns every problem with this account, each naming its key path under `path`.
@@ -94,6 +106,14 @@ impl OneBotConfig {
             ));
         }
         crate::check_http_settings(&mut problems, path, self.timeout_secs, self.max_attempts);
+        crate::check_range(
+            &mut problems,
+            path,
+            "late_answer_secs",
+            self.late_answer_secs,
+            0,
+            300,
+        );
         if !(1..=1024).contains(&self.max_in_flight) {
             problems.push(format!(
                 "`{path}.max_in_flight` must be between 1 and 1024, got `{}`",

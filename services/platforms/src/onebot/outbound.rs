@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::OneBotConfig;
 use super::segments::to_onebot;
+use crate::late_answer::{self, Answer, UnknownOutcome};
 use crate::{Delivered, Outbound, OutboundError};
 
 /// The outbound half of one OneBot account.
@@ -41,7 +42,9 @@ impl OneBotOutbound {
     /// The HTTP client cannot be built.
     pub fn new(config: OneBotConfig) -> Result<Self, OutboundError> {
         let client = clawdbot_core::tls::http_client_builder()
-            .timeout(Duration::from_secs(config.timeout_secs))
+            // The whole call's timeout is `late_answer::await_answer`'s: a call past it may have
+            // arrived, so it is not cut off (see `attempt`).
+            .connect_timeout(Duration::from_secs(config.timeout_secs))
             .pool_max_idle_per_host(config.max_in_flight)
             .build()
             .map_err(|error| OutboundError::InvalidReply(format!("http client: {error}")))?;
@@ -82,36 +85,52 @@ impl OneBotOutbound {
         }
     }
 
-    /// One HTTP attempt. `Ok(Err(..))` is a refusal (final); `Err(..)` is transient.
-    async fn attempt(
-        &self,
-        url: &str,
-        body: &serde_json::Value,
-    ) -> Result<Result<String, String>, String> {
+    /// One HTTP attempt.
+    async fn attempt(&self, url: &str, body: &serde_json::Value) -> Attempt {
         // The semaphore is never closed, so acquiring only fails if that changes.
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|_| "outbound queue closed".to_string())?;
+        let Ok(slot) = self.in_flight.acquire().await else {
+            return Attempt::Transient("outbound queue closed".to_string());
+        };
+        let call = self.call(url, body);
+        let timeout = Duration::from_secs(self.config.timeout_secs);
+        let late = Duration::from_secs(self.config.late_answer_secs);
+        match late_answer::await_answer(call, timeout, late, slot).await {
+            Answer::OnTime(attempt) => attempt,
+            Answer::Late(attempt) => {
+                tracing::warn!(
+                    url,
+                    late_after_secs = self.config.timeout_secs,
+                    "onebot api answered after its timeout; the answer counts"
+                );
+                attempt
+            }
+            Answer::Unanswered => Attempt::Unknown(format!(
+                "no answer within {} s (+{} s late-answer wait); it may have been delivered",
+                self.config.timeout_secs, self.config.late_answer_secs
+            )),
+        }
+    }
+
+    /// The HTTP call and its answer.
+    async fn call(&self, url: &str, body: &serde_json::Value) -> Attempt {
         let mut request = self.client.post(url).json(body);
         if let Some(token) = &self.config.access_token {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| format!("transport: {error}"))?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return Attempt::Transient(format!("transport: {error}")),
+        };
         let status = response.status();
         if status.is_server_error() {
-            return Err(format!("http {status}"));
+            return Attempt::Transient(format!("http {status}"));
         }
         if !status.is_success() {
-            return Ok(Err(format!("http {status}")));
+            return Attempt::Refused(format!("http {status}"));
         }
         let api: ApiResponse = match response.json().await {
             Ok(api) => api,
-            Err(error) => return Ok(Err(format!("unreadable API response: {error}"))),
+            Err(error) => return Attempt::Refused(format!("unreadable API response: {error}")),
         };
         // retcode 1 is "async": queued by the implementation, which counts as accepted.
         if api.retcode == 0 || api.retcode == 1 {
@@ -121,11 +140,23 @@ impl OneBotOutbound {
                 .and_then(|data| data.get("message_id"))
                 .map(|id| id.to_string())
                 .unwrap_or_default();
-            return Ok(Ok(message_id));
+            return Attempt::Accepted(message_id);
         }
         let explanation = api.wording.or(api.message).unwrap_or(api.status);
-        Ok(Err(format!("retcode {}: {explanation}", api.retcode)))
+        Attempt::Refused(format!("retcode {}: {explanation}", api.retcode))
     }
+}
+
+/// How one attempt ended.
+enum Attempt {
+    /// Accepted, with the platform's message id.
+    Accepted(String),
+    /// Refused for good (4xx, a failing retcode).
+    Refused(String),
+    /// Not accepted, worth another attempt (transport error before an answer, 5xx).
+    Transient(String),
+    /// No answer at all: it may have been delivered.
+    Unknown(String),
 }
 
 #[async_trait::async_trait]
@@ -137,20 +168,29 @@ impl Outbound for OneBotOutbound {
         let mut last_error = String::new();
         for attempt in 1..=self.config.max_attempts {
             match self.attempt(&url, &body).await {
-                Ok(Ok(platform_message_id)) => {
+                Attempt::Accepted(platform_message_id) => {
                     return Ok(Delivered {
                         platform_message_id,
                         attempts: attempt,
                         notes: Vec::new(),
                     });
                 }
-                Ok(Err(reason)) => {
+                Attempt::Refused(reason) => {
                     return Err(OutboundError::Refused {
                         reason,
                         attempts: attempt,
                     });
                 }
-                Err(reason) => {
+                Attempt::Unknown(reason)
+                    if self.config.unknown_outcome == UnknownOutcome::GiveUp =>
+                {
+                    tracing::warn!(action, attempt, error = %reason, "onebot send outcome unknown; not sent again (unknown_outcome: give_up)");
+                    return Err(OutboundError::Refused {
+                        reason,
+                        attempts: attempt,
+                    });
+                }
+                Attempt::Transient(reason) | Attempt::Unknown(reason) => {
                     tracing::warn!(action, attempt, error = %reason, "onebot api call failed");
                     last_error = reason;
                 }

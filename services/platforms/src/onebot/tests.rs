@@ -23,6 +23,8 @@ fn account(secret: Option<&str>, self_id: i64) -> OneBotConfig {
         max_attempts: 3,
         retry_backoff_ms: 100,
         max_in_flight: 4,
+        late_answer_secs: 2,
+        unknown_outcome: Default::default(),
     }
 }
 

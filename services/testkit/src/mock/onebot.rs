@@ -4,7 +4,9 @@
 //! Serves `send_group_msg`, `send_private_msg` and `send_msg` as POST with a JSON body, checks
 //! `Authorization: Bearer` like the spec says (401 missing, 403 wrong), records every accepted
 //! message with its arrival time, and answers `{"status":"ok","retcode":0,"data":{"message_id"}}`.
-//! Failures can be programmed: the next N calls answer an HTTP status, or a retcode.
+//! Failures can be programmed: the next N calls answer an HTTP status, or a retcode; an outage
+//! answers a status to every call for a while; late answers accept a message and answer after
+//! a delay.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -60,6 +62,11 @@ pub enum Failure {
 struct Shared {
     sent: Mutex<Vec<SentMessage>>,
     failures: Mutex<VecDeque<Failure>>,
+    /// Every call answers this status until then (a platform outage).
+    outage: Mutex<Option<(Instant, u16)>>,
+    /// The next N accepted messages are answered only after the delay (a platform that takes a
+    /// send and answers after the sender's timeout).
+    late: Mutex<(usize, Duration)>,
     /// Calls answered with a programmed failure, and calls refused for auth.
     failed_calls: AtomicI64,
     next_message_id: AtomicI64,
@@ -113,6 +120,21 @@ impl MockOneBot {
     pub fn fail_next(&self, failures: &[Failure]) {
         if let Ok(mut queue) = self.shared.failures.lock() {
             queue.extend(failures.iter().copied());
+        }
+    }
+
+    /// Answers every call with `status` for `duration` from now (nothing is accepted).
+    pub fn outage(&self, status: u16, duration: Duration) {
+        if let Ok(mut outage) = self.shared.outage.lock() {
+            *outage = Some((Instant::now() + duration, status));
+        }
+    }
+
+    /// Accepts the next `count` messages (they count as sent) but answers each only after
+    /// `delay`.
+    pub fn answer_late(&self, count: usize, delay: Duration) {
+        if let Ok(mut late) = self.shared.late.lock() {
+            *late = (count, delay);
         }
     }
 
@@ -171,11 +193,20 @@ async fn call(
     let Some(Json(body)) = body else {
         return refuse(&shared, StatusCode::BAD_REQUEST);
     };
-    let failure = shared
-        .failures
+    let outage = shared
+        .outage
         .lock()
         .ok()
-        .and_then(|mut queue| queue.pop_front());
+        .and_then(|outage| *outage)
+        .filter(|(until, _)| Instant::now() < *until)
+        .map(|(_, status)| Failure::Http(status));
+    let failure = outage.or_else(|| {
+        shared
+            .failures
+            .lock()
+            .ok()
+            .and_then(|mut queue| queue.pop_front())
+    });
     match failure {
         Some(Failure::Http(status)) => {
             shared.failed_calls.fetch_add(1, Ordering::Relaxed);
@@ -201,6 +232,15 @@ async fn call(
     }
     shared.notify.notify_waiters();
     let message_id = shared.next_message_id.fetch_add(1, Ordering::Relaxed) + 1;
+    let delay = shared.late.lock().ok().and_then(|mut late| {
+        (late.0 > 0).then(|| {
+            late.0 -= 1;
+            late.1
+        })
+    });
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     Json(json!({"status": "ok", "retcode": 0, "data": {"message_id": message_id}})).into_response()
 }
 

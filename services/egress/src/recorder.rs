@@ -1,0 +1,236 @@
+//! Writes delivery outcomes to the reply ledger, apart from the calls that produced them.
+//!
+//! A delivery hands its outcome over the moment it is known (`complete` or `release`) and the
+//! recorder holds it until the ledger takes it: a bus outage delays the record, never loses it.
+//! Meanwhile the lease over every delivery that has not landed its record is renewed, so no
+//! lease expires over a reply that went out (the cause of duplicates when a record waited for
+//! a whole batch, or for a bus that was away). Whatever is waiting goes in one round trip.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clawdbot_bus::{Bus, Completion};
+use clawdbot_core::shutdown::Shutdown;
+use clawdbot_core::telemetry;
+use tokio::sync::mpsc;
+
+/// Records per ledger round trip.
+const MAX_WRITE: usize = 1000;
+/// The first pause after a failed write; it doubles up to [`MAX_PAUSE`]. Short, because a
+/// reclaimed message that races a held record would be sent again.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const MAX_PAUSE: Duration = Duration::from_millis(500);
+/// How often a draining recorder looks whether the deliveries in flight have finished.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+
+/// One outcome to record.
+enum Record {
+    /// Delivered (or finally refused): the result every later call gets.
+    Complete(Completion),
+    /// Not delivered (transient): the lease is given back so a retry may deliver.
+    Release { reply_id: String, token: String },
+}
+
+impl Record {
+    fn reply_id(&self) -> &str {
+        match self {
+            Record::Complete(completion) => &completion.reply_id,
+            Record::Release { reply_id, .. } => reply_id,
+        }
+    }
+}
+
+/// The recorder of one egress process. Cheap to share.
+pub(crate) struct Recorder {
+    queue: mpsc::UnboundedSender<Record>,
+    /// The leases taken and not yet settled in the ledger (reply id → token).
+    held: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Recorder {
+    /// Starts the writer and the lease keeper on `bus`; both run until shutdown has started
+    /// and every held lease is settled (bounded by the process's grace).
+    pub(crate) fn start(
+        bus: Arc<dyn Bus>,
+        lease: Duration,
+        result_ttl: Duration,
+        shutdown: &Shutdown,
+    ) -> Self {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let held = Arc::new(Mutex::new(HashMap::new()));
+        let writer = Writer {
+            bus: bus.clone(),
+            result_ttl,
+            held: held.clone(),
+            shutdown: shutdown.clone(),
+        };
+        shutdown.spawn(writer.run(receiver));
+        shutdown.spawn(keep_leases(bus, lease, held.clone(), shutdown.clone()));
+        Self { queue, held }
+    }
+
+    /// Notes a lease just taken: it is renewed until its outcome is recorded.
+    pub(crate) fn hold(&self, reply_id: &str, token: &str) {
+        if let Ok(mut held) = self.held.lock() {
+            held.insert(reply_id.to_string(), token.to_string());
+        }
+    }
+
+    /// Records a final outcome.
+    pub(crate) fn complete(&self, completion: Completion) {
+        self.enqueue(Record::Complete(completion));
+    }
+
+    /// Gives a lease back.
+    pub(crate) fn release(&self, reply_id: String, token: String) {
+        self.enqueue(Record::Release { reply_id, token });
+    }
+
+    fn enqueue(&self, record: Record) {
+        if let Err(mpsc::error::SendError(record)) = self.queue.send(record) {
+            // Only after the writer has stopped (the process is exiting): the lease expires and
+            // the message's retry finds the reply unrecorded.
+            tracing::error!(
+                reply_id = record.reply_id(),
+                "delivery outcome not recorded: the recorder has stopped"
+            );
+        }
+    }
+}
+
+struct Writer {
+    bus: Arc<dyn Bus>,
+    result_ttl: Duration,
+    held: Arc<Mutex<HashMap<String, String>>>,
+    shutdown: Shutdown,
+}
+
+impl Writer {
+    async fn run(self, mut receiver: mpsc::UnboundedReceiver<Record>) {
+        let mut waiting: Vec<Record> = Vec::new();
+        let mut pause = FIRST_PAUSE;
+        let mut failing_since: Option<tokio::time::Instant> = None;
+        loop {
+            if waiting.is_empty() {
+                match self.next(&mut receiver).await {
+                    Some(record) => waiting.push(record),
+                    None => return,
+                }
+            }
+            while waiting.len() < MAX_WRITE {
+                match receiver.try_recv() {
+                    Ok(record) => waiting.push(record),
+                    Err(_) => break,
+                }
+            }
+            let take = waiting.len().min(MAX_WRITE);
+            match self.write(&waiting[..take]).await {
+                Ok(()) => {
+                    self.settle(&waiting[..take]);
+                    waiting.drain(..take);
+                    pause = FIRST_PAUSE;
+                    if let Some(since) = failing_since.take() {
+                        tracing::info!(
+                            outage_ms = since.elapsed().as_millis() as u64,
+                            "delivery outcomes recorded again after the bus came back"
+                        );
+                    }
+                }
+                Err(error) => {
+                    telemetry::count_error("egress", error.kind());
+                    if failing_since.is_none() {
+                        failing_since = Some(tokio::time::Instant::now());
+                        tracing::error!(held = waiting.len(), error = %error, "cannot record delivery outcomes; holding them and retrying");
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                }
+            }
+        }
+    }
+
+    /// Waits for the next record. Returns None once shutdown has started and nothing is left
+    /// to record: no record queued and no lease held by a delivery still running.
+    async fn next(&self, receiver: &mut mpsc::UnboundedReceiver<Record>) -> Option<Record> {
+        loop {
+            if !self.shutdown.is_triggered() {
+                tokio::select! {
+                    record = receiver.recv() => return record,
+                    () = self.shutdown.cancelled() => continue,
+                }
+            }
+            let nothing_held = self.held.lock().map(|h| h.is_empty()).unwrap_or(true);
+            if nothing_held {
+                return receiver.try_recv().ok();
+            }
+            if let Ok(Some(record)) = tokio::time::timeout(DRAIN_POLL, receiver.recv()).await {
+                return Some(record);
+            }
+        }
+    }
+
+    async fn write(&self, records: &[Record]) -> Result<(), clawdbot_bus::BusError> {
+        let mut completions = Vec::new();
+        let mut releases = Vec::new();
+        for record in records {
+            match record {
+                Record::Complete(completion) => completions.push(completion.clone()),
+                Record::Release { reply_id, token } => {
+                    releases.push((reply_id.clone(), token.clone()));
+                }
+            }
+        }
+        let ledger = self.bus.ledger();
+        ledger.complete_many(&completions, self.result_ttl).await?;
+        // Completing twice is harmless (the first result stays), so a release failing after
+        // the completions landed simply writes them again.
+        ledger.release_many(&releases).await
+    }
+
+    fn settle(&self, records: &[Record]) {
+        if let Ok(mut held) = self.held.lock() {
+            for record in records {
+                held.remove(record.reply_id());
+            }
+        }
+    }
+}
+
+/// Renews every held lease each third of `lease`, so that a delivery slower than one lease
+/// (platform retries, a late answer, a bus outage delaying its record) keeps it.
+async fn keep_leases(
+    bus: Arc<dyn Bus>,
+    lease: Duration,
+    held: Arc<Mutex<HashMap<String, String>>>,
+    shutdown: Shutdown,
+) {
+    let every = (lease / 3).max(Duration::from_millis(100));
+    let mut next_renewal = tokio::time::Instant::now() + every;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(next_renewal) => {}
+            // Once shutdown has started, look often whether anything is still held.
+            () = shutdown.cancelled(), if !shutdown.is_triggered() => {}
+            () = tokio::time::sleep(DRAIN_POLL), if shutdown.is_triggered() => {}
+        }
+        let leases: Vec<(String, String)> = held
+            .lock()
+            .map(|h| h.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        if leases.is_empty() && shutdown.is_triggered() {
+            return;
+        }
+        if tokio::time::Instant::now() < next_renewal {
+            continue;
+        }
+        next_renewal = tokio::time::Instant::now() + every;
+        for chunk in leases.chunks(MAX_WRITE) {
+            if let Err(error) = bus.ledger().renew_many(chunk, lease).await {
+                telemetry::count_error("egress", error.kind());
+                tracing::warn!(held = leases.len(), error = %error, "cannot renew delivery leases; retrying");
+                break;
+            }
+        }
+    }
+}
