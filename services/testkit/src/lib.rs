@@ -20,7 +20,7 @@ pub mod store;
 mod suite;
 
 pub use postgres::TestPostgres;
-pub use private_redis::PrivateRedis;
+pub use private_redis::{Persistence, PrivateRedis};
 pub use redis::TestRedis;
 
 /// Returns a random lowercase alphanumeric suffix for names that must not collide.

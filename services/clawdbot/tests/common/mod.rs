@@ -108,6 +108,18 @@ impl Setup {
     /// the backends of `self.backend` (`redis_url` for the cluster one), egress on
     /// `egress_port`, and `extra` appended (YAML).
     pub fn config(&self, redis_url: &str, egress_port: u16, extra: &str) -> PathBuf {
+        self.config_with(redis_url, egress_port, "", extra)
+    }
+
+    /// As [`Setup::config`], with `onebot_extra` (YAML lines indented by two) added to the
+    /// OneBot account.
+    pub fn config_with(
+        &self,
+        redis_url: &str,
+        egress_port: u16,
+        onebot_extra: &str,
+        extra: &str,
+    ) -> PathBuf {
         let backends = match (&self.redis, &self.postgres) {
             (Some(redis), Some(postgres)) => format!(
                 "cluster:\n  redis: \"{redis_url}\"\n  key_prefix: \"{}\"\nstorage:\n  type: postgresql\n  dsn: \"{}\"\n  schema: \"{}\"\n  pool_size: 4\n",
@@ -125,7 +137,7 @@ impl Setup {
   access_token: "{TOKEN}"
   api_root: "{api_root}"
   retry_backoff_ms: 20
-{backends}egress:
+{onebot_extra}{backends}egress:
   listen: "127.0.0.1:{egress_port}"
   endpoint: "http://127.0.0.1:{egress_port}"
 {telemetry}{extra}"#,
