@@ -286,6 +286,13 @@ pub trait Consumer: Send {
     /// # Errors
     /// The bus is unreachable.
     async fn reclaim(&mut self, min_idle: Duration, count: usize) -> Result<Vec<Entry>, BusError>;
+
+    /// Marks entries this consumer is still working on (retrying in process) as fresh, so
+    /// that no other consumer reclaims them meanwhile; their delivery counts do not change.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn keep(&mut self, ids: &[String]) -> Result<(), BusError>;
 }
 
 /// Where a reply's delivery stands, as [`ReplyLedger::claim`] found it.

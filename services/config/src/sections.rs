@@ -267,7 +267,7 @@ impl CoreConfig {
             &mut problems,
             "egress.lease_secs",
             self.egress.lease_secs,
-            1,
+            3,
             3600,
         );
         range(
@@ -452,8 +452,9 @@ pub struct EgressConfig {
     pub listen: String,
     /// Where workers reach egress (a Service name in Kubernetes).
     pub endpoint: String,
-    /// How long a delivery may hold its lease before another attempt may take over; longer
-    /// than the platform timeouts times the retries.
+    /// A delivery's lease: renewed every third of it while the delivery runs and until its
+    /// outcome is recorded, so it only decides how soon the replies of a process that died
+    /// mid-delivery can be sent by another (the recovery time after an egress crash).
     pub lease_secs: u64,
     /// How long a delivered reply's result is remembered (its idempotency window).
     pub result_ttl_secs: u64,
@@ -464,7 +465,7 @@ impl Default for EgressConfig {
         Self {
             listen: "0.0.0.0:6771".to_string(),
             endpoint: "http://127.0.0.1:6771".to_string(),
-            lease_secs: 60,
+            lease_secs: 10,
             result_ttl_secs: 3600,
         }
     }

@@ -21,8 +21,8 @@ pub struct SendLimit {
     #[serde(default = "default_window_secs")]
     pub window_secs: f64,
     /// The longest a send waits for its slot; past it the queue is full and the delivery fails
-    /// as "unavailable" (retried later by the worker, never dropped). Keep it under the egress
-    /// lease (`egress.lease_secs`).
+    /// as "unavailable" (retried later by the worker, never dropped). Keep it under the
+    /// worker's egress call timeout (60 s).
     #[serde(default = "default_max_wait_secs")]
     pub max_wait_secs: f64,
     /// Added to the window when spacing sends: a send reaches the platform a little after its

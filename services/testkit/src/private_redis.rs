@@ -38,8 +38,7 @@ impl PrivateRedis {
     /// # Panics
     /// `redis-server` is not installed or does not come up.
     pub async fn start_with(persistence: Persistence) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("clawdbot-redis-{}", crate::random_suffix()));
+        let dir = std::env::temp_dir().join(format!("clawdbot-redis-{}", crate::random_suffix()));
         std::fs::create_dir_all(&dir).expect("redis data dir");
         let mut redis = Self {
             port: crate::free_port(),

@@ -11,6 +11,7 @@
 //! writes rows to the store in batches; it never slows a reply down.
 
 pub mod audit;
+mod batch;
 pub mod consumer;
 pub mod dispatch;
 pub mod history;

@@ -57,4 +57,14 @@ impl Consumer for MemoryConsumer {
             Instant::now(),
         ))
     }
+
+    async fn keep(&mut self, ids: &[String]) -> Result<(), BusError> {
+        self.inner.lock().stream_mut(self.stream).keep(
+            &self.group,
+            &self.name,
+            ids,
+            Instant::now(),
+        );
+        Ok(())
+    }
 }

@@ -271,6 +271,19 @@ impl StreamState {
             .collect()
     }
 
+    /// Marks pending entries as delivered now to `consumer`, without counting a delivery.
+    pub fn keep(&mut self, group: &str, consumer: &str, ids: &[String], now: Instant) {
+        let Some(group) = self.groups.get_mut(group) else {
+            return;
+        };
+        for id in ids.iter().filter_map(|id| parse_id(id)) {
+            if let Some(pending) = group.pending.get_mut(&id) {
+                pending.consumer = consumer.to_string();
+                pending.delivered_at = now;
+            }
+        }
+    }
+
     pub fn ack(&mut self, group: &str, ids: &[String]) {
         if let Some(group) = self.groups.get_mut(group) {
             for id in ids.iter().filter_map(|id| parse_id(id)) {

@@ -119,6 +119,23 @@ impl Consumer for RedisConsumer {
             })
             .collect())
     }
+
+    async fn keep(&mut self, ids: &[String]) -> Result<(), BusError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // XCLAIM with JUSTID resets the idle time without counting a delivery.
+        let cmd = redis::cmd("XCLAIM")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(&self.name)
+            .arg(0)
+            .arg(ids)
+            .arg("JUSTID")
+            .clone();
+        let _kept: Vec<String> = timed("XCLAIM", cmd.query_async(&mut self.conn)).await?;
+        Ok(())
+    }
 }
 
 impl RedisConsumer {

@@ -44,9 +44,7 @@ impl Fleet {
             .map(PrivateRedis::url)
             .unwrap_or_else(|| setup.redis_url());
         let ports = Ports::new();
-        let extra = format!(
-            "worker:\n  reclaim_idle_secs: {RECLAIM_IDLE_SECS}\n  block_ms: 200\n"
-        );
+        let extra = format!("worker:\n  reclaim_idle_secs: {RECLAIM_IDLE_SECS}\n  block_ms: 200\n");
         let config = setup.config_with(&redis_url, ports.egress, options.onebot, &extra);
         let ingress = Clawdbot::start(&["ingress", "--platform", "onebot"], &config, &ports).await;
         let mut fleet = Self {

@@ -84,10 +84,17 @@ async fn egress_killed_and_restarted_loses_nothing() {
         Instant::now()
     });
     report("egress kill -9, restarted 3 s later", &tally);
-    // The one window no protocol closes: a send that left before the kill and whose record
-    // did not. It is bounded by the sends in flight at that instant.
+    // The one window no protocol closes on a platform without idempotency keys: a send that
+    // reached the platform before the kill and whose answer did not come back. It is bounded
+    // by the sends in flight at that instant: the rate times the platform's latency (100 ms
+    // here: about 10), never a lease's worth.
     assert_eq!(tally.lost, 0, "{tally:?}\n{}", fleet.logs());
-    assert!(tally.duplicated <= 5, "{tally:?}\n{}", fleet.logs());
+    let in_flight = LOAD.per_second as usize / 10;
+    assert!(
+        tally.duplicated <= 2 * in_flight,
+        "{tally:?}\n{}",
+        fleet.logs()
+    );
 }
 
 #[tokio::test]
