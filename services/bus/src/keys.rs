@@ -53,6 +53,11 @@ impl Keys {
         format!("{}:reply:{reply_id}", self.prefix)
     }
 
+    /// Returns the turn record of a conversation (a hash: `seq`, and `done:{group}` per group).
+    pub fn turn(&self, order_key: &str) -> String {
+        format!("{}:turn:{order_key}", self.prefix)
+    }
+
     /// Returns the heartbeat key of a role instance.
     pub fn heartbeat(&self, instance: &str) -> String {
         format!("{}:heartbeat:{instance}", self.prefix)

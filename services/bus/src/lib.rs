@@ -45,7 +45,21 @@ pub struct Publish {
     pub traceparent: String,
     /// `platform:bot_id:message_id`; `None` for events without a platform id.
     pub dedupe_key: Option<String>,
+    /// The conversation whose order the item keeps (`platform:bot_id:kind:id`): the bus numbers
+    /// the items of one conversation as it appends them (see [`Turns`]). `None`: unordered.
+    pub order_key: Option<String>,
 }
+
+/// A message's place in its conversation: the `seq`-th item of `key` the bus appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub key: String,
+    pub seq: u64,
+}
+
+/// How long a conversation's numbering lives after its last message: one idle longer starts
+/// again from 1 (with its groups' progress, which lives in the same record).
+pub const TURN_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// What happened to one published item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +80,8 @@ pub struct Entry {
     pub traceparent: String,
     /// How many times the entry has been delivered, this time included.
     pub deliveries: u64,
+    /// Its place in its conversation, when it was published with an order key.
+    pub turn: Option<Turn>,
 }
 
 /// An entry of the dead-letter stream: the original payload and why it landed there.
@@ -251,11 +267,29 @@ pub trait Presence: Send + Sync {
     async fn rate_limit(&self, key: &str, limit: u32, window: Duration) -> Result<bool, BusError>;
 }
 
+/// Per-conversation order: how far each consumer group has got in each conversation. A group
+/// finishes turns in order (a message is answered only after the one before it), so that
+/// replies go out in the order their messages came in, across any number of workers.
+#[async_trait::async_trait]
+pub trait Turns: Send + Sync {
+    /// Returns, for each conversation key, the highest turn `group` has finished (0: none).
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn finished_turns(&self, group: &str, keys: &[String]) -> Result<Vec<u64>, BusError>;
+
+    /// Records each turn as finished by `group`; a conversation's progress never goes back.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn finish_turns(&self, group: &str, turns: &[Turn]) -> Result<(), BusError>;
+}
+
 /// The bus, shared by all tasks of a process: each concern in its own trait, so that a caller
 /// can take only the one it uses, plus what the whole bus answers for.
 #[async_trait::async_trait]
 pub trait Bus:
-    Streams + Broadcast + Presence + clawdbot_core::shared::SharedState + Send + Sync
+    Streams + Turns + Broadcast + Presence + clawdbot_core::shared::SharedState + Send + Sync
 {
     /// Returns true when entries outlive this process (Redis), false when they live and die
     /// with it (the in-process bus): then the roles drain what is queued before exiting.

@@ -5,7 +5,7 @@
 use clawdbot_bus::Streams;
 use std::time::Duration;
 
-use clawdbot_bus::{Claim, Completion, Publish, Published, Stream};
+use clawdbot_bus::{Claim, Completion, Publish, Published, Stream, Turn};
 use clawdbot_testkit::bus::TestBus;
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -15,6 +15,7 @@ fn item(payload: &str, dedupe: Option<&str>) -> Publish {
         payload: payload.as_bytes().to_vec(),
         traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
         dedupe_key: dedupe.map(str::to_string),
+        order_key: None,
     }
 }
 
@@ -31,6 +32,7 @@ clawdbot_testkit::bus_suite!(cases;
     heartbeats_are_listed_until_they_expire,
     shared_values_expire_and_a_lease_has_one_holder,
     send_slots_queue_past_the_limit_in_order_and_refuse_past_the_longest_wait,
+    a_conversation_is_numbered_in_stream_order_and_progress_never_goes_back,
 );
 
 mod cases {
@@ -640,6 +642,92 @@ mod cases {
         tokio::time::sleep(Duration::from_millis(400)).await;
         let alive = redis.bus.heartbeats().await.expect("list");
         assert_eq!(alive.len(), 1, "the expired one is gone: {alive:?}");
+    }
+
+    pub async fn a_conversation_is_numbered_in_stream_order_and_progress_never_goes_back(
+        redis: TestBus,
+    ) {
+        let ordered = |payload: &str, conversation: &str| Publish {
+            order_key: Some(conversation.to_string()),
+            ..item(payload, None)
+        };
+        redis
+            .bus
+            .publish(
+                &[
+                    ordered("a1", "p:b:1:A"),
+                    ordered("b1", "p:b:1:B"),
+                    ordered("a2", "p:b:1:A"),
+                    item("unordered", None),
+                    ordered("a3", "p:b:1:A"),
+                ],
+                WINDOW,
+                0,
+            )
+            .await
+            .expect("published");
+        redis
+            .bus
+            .ensure_group(Stream::Inbound, "g")
+            .await
+            .expect("group");
+        let mut consumer = redis
+            .bus
+            .consumer(Stream::Inbound, "g", "c")
+            .await
+            .expect("consumer");
+        let entries = consumer
+            .read(10, Duration::from_millis(100))
+            .await
+            .expect("read");
+        let turns: Vec<Option<(String, u64)>> = entries
+            .iter()
+            .map(|e| e.turn.as_ref().map(|t| (t.key.clone(), t.seq)))
+            .collect();
+        let turn = |key: &str, seq| Some((key.to_string(), seq));
+        assert_eq!(
+            turns,
+            vec![
+                turn("p:b:1:A", 1),
+                turn("p:b:1:B", 1),
+                turn("p:b:1:A", 2),
+                None,
+                turn("p:b:1:A", 3)
+            ]
+        );
+        let keys = ["p:b:1:A".to_string(), "p:b:1:B".to_string()];
+        assert_eq!(
+            redis.bus.finished_turns("g", &keys).await.expect("turns"),
+            vec![0, 0]
+        );
+        let finish = |key: &str, seq| Turn {
+            key: key.to_string(),
+            seq,
+        };
+        redis
+            .bus
+            .finish_turns("g", &[finish("p:b:1:A", 2), finish("p:b:1:B", 1)])
+            .await
+            .expect("finish");
+        // Never back, and never past the turns handed out.
+        redis
+            .bus
+            .finish_turns("g", &[finish("p:b:1:A", 1), finish("p:b:1:B", 9)])
+            .await
+            .expect("finish");
+        assert_eq!(
+            redis.bus.finished_turns("g", &keys).await.expect("turns"),
+            vec![2, 1]
+        );
+        assert_eq!(
+            redis
+                .bus
+                .finished_turns("other group", &keys)
+                .await
+                .expect("turns"),
+            vec![0, 0],
+            "each group has its own progress"
+        );
     }
 }
 

@@ -305,6 +305,21 @@ impl CoreConfig {
             1,
             100,
         );
+        if self.worker.order_wait_secs != 0
+            && self.worker.order_wait_secs <= self.worker.reclaim_idle_secs
+        {
+            problems.push(format!(
+                "`worker.order_wait_secs` ({}) must be longer than `worker.reclaim_idle_secs` ({}), so that a message held by a dead worker is answered before the next one (or 0: no order)",
+                self.worker.order_wait_secs, self.worker.reclaim_idle_secs
+            ));
+        }
+        range(
+            &mut problems,
+            "worker.order_wait_secs",
+            self.worker.order_wait_secs,
+            0,
+            3600,
+        );
         range(
             &mut problems,
             "worker.concurrency",
@@ -485,6 +500,12 @@ pub struct WorkerConfig {
     pub max_deliveries: u64,
     /// Messages handled at once per worker process.
     pub concurrency: usize,
+    /// How long a message waits for the message before it in its conversation to be answered
+    /// (replies keep the order of their messages across workers); past it, it is answered
+    /// anyway (logged, `clawdbot_worker_order_skipped_total`). Longer than
+    /// `reclaim_idle_secs`, so that a message held by a dead worker is reclaimed and answered
+    /// first. 0 turns ordering off.
+    pub order_wait_secs: u64,
     /// Consumer name in the group; defaults to `<host>-<pid>`.
     pub consumer_name: Option<String>,
     /// Skill pools: heavy skills (an AI skill, say) in a consumer group and Deployment of their
@@ -532,6 +553,7 @@ impl Default for WorkerConfig {
             reclaim_idle_secs: 30,
             max_deliveries: 5,
             concurrency: 256,
+            order_wait_secs: 60,
             consumer_name: None,
             pools: std::collections::BTreeMap::new(),
             wasm: WasmConfig::default(),

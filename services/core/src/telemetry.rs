@@ -30,6 +30,9 @@ pub const STREAM_LENGTH: &str = "clawdbot_stream_length";
 pub const STREAM_PENDING: &str = "clawdbot_stream_pending";
 /// Entries a worker acknowledged, by `group`.
 pub const WORKER_ACKED_TOTAL: &str = "clawdbot_worker_acked_total";
+/// Messages answered before an earlier message of their conversation, because that one did
+/// not finish within `worker.order_wait_secs`, by `group`.
+pub const WORKER_ORDER_SKIPPED_TOTAL: &str = "clawdbot_worker_order_skipped_total";
 /// Entries moved to the dead-letter stream, by `group`.
 pub const DEAD_LETTERS_TOTAL: &str = "clawdbot_dead_letters_total";
 /// History rows written, by `direction`.

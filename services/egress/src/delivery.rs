@@ -35,7 +35,7 @@ pub(crate) fn chains(claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {
     let mut chains: Vec<Vec<Claimed>> = Vec::new();
     let mut by_conversation: HashMap<String, usize> = HashMap::new();
     for reply in claimed {
-        let key = conversation_key(&reply);
+        let key = conversation_key(reply.platform, &reply.reply);
         match by_conversation.get(&key) {
             Some(&chain) => chains[chain].push(reply),
             None => {
@@ -47,12 +47,13 @@ pub(crate) fn chains(claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {
     chains
 }
 
-fn conversation_key(claimed: &Claimed) -> String {
-    let conversation = claimed.reply.conversation.as_ref();
+/// The conversation `reply` goes to, as a key.
+pub(crate) fn conversation_key(platform: &str, reply: &Reply) -> String {
+    let conversation = reply.conversation.as_ref();
     format!(
         "{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        claimed.platform,
-        claimed.reply.bot_id,
+        platform,
+        reply.bot_id,
         conversation.map(|c| c.kind).unwrap_or_default(),
         conversation.map(|c| c.id.as_str()).unwrap_or_default()
     )

@@ -121,7 +121,27 @@ impl EgressService {
             }
         };
         let mut claimed = Vec::with_capacity(accepted.len());
+        // Conversations with a reply being delivered elsewhere: their later replies in this
+        // call wait too, or they would overtake it.
+        let mut behind_in_flight = std::collections::HashSet::new();
         for (reply, claim) in accepted.into_iter().zip(claims) {
+            let conversation = delivery::conversation_key(reply.platform, &reply.reply);
+            let claim = match claim {
+                Claim::Claimed(token) if behind_in_flight.contains(&conversation) => {
+                    self.recorder.release(reply.reply.id.clone(), token);
+                    let message = format!(
+                        "reply `{}` waits for an earlier reply of its conversation being delivered right now",
+                        reply.reply.id
+                    );
+                    outcomes[reply.index] = Some(Err(Status::unavailable(message)));
+                    continue;
+                }
+                Claim::InFlight => {
+                    behind_in_flight.insert(conversation);
+                    Claim::InFlight
+                }
+                other => other,
+            };
             match claim {
                 Claim::Done(stored) => {
                     delivery::count(reply.platform, "duplicate");

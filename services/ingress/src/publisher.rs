@@ -21,23 +21,38 @@ const QUEUE: usize = 16_384;
 type Job = (Publish, oneshot::Sender<Result<Published, String>>);
 
 /// The stream item for `envelope`, stamped with `trace`: deduplicated by
-/// `platform:bot_id:message_id` when the platform gave the message an id.
+/// `platform:bot_id:dedupe_id` (or `message_id`) when the platform gave the message an id, and
+/// numbered in its
+/// conversation.
 pub(crate) fn item(
     mut envelope: clawdbot_core::Envelope,
     trace: &clawdbot_core::proto::TraceContext,
 ) -> Publish {
     use prost::Message;
-    let dedupe_key = (!envelope.message_id.is_empty()).then(|| {
-        format!(
-            "{}:{}:{}",
-            envelope.platform, envelope.bot_id, envelope.message_id
-        )
-    });
+    let unique = if envelope.dedupe_id.is_empty() {
+        &envelope.message_id
+    } else {
+        &envelope.dedupe_id
+    };
+    let dedupe_key =
+        (!unique.is_empty()).then(|| format!("{}:{}:{unique}", envelope.platform, envelope.bot_id));
+    // Replies keep the order of the messages of one conversation (the worker waits its turn).
+    let order_key = envelope
+        .conversation
+        .as_ref()
+        .filter(|conversation| !conversation.id.is_empty())
+        .map(|conversation| {
+            format!(
+                "{}:{}:{}:{}",
+                envelope.platform, envelope.bot_id, conversation.kind, conversation.id
+            )
+        });
     envelope.trace = Some(trace.clone());
     Publish {
         payload: envelope.encode_to_vec(),
         traceparent: trace.traceparent.clone(),
         dedupe_key,
+        order_key,
     }
 }
 

@@ -21,13 +21,15 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use crate::dispatch::{DispatchError, Dispatcher};
+use crate::order;
 
 const COMPONENT: &str = "worker";
 /// Replies per `SendBatch` call.
 const EGRESS_BATCH: usize = 500;
 /// The first pause before an in-process retry; it doubles up to [`MAX_RETRY_PAUSE`].
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(200);
-const MAX_RETRY_PAUSE: Duration = Duration::from_secs(3);
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(1);
+const EARLIER_NOT_DONE: &str = "an earlier message of its conversation is not answered yet";
 
 /// What to do with an entry once it has been handled.
 #[derive(Debug)]
@@ -78,6 +80,8 @@ pub(crate) struct Handler {
     pub held: Held,
     /// How long an entry is retried in process before it is left to the group's reclaim.
     pub retry_for: Duration,
+    /// How long a message waits for the one before it in its conversation (0: no order).
+    pub order_wait: Duration,
     pub shutdown: Shutdown,
 }
 
@@ -126,30 +130,37 @@ impl Handler {
         self.held.remove(&all_ids);
     }
 
-    /// One pass: runs the skills of every entry, sends all their replies in as few egress
-    /// calls as the batch allows, acks what is done in one XACK and dead-letters what never
-    /// will be. Returns the entries to try again, with the first reason.
+    /// One pass: runs the skills of every entry, sends their replies conversation by
+    /// conversation as each one's turn comes (see [`crate::order`]), in as few egress calls
+    /// as that allows; acks what is done in one XACK and dead-letters what never will be.
+    /// Returns the entries to try again, with the first reason.
     async fn process_once(&self, entries: Vec<Entry>) -> (Vec<Entry>, String) {
-        let prepared =
-            futures::future::join_all(entries.iter().map(|entry| self.prepare(entry))).await;
-        let mut owners = Vec::new();
-        let mut replies = Vec::new();
-        let mut outcomes = Vec::with_capacity(entries.len());
-        for (index, prepared) in prepared.into_iter().enumerate() {
-            match prepared {
-                Ok(entry_replies) => {
-                    owners.extend(std::iter::repeat_n(index, entry_replies.len()));
-                    replies.extend(entry_replies);
-                    outcomes.push(Outcome::Ack);
-                }
-                Err(outcome) => outcomes.push(outcome),
+        let mut prepared: Vec<Option<Result<Vec<Reply>, Outcome>>> =
+            futures::future::join_all(entries.iter().map(|entry| self.prepare(entry)))
+                .await
+                .into_iter()
+                .map(Some)
+                .collect();
+        let mut outcomes: Vec<Outcome> = (0..entries.len()).map(|_| Outcome::Ack).collect();
+        let deadline = tokio::time::Instant::now() + self.order_wait;
+        let mut waiting = order::chains(&entries);
+        let mut poll = Duration::from_millis(5);
+        loop {
+            let (ready, later) = if self.order_wait.is_zero() {
+                (std::mem::take(&mut waiting), Vec::new())
+            } else {
+                order::whose_turn(&*self.bus, &self.group, waiting, deadline).await
+            };
+            if !ready.is_empty() {
+                self.answer_chains(&entries, &ready, &mut prepared, &mut outcomes)
+                    .await;
             }
-        }
-        for (owner, outcome) in owners.into_iter().zip(self.send_all(replies).await) {
-            outcomes[owner] = worse(
-                std::mem::replace(&mut outcomes[owner], Outcome::Ack),
-                outcome,
-            );
+            if later.is_empty() {
+                break;
+            }
+            waiting = later;
+            tokio::time::sleep(poll).await;
+            poll = order::next_poll(poll);
         }
         let mut acks = Vec::with_capacity(entries.len());
         let mut retry = Vec::new();
@@ -186,6 +197,76 @@ impl Handler {
         metrics::counter!(WORKER_ACKED_TOTAL, "group" => self.group.clone())
             .increment(acks.len() as u64);
         (retry, retry_reason)
+    }
+
+    /// Sends the replies of `chains` (whose turn has come) in one go and settles their
+    /// outcomes; then records the turns they finished. In a chain, nothing after a message
+    /// that is not done goes out (it is retried after it).
+    async fn answer_chains(
+        &self,
+        entries: &[Entry],
+        chains: &[order::Chain],
+        prepared: &mut [Option<Result<Vec<Reply>, Outcome>>],
+        outcomes: &mut [Outcome],
+    ) {
+        let mut owners = Vec::new();
+        let mut replies = Vec::new();
+        for chain in chains {
+            let mut blocked = false;
+            for &index in &chain.members {
+                match prepared[index].take() {
+                    _ if blocked => outcomes[index] = Outcome::Retry(EARLIER_NOT_DONE.into()),
+                    Some(Ok(entry_replies)) => {
+                        owners.extend(std::iter::repeat_n(index, entry_replies.len()));
+                        replies.extend(entry_replies);
+                    }
+                    Some(Err(outcome)) => {
+                        blocked = matches!(outcome, Outcome::Retry(_));
+                        outcomes[index] = outcome;
+                    }
+                    None => {}
+                }
+            }
+        }
+        for (owner, outcome) in owners.into_iter().zip(self.send_all(replies).await) {
+            outcomes[owner] = worse(
+                std::mem::replace(&mut outcomes[owner], Outcome::Ack),
+                outcome,
+            );
+        }
+        let mut finished = Vec::new();
+        for chain in chains {
+            let mut blocked = false;
+            for &index in &chain.members {
+                if blocked {
+                    outcomes[index] = Outcome::Retry(EARLIER_NOT_DONE.into());
+                    continue;
+                }
+                if matches!(outcomes[index], Outcome::Retry(_)) {
+                    blocked = true;
+                } else if let Some(turn) = &entries[index].turn {
+                    finished.push(turn.clone());
+                }
+            }
+        }
+        if self.order_wait.is_zero() || finished.is_empty() {
+            return;
+        }
+        if let Err(error) = self.bus.finish_turns(&self.group, &finished).await {
+            // Unrecorded, the next messages of these conversations would wait for ever (until
+            // order_wait): retry these, so that the turns are recorded when the bus is back
+            // (their replies are in the ledger by then, so nothing goes out twice).
+            telemetry::count_error(COMPONENT, error.kind());
+            tracing::warn!(error = %error, "cannot record finished conversation turns; retrying");
+            for chain in chains {
+                for &index in &chain.members {
+                    if !matches!(outcomes[index], Outcome::Retry(_)) {
+                        outcomes[index] =
+                            Outcome::Retry(format!("conversation turn not recorded: {error}"));
+                    }
+                }
+            }
+        }
     }
 
     /// Decodes an entry and runs the skills it reaches; returns their replies, or the outcome

@@ -24,6 +24,9 @@ const COMPONENT: &str = "worker";
 /// How long one egress call may take: the platform's timeout times its attempts, with room.
 pub const EGRESS_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The shortest in-process retry: long enough to outlast an egress restart and its leases.
+const MIN_RETRY_FOR: Duration = Duration::from_secs(60);
+
 /// What the worker role needs from the config.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -36,6 +39,8 @@ pub struct WorkerSettings {
     pub reclaim_idle: Duration,
     pub max_deliveries: u64,
     pub concurrency: usize,
+    /// How long a message waits for the one before it in its conversation (0: no order).
+    pub order_wait: Duration,
 }
 
 /// Runs the consumer loop until shutdown.
@@ -59,10 +64,15 @@ pub async fn run(
         egress,
         group: settings.group.clone(),
         held: Held::default(),
-        retry_for: settings.reclaim_idle * settings.max_deliveries as u32,
+        retry_for: (settings.reclaim_idle * settings.max_deliveries as u32).max(MIN_RETRY_FOR),
+        order_wait: settings.order_wait,
         shutdown: shutdown.clone(),
     };
     let permits = Arc::new(Semaphore::new(settings.concurrency));
+    // Reclaimed entries have slots of their own: when every slot is taken by messages waiting
+    // for their turn, the earlier messages they wait for — left by a dead worker — must still
+    // be reclaimed, or the wait would last until `order_wait`.
+    let reclaim_permits = Arc::new(Semaphore::new(settings.batch_size));
     let mut batches = JoinSet::new();
     // Reclaim at start too: a replacement for a crashed pod picks its work up right away.
     let reclaim_every = (settings.reclaim_idle / 2).max(Duration::from_millis(200));
@@ -95,7 +105,14 @@ pub async fn run(
         if tokio::time::Instant::now() >= next_reclaim {
             next_reclaim = tokio::time::Instant::now() + reclaim_every;
             keep_held(&mut *consumer, &handler).await;
-            reclaim(&mut *consumer, &settings, &handler, &mut batches, &permits).await;
+            reclaim(
+                &mut *consumer,
+                &settings,
+                &handler,
+                &mut batches,
+                &reclaim_permits,
+            )
+            .await;
         }
     }
     tracing::info!(in_flight = batches.len(), "worker draining");

@@ -93,6 +93,7 @@ pub async fn start(start: WorkerStart<'_>) -> anyhow::Result<()> {
         reclaim_idle: Duration::from_secs(core.worker.reclaim_idle_secs),
         max_deliveries: core.worker.max_deliveries,
         concurrency: core.worker.concurrency,
+        order_wait: Duration::from_secs(core.worker.order_wait_secs),
     };
     let mut skills = clawdbot_skills::builtin(&clawdbot_config::skill_options(&core.skills))
         .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;

@@ -10,6 +10,7 @@ mod consumer;
 mod ledger;
 mod shared;
 mod state;
+mod turns;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

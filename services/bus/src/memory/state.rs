@@ -72,6 +72,41 @@ pub(crate) struct State {
     pub heartbeats: HashMap<String, (String, Instant)>,
     /// Rate-limit counters: (uses, end of window).
     rates: HashMap<String, (u32, Instant)>,
+    /// Per-conversation order, by order key.
+    pub turns: HashMap<String, TurnRecord>,
+}
+
+/// A conversation's numbering and each group's progress in it (see [`crate::Turns`]).
+pub(crate) struct TurnRecord {
+    pub seq: u64,
+    pub done: HashMap<String, u64>,
+    pub expiry: Instant,
+}
+
+impl State {
+    /// Returns the live turn record of `key`, if any.
+    pub fn turn(&mut self, key: &str, now: Instant) -> Option<&mut TurnRecord> {
+        self.turns.get_mut(key).filter(|record| record.expiry > now)
+    }
+
+    /// Hands out the next turn of `key`.
+    fn next_turn(&mut self, key: &str, now: Instant) -> u64 {
+        if self.turns.len() > 100_000 {
+            self.turns.retain(|_, record| record.expiry > now);
+        }
+        let record = self.turns.entry(key.to_string()).or_insert(TurnRecord {
+            seq: 0,
+            done: HashMap::new(),
+            expiry: now,
+        });
+        if record.expiry <= now {
+            record.seq = 0;
+            record.done.clear();
+        }
+        record.seq += 1;
+        record.expiry = now + crate::TURN_TTL;
+        record.seq
+    }
 }
 
 fn now_ms() -> u64 {
@@ -138,11 +173,18 @@ impl State {
         if max_len > 0 && self.stream_mut(Stream::Inbound).entries.len() as u64 >= max_len {
             return Published::Full;
         }
+        let fields = match &item.order_key {
+            Some(key) => vec![
+                ("tk".to_string(), key.clone()),
+                ("ts".to_string(), self.next_turn(key, now).to_string()),
+            ],
+            None => Vec::new(),
+        };
         let id = self.append(
             Stream::Inbound,
             item.payload.clone(),
             item.traceparent.clone(),
-            Vec::new(),
+            fields,
         );
         if let Some(key) = &item.dedupe_key {
             self.dedupe.insert(key.clone(), now + window);
@@ -187,11 +229,24 @@ impl StreamState {
     }
 
     fn entry(&self, id: EntryId, deliveries: u64) -> Option<Entry> {
-        self.entries.get(&id).map(|stored| Entry {
-            id: format_id(id),
-            payload: stored.payload.clone(),
-            traceparent: stored.traceparent.clone(),
-            deliveries,
+        self.entries.get(&id).map(|stored| {
+            let field = |name: &str| {
+                stored
+                    .fields
+                    .iter()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, value)| value.clone())
+            };
+            let seq = field("ts").and_then(|seq| seq.parse().ok());
+            Entry {
+                id: format_id(id),
+                payload: stored.payload.clone(),
+                traceparent: stored.traceparent.clone(),
+                deliveries,
+                turn: field("tk")
+                    .zip(seq)
+                    .map(|(key, seq)| crate::Turn { key, seq }),
+            }
         })
     }
 

@@ -171,11 +171,18 @@ fn to_entry(id: StreamId, deliveries: u64) -> Entry {
         Some(Value::SimpleString(text)) => text.clone().into_bytes(),
         _ => Vec::new(),
     };
+    let turn = String::from_utf8(bytes("tk"))
+        .ok()
+        .filter(|key| !key.is_empty());
+    let seq = String::from_utf8(bytes("ts"))
+        .ok()
+        .and_then(|seq| seq.parse().ok());
     Entry {
         payload: bytes("e"),
         traceparent: String::from_utf8(bytes("tp")).unwrap_or_default(),
         id: id.id,
         deliveries,
+        turn: turn.zip(seq).map(|(key, seq)| crate::Turn { key, seq }),
     }
 }
 

@@ -10,6 +10,7 @@ mod consumer;
 mod ledger;
 mod scripts;
 mod shared;
+mod turns;
 
 use std::time::Duration;
 
@@ -112,15 +113,19 @@ impl RedisBus {
                 Some(key) => (self.keys.dedupe(key), "1"),
                 None => (String::new(), "0"),
             };
+            let order_key = item.order_key.as_deref().unwrap_or_default();
+            let turn = self.keys.turn(order_key);
             pipe.add_command(
                 self.scripts
                     .publish
-                    .evalsha(&[&stream, &dedupe])
+                    .evalsha(&[&stream, &dedupe, &turn])
                     .arg(window_ms)
                     .arg(max_len)
                     .arg(&item.payload)
                     .arg(&item.traceparent)
                     .arg(has_dedupe)
+                    .arg(order_key)
+                    .arg(crate::TURN_TTL.as_millis() as u64)
                     .clone(),
             );
         }

@@ -39,6 +39,7 @@ pub(crate) struct Scripts {
     pub reserve_slot: LuaScript,
     pub delete_if: LuaScript,
     pub renew_if: LuaScript,
+    pub finish_turn: LuaScript,
     pub increment: LuaScript,
 }
 
@@ -53,6 +54,7 @@ impl Scripts {
             reserve_slot: LuaScript::new(include_str!("scripts/reserve_slot.lua")),
             delete_if: LuaScript::new(include_str!("scripts/delete_if.lua")),
             renew_if: LuaScript::new(include_str!("scripts/renew_if.lua")),
+            finish_turn: LuaScript::new(include_str!("scripts/finish_turn.lua")),
             increment: LuaScript::new(include_str!("scripts/increment.lua")),
         }
     }
@@ -71,6 +73,7 @@ impl Scripts {
             &self.reserve_slot,
             &self.delete_if,
             &self.renew_if,
+            &self.finish_turn,
             &self.increment,
         ] {
             let _hash: String = super::timed(

@@ -21,6 +21,8 @@ const FIRST_GROUP: i64 = 7000;
 pub struct Accepted {
     pub group: i64,
     pub n: u64,
+    /// When the ingress's 2xx came back.
+    pub at: Instant,
 }
 
 impl Accepted {
@@ -77,49 +79,58 @@ async fn post_all(
         .timeout(Duration::from_secs(5))
         .build()
         .expect("http client");
-    let total = u64::from(load.per_second) * u64::from(load.seconds);
-    let interval = Duration::from_secs(1) / load.per_second.max(1);
-    let mut next_n: HashMap<i64, u64> = HashMap::new();
-    let mut posts = tokio::task::JoinSet::new();
-    let started = tokio::time::Instant::now();
-    for message_id in 0..total {
-        tokio::time::sleep_until(started + interval * message_id as u32).await;
-        let group = FIRST_GROUP + (message_id % u64::from(load.conversations.max(1))) as i64;
-        let n = next_n.entry(group).or_default();
-        *n += 1;
-        let message = Accepted { group, n: *n };
+    let conversations = u64::from(load.conversations.max(1));
+    let per_conversation = u64::from(load.per_second) * u64::from(load.seconds) / conversations;
+    // Each conversation's messages are posted one after the other, as a platform sends the
+    // events of one chat: the order they were accepted in is the order owed.
+    let interval = Duration::from_secs(1) * load.conversations.max(1) / load.per_second.max(1);
+    let mut conversations_posting = tokio::task::JoinSet::new();
+    for c in 0..conversations {
+        let group = FIRST_GROUP + c as i64;
         let (client, accepted, refused) = (client.clone(), accepted.clone(), refused.clone());
-        posts.spawn(async move {
-            let body = clawdbot_testkit::onebot_group_message(
-                SELF_ID,
-                message.group,
-                42,
-                message_id as i64 + 1,
-                &format!("/echo {}", message.text()),
-            );
-            let answer = client
-                .post(format!("http://127.0.0.1:{port}/clawdbot/onebot/callback"))
-                .header("content-type", "application/json")
-                .header("x-self-id", SELF_ID.to_string())
-                .header("x-signature", onebot_signature(SECRET, body.as_bytes()))
-                .body(body)
-                .send()
-                .await;
-            match answer {
-                Ok(response) if response.status().is_success() => {
+        conversations_posting.spawn(async move {
+            // Conversations start spread over one interval, not all at once.
+            let started = tokio::time::Instant::now() + interval * c as u32 / conversations as u32;
+            for n in 1..=per_conversation {
+                tokio::time::sleep_until(started + interval * (n - 1) as u32).await;
+                let message_id = (c * per_conversation + n) as i64;
+                let mut message = Accepted {
+                    group,
+                    n,
+                    at: Instant::now(),
+                };
+                if post(&client, port, message_id, &message).await {
+                    message.at = Instant::now();
                     if let Ok(mut accepted) = accepted.lock() {
                         accepted.push(message);
                     }
-                }
-                _ => {
-                    if let Ok(mut refused) = refused.lock() {
-                        *refused += 1;
-                    }
+                } else if let Ok(mut refused) = refused.lock() {
+                    *refused += 1;
                 }
             }
         });
     }
-    while posts.join_next().await.is_some() {}
+    while conversations_posting.join_next().await.is_some() {}
+}
+
+/// Posts one message; true if the ingress accepted it (2xx).
+async fn post(client: &reqwest::Client, port: u16, message_id: i64, message: &Accepted) -> bool {
+    let body = clawdbot_testkit::onebot_group_message(
+        SELF_ID,
+        message.group,
+        42,
+        message_id,
+        &format!("/echo {}", message.text()),
+    );
+    client
+        .post(format!("http://127.0.0.1:{port}/clawdbot/onebot/callback"))
+        .header("content-type", "application/json")
+        .header("x-self-id", SELF_ID.to_string())
+        .header("x-signature", onebot_signature(SECRET, body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .is_ok_and(|response| response.status().is_success())
 }
 
 /// What the platform received for the accepted messages.
@@ -129,9 +140,12 @@ pub struct Tally {
     pub answered: usize,
     pub lost: usize,
     pub duplicated: usize,
-    /// Replies that reached a conversation before a reply to an earlier message of it.
+    /// Replies that reached a conversation after a reply to a later message of it.
     pub out_of_order: usize,
-    /// From `since` to the reply that completed the set (or the last reply seen).
+    /// The first few of them, as `c{group}-{n} after {later n}`.
+    pub inversions: Vec<String>,
+    /// From `since` (the fault's end) to the last reply owed to a message accepted before
+    /// it: how long the backlog the fault left took to drain.
     pub recovery: Duration,
 }
 
@@ -156,8 +170,14 @@ fn count(mock: &MockOneBot, accepted: &[Accepted], since: Instant) -> Tally {
     let mut received: HashMap<String, usize> = HashMap::new();
     let mut last_n: HashMap<i64, u64> = HashMap::new();
     let mut out_of_order = 0;
+    let mut inversions = Vec::new();
     let mut last_needed = since;
     let wanted: std::collections::HashSet<String> = accepted.iter().map(Accepted::text).collect();
+    let backlog: std::collections::HashSet<String> = accepted
+        .iter()
+        .filter(|a| a.at <= since)
+        .map(Accepted::text)
+        .collect();
     for sent in mock.sent() {
         let text = sent.text();
         let Some((group, n)) = parse(&text) else {
@@ -168,12 +188,15 @@ fn count(mock: &MockOneBot, accepted: &[Accepted], since: Instant) -> Tally {
         if *seen > 1 {
             continue;
         }
-        if wanted.contains(&text) {
+        if backlog.contains(&text) {
             last_needed = last_needed.max(sent.received_at);
         }
         let last = last_n.entry(group).or_default();
         if n < *last {
             out_of_order += 1;
+            if inversions.len() < 5 {
+                inversions.push(format!("{text} after {last}"));
+            }
         }
         *last = (*last).max(n);
     }
@@ -184,6 +207,7 @@ fn count(mock: &MockOneBot, accepted: &[Accepted], since: Instant) -> Tally {
         lost: wanted.len() - answered,
         duplicated: received.values().map(|n| n.saturating_sub(1)).sum(),
         out_of_order,
+        inversions,
         recovery: last_needed.saturating_duration_since(since),
     }
 }
@@ -207,6 +231,9 @@ pub fn report(case: &str, tally: &Tally) {
         tally.recovery.as_secs_f64()
     );
     eprint!("{row}");
+    if !tally.inversions.is_empty() {
+        eprintln!("  out of order: {}", tally.inversions.join(", "));
+    }
     if let Ok(path) = std::env::var("CLAWDBOT_FAULT_REPORT") {
         use std::io::Write;
         if let Ok(mut file) = std::fs::OpenOptions::new()

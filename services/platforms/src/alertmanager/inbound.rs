@@ -85,6 +85,7 @@ impl Inbound for AlertmanagerInbound {
             reply_context: None,
             trace: None,
             mentions_bot: false,
+            dedupe_id: String::new(),
         }]))
     }
 }

@@ -119,6 +119,7 @@ pub fn decode(config: &DingTalkConfig, body: &[u8]) -> Result<Envelope, InboundE
         trace: None,
         // A robot only receives group messages that @ it, and every one-to-one message.
         mentions_bot: message.is_in_at_list || message.conversation_type == "1",
+        dedupe_id: String::new(),
     })
 }
 

@@ -79,6 +79,7 @@ impl Inbound for NotifyInbound {
             reply_context: None,
             trace: None,
             mentions_bot: false,
+            dedupe_id: String::new(),
         }]))
     }
 }

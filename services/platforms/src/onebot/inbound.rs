@@ -141,6 +141,7 @@ impl OneBotInbound {
         });
         let sender = event.sender.unwrap_or_default();
         let role = sender.role.unwrap_or_default();
+        let dedupe_id = dedupe_id(message_id, event.time, user_id, event.message.as_ref());
         Ok(Envelope {
             id: new_envelope_id(),
             platform: NAME.to_string(),
@@ -181,6 +182,7 @@ impl OneBotInbound {
             )),
             trace: None,
             mentions_bot,
+            dedupe_id,
         })
     }
 
@@ -234,6 +236,7 @@ impl OneBotInbound {
             reply_context: None,
             trace: None,
             mentions_bot: false,
+            dedupe_id: String::new(),
         }
     }
 }
@@ -246,4 +249,27 @@ fn event_type(post_type: &str, kind: Option<&str>, sub_type: Option<&str>) -> St
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
         .join(".")
+}
+
+/// What tells a OneBot message from every other of the account's: `message_id` is a 32-bit
+/// number that implementations reuse (NapCat hashes it, go-cqhttp wraps a counter), so a new
+/// message can arrive with an id seen minutes ago. Bound to the send time, the sender and the
+/// content, a reused id is a new message, while the implementation's retry of one event (the
+/// same fields) is still one.
+fn dedupe_id(
+    message_id: i64,
+    time: Option<i64>,
+    user_id: i64,
+    message: Option<&serde_json::Value>,
+) -> String {
+    use sha1::Digest;
+    let content = message
+        .map(serde_json::Value::to_string)
+        .unwrap_or_default();
+    let digest = Sha1::digest(content.as_bytes());
+    format!(
+        "{message_id}:{}:{user_id}:{}",
+        time.unwrap_or_default(),
+        hex::encode(&digest[..4])
+    )
 }

@@ -414,5 +414,6 @@ fn envelope(config: &QqConfig, payload: &Payload, body: &[u8]) -> Result<Envelop
         trace: None,
         // QQ delivers only messages addressed to the bot (@ in groups, or one-to-one).
         mentions_bot: kind == EventKind::Message,
+        dedupe_id: String::new(),
     })
 }

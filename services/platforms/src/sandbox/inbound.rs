@@ -129,6 +129,7 @@ impl Inbound for SandboxInbound {
             reply_context: None,
             trace: None,
             mentions_bot: false,
+            dedupe_id: String::new(),
         }]))
     }
 }

@@ -250,6 +250,7 @@ impl WeComInbound {
             trace: None,
             // A member writes to the app itself: every message is addressed to the bot.
             mentions_bot: true,
+            dedupe_id: String::new(),
         })
     }
 }
