@@ -16,6 +16,7 @@ clawdbot_testkit::backend_suite!(Setup { cluster => Backend::Cluster, embedded =
     a_signed_group_message_gets_its_echo_in_the_same_group,
     a_bad_or_missing_signature_gets_401_and_no_reply,
     the_same_message_id_twice_gets_one_reply,
+    a_reused_onebot_message_id_with_new_content_is_a_new_message,
     an_api_failing_twice_with_500_then_succeeding_gives_one_reply,
     inbound_and_outbound_rows_land_in_history,
     oversized_bodies_get_413_and_unknown_accounts_404,
@@ -97,6 +98,39 @@ mod cases {
         let mut texts: Vec<String> = setup.mock.sent().iter().map(|m| m.text()).collect();
         texts.sort();
         assert_eq!(texts, vec!["after".to_string(), "once".to_string()]);
+    }
+
+    pub async fn a_reused_onebot_message_id_with_new_content_is_a_new_message(setup: Setup) {
+        let ports = Ports::new();
+        let _bot = Clawdbot::start(&["up"], &setup.default_config(&ports), &ports).await;
+
+        // OneBot ids are 32-bit and reused by implementations under load: the same id from
+        // another sender or with other content is another message; the very same event twice
+        // (the implementation's retry) is one.
+        for (user, text) in [
+            (42, "/echo first"),
+            (42, "/echo second"),
+            (43, "/echo first"),
+        ] {
+            assert_eq!(
+                setup
+                    .post_group_message_from(ports.ingress, 9, user, 500, text)
+                    .await,
+                204
+            );
+        }
+        assert_eq!(
+            setup
+                .post_group_message_from(ports.ingress, 9, 42, 500, "/echo first")
+                .await,
+            204,
+            "the retry is answered 2xx"
+        );
+        setup.mock.wait_for(3, WAIT).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut texts: Vec<String> = setup.mock.sent().iter().map(|m| m.text()).collect();
+        texts.sort();
+        assert_eq!(texts, vec!["first", "first", "second"]);
     }
 
     pub async fn an_api_failing_twice_with_500_then_succeeding_gives_one_reply(setup: Setup) {
@@ -263,6 +297,7 @@ async fn embedded_sigterm_answers_and_records_everything_accepted_before_exiting
     assert_eq!(
         rows.len(),
         2 * total as usize,
-        "every message and reply is in history"
+        "every message and reply is in history:\n{}",
+        bot.logs()
     );
 }

@@ -60,13 +60,16 @@ pub(crate) fn conversation_key(platform: &str, reply: &Reply) -> String {
 }
 
 /// Sends one conversation's replies in order and hands each outcome to the recorder as soon
-/// as it is known. After a reply that could not be delivered, the later ones of the chain are
-/// not sent (their leases are given back): a retry delivers them after it, in order.
+/// as it is known; returns once the delivered ones are in the ledger, so that a caller told
+/// "delivered" finds the record (history, later calls) already there. After a reply that
+/// could not be delivered, the later ones of the chain are not sent (their leases are given
+/// back): a retry delivers them after it, in order.
 pub(crate) async fn run_chain(
     chain: Vec<Claimed>,
     recorder: Arc<Recorder>,
 ) -> Vec<(usize, Outcome)> {
     let mut outcomes = Vec::with_capacity(chain.len());
+    let mut records = Vec::new();
     let mut blocked_by: Option<String> = None;
     for claimed in chain {
         if let Some(earlier) = &blocked_by {
@@ -82,7 +85,7 @@ pub(crate) async fn run_chain(
         let result = claimed.outbound.send(&claimed.reply).instrument(span).await;
         let outcome = classify(&claimed, result);
         match &outcome {
-            Ok(response) => recorder.complete(completion(&claimed, response)),
+            Ok(response) => records.push(recorder.complete(completion(&claimed, response))),
             // An invalid reply never goes out, so it holds nothing up.
             Err(status) if status.code() == tonic::Code::InvalidArgument => {
                 recorder.release(claimed.reply.id.clone(), claimed.token.clone());
@@ -93,6 +96,10 @@ pub(crate) async fn run_chain(
             }
         }
         outcomes.push((claimed.index, outcome));
+    }
+    for written in records {
+        // An error only means the recorder stopped (the process is exiting).
+        let _written = written.await;
     }
     outcomes
 }

@@ -11,9 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clawdbot_bus::{Bus, Completion};
-use clawdbot_core::shutdown::Shutdown;
 use clawdbot_core::telemetry;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Records per ledger round trip.
 const MAX_WRITE: usize = 1000;
@@ -21,13 +20,15 @@ const MAX_WRITE: usize = 1000;
 /// reclaimed message that races a held record would be sent again.
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const MAX_PAUSE: Duration = Duration::from_millis(500);
-/// How often a draining recorder looks whether the deliveries in flight have finished.
-const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 /// One outcome to record.
 enum Record {
-    /// Delivered (or finally refused): the result every later call gets.
-    Complete(Completion),
+    /// Delivered (or finally refused): the result every later call gets; `written` hears
+    /// when it is in the ledger.
+    Complete {
+        completion: Completion,
+        written: oneshot::Sender<()>,
+    },
     /// Not delivered (transient): the lease is given back so a retry may deliver.
     Release { reply_id: String, token: String },
 }
@@ -35,7 +36,7 @@ enum Record {
 impl Record {
     fn reply_id(&self) -> &str {
         match self {
-            Record::Complete(completion) => &completion.reply_id,
+            Record::Complete { completion, .. } => &completion.reply_id,
             Record::Release { reply_id, .. } => reply_id,
         }
     }
@@ -49,24 +50,19 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the writer and the lease keeper on `bus`; both run until shutdown has started
-    /// and every held lease is settled (bounded by the process's grace).
-    pub(crate) fn start(
-        bus: Arc<dyn Bus>,
-        lease: Duration,
-        result_ttl: Duration,
-        shutdown: &Shutdown,
-    ) -> Self {
+    /// Starts the writer and the lease keeper on `bus`. They run while the recorder lives;
+    /// what must be written before the process exits is awaited by the deliveries themselves
+    /// (tasks the shutdown waits for), so the recorder needs no shutdown of its own.
+    pub(crate) fn start(bus: Arc<dyn Bus>, lease: Duration, result_ttl: Duration) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         let held = Arc::new(Mutex::new(HashMap::new()));
         let writer = Writer {
             bus: bus.clone(),
             result_ttl,
             held: held.clone(),
-            shutdown: shutdown.clone(),
         };
-        shutdown.spawn(writer.run(receiver));
-        shutdown.spawn(keep_leases(bus, lease, held.clone(), shutdown.clone()));
+        tokio::spawn(writer.run(receiver));
+        tokio::spawn(keep_leases(bus, lease, Arc::downgrade(&held)));
         Self { queue, held }
     }
 
@@ -77,9 +73,15 @@ impl Recorder {
         }
     }
 
-    /// Records a final outcome.
-    pub(crate) fn complete(&self, completion: Completion) {
-        self.enqueue(Record::Complete(completion));
+    /// Records a final outcome; the receiver hears once it is in the ledger (and never, if
+    /// the process stops first).
+    pub(crate) fn complete(&self, completion: Completion) -> oneshot::Receiver<()> {
+        let (written, receiver) = oneshot::channel();
+        self.enqueue(Record::Complete {
+            completion,
+            written,
+        });
+        receiver
     }
 
     /// Gives a lease back.
@@ -89,8 +91,8 @@ impl Recorder {
 
     fn enqueue(&self, record: Record) {
         if let Err(mpsc::error::SendError(record)) = self.queue.send(record) {
-            // Only after the writer has stopped (the process is exiting): the lease expires and
-            // the message's retry finds the reply unrecorded.
+            // Only if the writer task died: the lease expires and the message's retry finds the
+            // reply unrecorded.
             tracing::error!(
                 reply_id = record.reply_id(),
                 "delivery outcome not recorded: the recorder has stopped"
@@ -103,7 +105,6 @@ struct Writer {
     bus: Arc<dyn Bus>,
     result_ttl: Duration,
     held: Arc<Mutex<HashMap<String, String>>>,
-    shutdown: Shutdown,
 }
 
 impl Writer {
@@ -113,8 +114,9 @@ impl Writer {
         let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
             if waiting.is_empty() {
-                match self.next(&mut receiver).await {
+                match receiver.recv().await {
                     Some(record) => waiting.push(record),
+                    // The recorder is gone: nothing more can come.
                     None => return,
                 }
             }
@@ -128,7 +130,12 @@ impl Writer {
             match self.write(&waiting[..take]).await {
                 Ok(()) => {
                     self.settle(&waiting[..take]);
-                    waiting.drain(..take);
+                    for record in waiting.drain(..take) {
+                        if let Record::Complete { written, .. } = record {
+                            // The delivery may have finished waiting (its caller gone).
+                            let _heard = written.send(());
+                        }
+                    }
                     pause = FIRST_PAUSE;
                     if let Some(since) = failing_since.take() {
                         tracing::info!(
@@ -150,32 +157,12 @@ impl Writer {
         }
     }
 
-    /// Waits for the next record. Returns None once shutdown has started and nothing is left
-    /// to record: no record queued and no lease held by a delivery still running.
-    async fn next(&self, receiver: &mut mpsc::UnboundedReceiver<Record>) -> Option<Record> {
-        loop {
-            if !self.shutdown.is_triggered() {
-                tokio::select! {
-                    record = receiver.recv() => return record,
-                    () = self.shutdown.cancelled() => continue,
-                }
-            }
-            let nothing_held = self.held.lock().map(|h| h.is_empty()).unwrap_or(true);
-            if nothing_held {
-                return receiver.try_recv().ok();
-            }
-            if let Ok(Some(record)) = tokio::time::timeout(DRAIN_POLL, receiver.recv()).await {
-                return Some(record);
-            }
-        }
-    }
-
     async fn write(&self, records: &[Record]) -> Result<(), clawdbot_bus::BusError> {
         let mut completions = Vec::new();
         let mut releases = Vec::new();
         for record in records {
             match record {
-                Record::Complete(completion) => completions.push(completion.clone()),
+                Record::Complete { completion, .. } => completions.push(completion.clone()),
                 Record::Release { reply_id, token } => {
                     releases.push((reply_id.clone(), token.clone()));
                 }
@@ -198,33 +185,24 @@ impl Writer {
 }
 
 /// Renews every held lease each third of `lease`, so that a delivery slower than one lease
-/// (platform retries, a late answer, a bus outage delaying its record) keeps it.
+/// (platform retries, a late answer, a bus outage delaying its record) keeps it. Ends with the
+/// recorder.
 async fn keep_leases(
     bus: Arc<dyn Bus>,
     lease: Duration,
-    held: Arc<Mutex<HashMap<String, String>>>,
-    shutdown: Shutdown,
+    held: std::sync::Weak<Mutex<HashMap<String, String>>>,
 ) {
     let every = (lease / 3).max(Duration::from_millis(100));
-    let mut next_renewal = tokio::time::Instant::now() + every;
     loop {
-        tokio::select! {
-            () = tokio::time::sleep_until(next_renewal) => {}
-            // Once shutdown has started, look often whether anything is still held.
-            () = shutdown.cancelled(), if !shutdown.is_triggered() => {}
-            () = tokio::time::sleep(DRAIN_POLL), if shutdown.is_triggered() => {}
-        }
+        tokio::time::sleep(every).await;
+        let Some(held) = held.upgrade() else {
+            return;
+        };
         let leases: Vec<(String, String)> = held
             .lock()
             .map(|h| h.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
-        if leases.is_empty() && shutdown.is_triggered() {
-            return;
-        }
-        if tokio::time::Instant::now() < next_renewal {
-            continue;
-        }
-        next_renewal = tokio::time::Instant::now() + every;
+        drop(held);
         for chunk in leases.chunks(MAX_WRITE) {
             if let Err(error) = bus.ledger().renew_many(chunk, lease).await {
                 telemetry::count_error("egress", error.kind());

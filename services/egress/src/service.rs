@@ -55,7 +55,6 @@ impl EgressService {
             bus.clone(),
             settings.lease,
             settings.result_ttl,
-            shutdown,
         ));
         Self {
             settings,

@@ -82,6 +82,8 @@ pub(crate) struct Handler {
     pub retry_for: Duration,
     /// How long a message waits for the one before it in its conversation (0: no order).
     pub order_wait: Duration,
+    /// Told whenever this process finishes conversation turns, to wake the messages waiting.
+    pub turn_finished: Arc<tokio::sync::Notify>,
     pub shutdown: Shutdown,
 }
 
@@ -146,6 +148,9 @@ impl Handler {
         let mut waiting = order::chains(&entries);
         let mut poll = Duration::from_millis(5);
         loop {
+            // Registered before looking, so that a turn finished in between is not missed.
+            let mut finished_here = std::pin::pin!(self.turn_finished.notified());
+            finished_here.as_mut().enable();
             let (ready, later) = if self.order_wait.is_zero() {
                 (std::mem::take(&mut waiting), Vec::new())
             } else {
@@ -159,7 +164,11 @@ impl Handler {
                 break;
             }
             waiting = later;
-            tokio::time::sleep(poll).await;
+            // Woken at once by a turn finished in this process; other workers' are polled.
+            tokio::select! {
+                () = tokio::time::sleep(poll) => {}
+                () = finished_here => {}
+            }
             poll = order::next_poll(poll);
         }
         let mut acks = Vec::with_capacity(entries.len());
@@ -266,7 +275,9 @@ impl Handler {
                     }
                 }
             }
+            return;
         }
+        self.turn_finished.notify_waiters();
     }
 
     /// Decodes an entry and runs the skills it reaches; returns their replies, or the outcome

@@ -66,6 +66,7 @@ pub async fn run(
         held: Held::default(),
         retry_for: (settings.reclaim_idle * settings.max_deliveries as u32).max(MIN_RETRY_FOR),
         order_wait: settings.order_wait,
+        turn_finished: Arc::default(),
         shutdown: shutdown.clone(),
     };
     let permits = Arc::new(Semaphore::new(settings.concurrency));

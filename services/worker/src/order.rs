@@ -106,10 +106,11 @@ pub(crate) async fn whose_turn(
     (ready, later)
 }
 
-/// The pause between looks at the turns while a chain waits: short at first (the message
-/// before is usually in another worker's batch in flight), longer after.
+/// The pause between looks at the turns while a chain waits for another worker: short at
+/// first (the message before is usually in a batch in flight), longer after. (A turn finished
+/// in this process wakes the waiters at once.)
 pub(crate) fn next_poll(poll: Duration) -> Duration {
-    (poll * 2).min(Duration::from_millis(200))
+    (poll * 2).min(Duration::from_millis(50))
 }
 
 #[cfg(test)]
