@@ -93,6 +93,25 @@ pub struct DeadLetter {
     /// The stream id it had where it failed.
     pub source_id: String,
     pub group: String,
+    /// How many times it had been delivered when it was given up.
+    pub deliveries: u64,
+}
+
+/// What [`DeadLetters::replay`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    /// Back in the inbound stream under this id (and no longer a dead letter).
+    Appended(String),
+    /// It had been replayed already (within the dedupe window): not appended again.
+    AlreadyReplayed,
+    /// No such dead letter.
+    Missing,
+}
+
+/// Returns the (milliseconds, sequence) of a stream id like `1700000000000-3`.
+pub(crate) fn parse_stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Length and per-group state of a stream, for metrics and `status`.
@@ -214,12 +233,6 @@ pub trait Streams: Send + Sync {
         entry: &Entry,
         reason: &str,
     ) -> Result<(), BusError>;
-
-    /// Returns up to `limit` dead letters, oldest first.
-    ///
-    /// # Errors
-    /// The bus is unreachable.
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError>;
 }
 
 /// Messages to every process at once (sandbox replies, registry changes).
@@ -267,6 +280,38 @@ pub trait Presence: Send + Sync {
     async fn rate_limit(&self, key: &str, limit: u32, window: Duration) -> Result<bool, BusError>;
 }
 
+/// The dead letters, for the operator (`clawdbot dlq`).
+#[async_trait::async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Returns up to `limit` dead letters written after the one with id `after` (`""`: from
+    /// the oldest), oldest first.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn dead_letters(&self, after: &str, limit: usize) -> Result<Vec<DeadLetter>, BusError>;
+
+    /// Returns one dead letter.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn dead_letter_by_id(&self, id: &str) -> Result<Option<DeadLetter>, BusError>;
+
+    /// Moves a dead letter back into the inbound stream (unordered: its conversation has moved
+    /// on), atomically and once: a second replay within `dedupe_window` appends nothing.
+    /// Its replies keep their ids, so those already delivered are not sent again.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn replay(&self, id: &str, dedupe_window: Duration) -> Result<Replayed, BusError>;
+
+    /// Deletes the dead letters written before `older_than_ms` (ms since the epoch); returns
+    /// how many.
+    ///
+    /// # Errors
+    /// The bus is unreachable.
+    async fn purge_dead_letters(&self, older_than_ms: u64) -> Result<u64, BusError>;
+}
+
 /// Per-conversation order: how far each consumer group has got in each conversation. A group
 /// finishes turns in order (a message is answered only after the one before it), so that
 /// replies go out in the order their messages came in, across any number of workers.
@@ -289,7 +334,14 @@ pub trait Turns: Send + Sync {
 /// can take only the one it uses, plus what the whole bus answers for.
 #[async_trait::async_trait]
 pub trait Bus:
-    Streams + Turns + Broadcast + Presence + clawdbot_core::shared::SharedState + Send + Sync
+    Streams
+    + Turns
+    + DeadLetters
+    + Broadcast
+    + Presence
+    + clawdbot_core::shared::SharedState
+    + Send
+    + Sync
 {
     /// Returns true when entries outlive this process (Redis), false when they live and die
     /// with it (the in-process bus): then the roles drain what is queued before exiting.

@@ -5,7 +5,7 @@
 use clawdbot_bus::Streams;
 use std::time::Duration;
 
-use clawdbot_bus::{Claim, Completion, Publish, Published, Stream, Turn};
+use clawdbot_bus::{Claim, Completion, Publish, Published, Replayed, Stream, Turn};
 use clawdbot_testkit::bus::TestBus;
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -33,6 +33,7 @@ clawdbot_testkit::bus_suite!(cases;
     shared_values_expire_and_a_lease_has_one_holder,
     send_slots_queue_past_the_limit_in_order_and_refuse_past_the_longest_wait,
     a_conversation_is_numbered_in_stream_order_and_progress_never_goes_back,
+    a_dead_letter_is_replayed_once_and_old_ones_are_purged,
 );
 
 mod cases {
@@ -203,12 +204,103 @@ mod cases {
         assert_eq!(xlen(&redis, Stream::Dead).await, 1);
         let stats = redis.bus.stats(Stream::Inbound).await.expect("stats");
         assert_eq!(stats.groups[0].1, 0, "acked");
-        let dead = redis.bus.dead_letters(10).await.expect("dead letters");
+        let dead = redis.bus.dead_letters("", 10).await.expect("dead letters");
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].reason, "undecodable envelope");
         assert_eq!(dead[0].payload, b"poison");
         assert_eq!(dead[0].source_id, entry.id);
         assert_eq!(dead[0].group, "skills");
+        assert_eq!(dead[0].deliveries, 1);
+        assert_eq!(
+            redis
+                .bus
+                .dead_letter_by_id(&dead[0].id)
+                .await
+                .expect("by id")
+                .map(|d| d.payload),
+            Some(b"poison".to_vec())
+        );
+        assert_eq!(
+            redis.bus.dead_letter_by_id("1-1").await.expect("by id"),
+            None
+        );
+        assert_eq!(
+            redis
+                .bus
+                .dead_letter_by_id("nonsense")
+                .await
+                .expect("by id"),
+            None
+        );
+    }
+
+    pub async fn a_dead_letter_is_replayed_once_and_old_ones_are_purged(redis: TestBus) {
+        redis
+            .bus
+            .ensure_group(Stream::Inbound, "skills")
+            .await
+            .expect("group");
+        let items: Vec<Publish> = ["a", "b", "c"].iter().map(|p| item(p, None)).collect();
+        redis
+            .bus
+            .publish(&items, WINDOW, 0)
+            .await
+            .expect("published");
+        let mut consumer = redis
+            .bus
+            .consumer(Stream::Inbound, "skills", "c")
+            .await
+            .expect("consumer");
+        for entry in consumer
+            .read(3, Duration::from_millis(100))
+            .await
+            .expect("read")
+        {
+            redis
+                .bus
+                .dead_letter(Stream::Inbound, "skills", &entry, "gave up")
+                .await
+                .expect("dead letter");
+        }
+        let dead = redis.bus.dead_letters("", 10).await.expect("list");
+        assert_eq!(dead.len(), 3);
+        let after_first = redis.bus.dead_letters(&dead[0].id, 10).await.expect("page");
+        assert_eq!(after_first.len(), 2, "pages start after the id given");
+
+        let replayed = redis.bus.replay(&dead[0].id, WINDOW).await.expect("replay");
+        assert!(matches!(replayed, Replayed::Appended(_)), "{replayed:?}");
+        let again = consumer
+            .read(10, Duration::from_millis(100))
+            .await
+            .expect("read");
+        assert_eq!(again.len(), 1, "back in the inbound stream");
+        assert_eq!(again[0].payload, b"a");
+        assert_eq!(
+            redis.bus.replay(&dead[0].id, WINDOW).await.expect("replay"),
+            Replayed::Missing,
+            "a replayed dead letter is gone from the dead letters"
+        );
+        assert_eq!(xlen(&redis, Stream::Dead).await, 2);
+
+        // Purge by age: everything written before now.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64;
+        assert_eq!(
+            redis
+                .bus
+                .purge_dead_letters(now_ms - 60_000)
+                .await
+                .expect("purge"),
+            0
+        );
+        assert_eq!(
+            redis.bus.purge_dead_letters(now_ms).await.expect("purge"),
+            2
+        );
+        assert_eq!(xlen(&redis, Stream::Dead).await, 0);
     }
 
     pub async fn trimming_never_drops_what_a_group_still_needs(redis: TestBus) {

@@ -45,6 +45,9 @@ pub enum Command {
     /// Administration: the audit trail.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Dead letters: the messages the workers gave up on — list, show, replay, purge.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// The cluster's recorded warnings, errors and skill calls (every process, from the store).
     #[command(subcommand)]
     Log(LogCommand),
@@ -139,6 +142,51 @@ pub enum LogCommand {
         /// How far back: `30m`, `24h`, `7d`.
         #[arg(long, default_value = "24h")]
         last: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Lists dead letters, oldest first: id, when, platform, group, deliveries, reason.
+    List {
+        /// Only those of the last `30m`, `24h`, `7d`.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this platform's (`onebot`, `wecom`, ...).
+        #[arg(long)]
+        platform: Option<String>,
+        /// Only those whose reason names this skill.
+        #[arg(long)]
+        skill: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Shows one dead letter: its message, where and why it failed, how often it was tried.
+    Show {
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Puts dead letters back into the inbound stream, once each; replies already delivered
+    /// for them are not sent again.
+    Replay {
+        /// The dead letter's id (from `dlq list`).
+        id: Option<String>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// Only say what would be replayed.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Deletes dead letters older than `--older-than` (`30d`, `12h`).
+    Purge {
+        #[arg(long)]
+        older_than: String,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -288,6 +336,7 @@ impl Command {
             Command::Probe { .. } => "probe",
             Command::Status { .. } => "status",
             Command::Admin(_) => "admin",
+            Command::Dlq(_) => "dlq",
             Command::Log(_) => "log",
             Command::Skill(_) => "skill",
             Command::Config(_) => "config",
@@ -313,6 +362,12 @@ impl Command {
             | Command::Skill(SkillCommand::Check(arg))
             | Command::Skill(SkillCommand::Enable { config: arg, .. })
             | Command::Skill(SkillCommand::Disable { config: arg, .. }) => arg.config.as_ref(),
+            Command::Dlq(
+                DlqCommand::List { config: arg, .. }
+                | DlqCommand::Show { config: arg, .. }
+                | DlqCommand::Replay { config: arg, .. }
+                | DlqCommand::Purge { config: arg, .. },
+            ) => arg.config.as_ref(),
             Command::Log(LogCommand::Show { config: arg, .. })
             | Command::Log(LogCommand::Analyze { config: arg, .. }) => arg.config.as_ref(),
             Command::Security(

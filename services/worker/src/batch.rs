@@ -2,8 +2,9 @@
 //! letter, or retry). An entry that failed for a transient reason (egress or the platform
 //! unavailable, a reply another process is delivering) is retried in this process with a
 //! growing pause, kept fresh in the group so that no other worker reclaims it meanwhile, and
-//! without counting a delivery: an outage of the platform costs seconds of delay once it ends,
-//! never the dead letters. Only after `retry_for` is it left to the group's reclaim.
+//! without counting a delivery: an outage of the platform costs seconds of delay once it ends.
+//! An entry still not answered after `retry_for` (`max_deliveries` x `reclaim_idle`, 150 s by
+//! default) goes to the dead letters with its last reason, for `clawdbot dlq replay`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -99,7 +100,9 @@ impl Handler {
         let started = tokio::time::Instant::now();
         let mut pause = FIRST_RETRY_PAUSE;
         let mut entries = entries;
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             let (retry, reason) = self.process_once(entries).await;
             // Give back the slots of the entries settled.
             let settled = permit.num_permits().saturating_sub(retry.len().max(1));
@@ -107,12 +110,22 @@ impl Handler {
             if retry.is_empty() {
                 break;
             }
-            if self.shutdown.is_triggered() || started.elapsed() >= self.retry_for {
-                tracing::warn!(
+            if self.shutdown.is_triggered() {
+                tracing::info!(
                     count = retry.len(),
                     reason,
-                    "messages left for another worker to reclaim"
+                    "stopping: messages left for another worker to reclaim"
                 );
+                break;
+            }
+            if started.elapsed() >= self.retry_for {
+                let reason = format!(
+                    "not answered after {attempts} attempts in {} s (worker.max_deliveries x worker.reclaim_idle_secs): {reason}",
+                    started.elapsed().as_secs()
+                );
+                for entry in &retry {
+                    self.dead_letter(entry, &reason).await;
+                }
                 break;
             }
             self.held.add(&retry);
@@ -184,16 +197,7 @@ impl Handler {
                     }
                     retry.push(entry);
                 }
-                Outcome::DeadLetter(reason) => {
-                    if let Err(error) = self
-                        .bus
-                        .dead_letter(Stream::Inbound, &self.group, &entry, &reason)
-                        .await
-                    {
-                        telemetry::count_error(COMPONENT, error.kind());
-                        tracing::warn!(error = %error, entry_id = %entry.id, "dead-lettering failed; will retry");
-                    }
-                }
+                Outcome::DeadLetter(reason) => self.dead_letter(&entry, &reason).await,
             }
         }
         if let Err(error) = self.bus.ack(Stream::Inbound, &self.group, &acks).await {
@@ -278,6 +282,19 @@ impl Handler {
             return;
         }
         self.turn_finished.notify_waiters();
+    }
+
+    /// Moves `entry` to the dead letters (counted and logged by the bus); if the bus cannot take
+    /// it, it stays pending and is reclaimed.
+    async fn dead_letter(&self, entry: &Entry, reason: &str) {
+        if let Err(error) = self
+            .bus
+            .dead_letter(Stream::Inbound, &self.group, entry, reason)
+            .await
+        {
+            telemetry::count_error(COMPONENT, error.kind());
+            tracing::warn!(error = %error, entry_id = %entry.id, "dead-lettering failed; will retry");
+        }
     }
 
     /// Decodes an entry and runs the skills it reaches; returns their replies, or the outcome

@@ -24,9 +24,6 @@ const COMPONENT: &str = "worker";
 /// How long one egress call may take: the platform's timeout times its attempts, with room.
 pub const EGRESS_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The shortest in-process retry: long enough to outlast an egress restart and its leases.
-const MIN_RETRY_FOR: Duration = Duration::from_secs(60);
-
 /// What the worker role needs from the config.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -64,7 +61,7 @@ pub async fn run(
         egress,
         group: settings.group.clone(),
         held: Held::default(),
-        retry_for: (settings.reclaim_idle * settings.max_deliveries as u32).max(MIN_RETRY_FOR),
+        retry_for: settings.reclaim_idle * settings.max_deliveries as u32,
         order_wait: settings.order_wait,
         turn_finished: Arc::default(),
         shutdown: shutdown.clone(),

@@ -7,6 +7,7 @@
 //! so memory follows the backlog, and a full inbound stream refuses new items like Redis does.
 
 mod consumer;
+mod dead_letters;
 mod ledger;
 mod shared;
 mod state;
@@ -17,10 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::{
-    Bus, BusError, Consumer, DeadLetter, Entry, Publish, Published, ReplyLedger, Stream,
-    StreamStats,
-};
+use crate::{Bus, BusError, Consumer, Entry, Publish, Published, ReplyLedger, Stream, StreamStats};
 use consumer::MemoryConsumer;
 pub use state::KEEP_WITHOUT_READERS;
 use state::State;
@@ -183,14 +181,6 @@ impl crate::Streams for MemoryBus {
         }
         crate::record_dead_letter(stream, group, entry, reason);
         Ok(())
-    }
-
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
-        Ok(self
-            .inner
-            .lock()
-            .stream_mut(Stream::Dead)
-            .dead_letters(limit))
     }
 }
 

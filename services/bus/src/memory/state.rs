@@ -401,27 +401,52 @@ impl StreamState {
         }
     }
 
-    pub fn dead_letters(&self, limit: usize) -> Vec<DeadLetter> {
+    /// Up to `limit` entries after `after` (`""`: from the first), as dead letters.
+    pub fn dead_letters(&self, after: &str, limit: usize) -> Vec<DeadLetter> {
+        let after = parse_id(after);
         self.entries
             .iter()
+            .filter(|(id, _)| after.is_none_or(|after| **id > after))
             .take(limit)
-            .map(|(id, stored)| {
-                let field = |name: &str| {
-                    stored
-                        .fields
-                        .iter()
-                        .find(|(k, _)| k == name)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default()
-                };
-                DeadLetter {
-                    id: format_id(*id),
-                    payload: stored.payload.clone(),
-                    reason: field("reason"),
-                    source_id: field("source_id"),
-                    group: field("group"),
-                }
-            })
+            .map(|(id, stored)| dead_letter(*id, stored))
             .collect()
+    }
+
+    /// The entry `id`, as a dead letter.
+    pub fn dead_letter(&self, id: &str) -> Option<DeadLetter> {
+        let id = parse_id(id)?;
+        self.entries.get(&id).map(|stored| dead_letter(id, stored))
+    }
+
+    /// Removes the entry `id` and returns it.
+    pub fn take_dead_letter(&mut self, id: &str) -> Option<Stored> {
+        self.entries.remove(&parse_id(id)?)
+    }
+
+    /// Removes the entries written before `ms`; returns how many.
+    pub fn remove_before(&mut self, ms: u64) -> u64 {
+        let keep = self.entries.split_off(&(ms, 0));
+        let removed = self.entries.len() as u64;
+        self.entries = keep;
+        removed
+    }
+}
+
+fn dead_letter(id: EntryId, stored: &Stored) -> DeadLetter {
+    let field = |name: &str| {
+        stored
+            .fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    DeadLetter {
+        id: format_id(id),
+        payload: stored.payload.clone(),
+        reason: field("reason"),
+        source_id: field("source_id"),
+        group: field("group"),
+        deliveries: field("deliveries").parse().unwrap_or_default(),
     }
 }

@@ -7,6 +7,7 @@
 
 mod broadcast;
 mod consumer;
+mod dead_letters;
 mod ledger;
 mod scripts;
 mod shared;
@@ -18,10 +19,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamInfoGroupsReply;
 
 use crate::keys::Keys;
-use crate::{
-    Bus, BusError, Consumer, DeadLetter, Entry, Publish, Published, ReplyLedger, Stream,
-    StreamStats,
-};
+use crate::{Bus, BusError, Consumer, Entry, Publish, Published, ReplyLedger, Stream, StreamStats};
 pub use consumer::RedisConsumer;
 use scripts::Scripts;
 
@@ -257,38 +255,6 @@ impl crate::Streams for RedisBus {
         .await?;
         crate::record_dead_letter(stream, group, entry, reason);
         Ok(())
-    }
-
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
-        let cmd = redis::cmd("XRANGE")
-            .arg(self.keys.stream(Stream::Dead))
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit)
-            .clone();
-        let reply: redis::streams::StreamRangeReply =
-            timed("XRANGE", cmd.query_async(&mut self.conn.clone())).await?;
-        Ok(reply
-            .ids
-            .into_iter()
-            .map(|id| {
-                let field = |name: &str| -> Vec<u8> {
-                    id.map
-                        .get(name)
-                        .and_then(|value| redis::from_redis_value_ref(value).ok())
-                        .unwrap_or_default()
-                };
-                let text = |name: &str| String::from_utf8_lossy(&field(name)).into_owned();
-                DeadLetter {
-                    payload: field("e"),
-                    reason: text("reason"),
-                    source_id: text("source_id"),
-                    group: text("group"),
-                    id: id.id.clone(),
-                }
-            })
-            .collect())
     }
 }
 

@@ -40,6 +40,7 @@ pub(crate) struct Scripts {
     pub delete_if: LuaScript,
     pub renew_if: LuaScript,
     pub finish_turn: LuaScript,
+    pub replay_dead: LuaScript,
     pub increment: LuaScript,
 }
 
@@ -55,6 +56,7 @@ impl Scripts {
             delete_if: LuaScript::new(include_str!("scripts/delete_if.lua")),
             renew_if: LuaScript::new(include_str!("scripts/renew_if.lua")),
             finish_turn: LuaScript::new(include_str!("scripts/finish_turn.lua")),
+            replay_dead: LuaScript::new(include_str!("scripts/replay_dead.lua")),
             increment: LuaScript::new(include_str!("scripts/increment.lua")),
         }
     }
@@ -74,6 +76,7 @@ impl Scripts {
             &self.delete_if,
             &self.renew_if,
             &self.finish_turn,
+            &self.replay_dead,
             &self.increment,
         ] {
             let _hash: String = super::timed(

@@ -9,7 +9,8 @@ use clawdbot_testkit::{Persistence, PrivateRedis, free_port};
 use crate::common::{Backend, Clawdbot, Ports, Setup};
 
 /// How long an entry stays pending before another worker reclaims it. Short, so that a case
-/// ends in seconds; the recovery figures scale with it.
+/// ends in seconds; the recovery figures scale with it. `max_deliveries: 30` keeps the
+/// in-process retry (`max_deliveries` x `reclaim_idle_secs`) at 60 s, as long as the faults.
 pub const RECLAIM_IDLE_SECS: u64 = 2;
 
 /// What a case changes from the default fleet.
@@ -44,7 +45,9 @@ impl Fleet {
             .map(PrivateRedis::url)
             .unwrap_or_else(|| setup.redis_url());
         let ports = Ports::new();
-        let extra = format!("worker:\n  reclaim_idle_secs: {RECLAIM_IDLE_SECS}\n  block_ms: 200\n");
+        let extra = format!(
+            "worker:\n  reclaim_idle_secs: {RECLAIM_IDLE_SECS}\n  block_ms: 200\n  max_deliveries: 30\n"
+        );
         let config = setup.config_with(&redis_url, ports.egress, options.onebot, &extra);
         let ingress = Clawdbot::start(&["ingress", "--platform", "onebot"], &config, &ports).await;
         let mut fleet = Self {

@@ -141,7 +141,7 @@ impl OneBotInbound {
         });
         let sender = event.sender.unwrap_or_default();
         let role = sender.role.unwrap_or_default();
-        let dedupe_id = dedupe_id(message_id, event.time, user_id, event.message.as_ref());
+        let dedupe_id = dedupe_id(message_id, event.time, user_id, &segments);
         Ok(Envelope {
             id: new_envelope_id(),
             platform: NAME.to_string(),
@@ -256,17 +256,17 @@ fn event_type(post_type: &str, kind: Option<&str>, sub_type: Option<&str>) -> St
 /// message can arrive with an id seen minutes ago. Bound to the send time, the sender and the
 /// content, a reused id is a new message, while the implementation's retry of one event (the
 /// same fields) is still one.
-fn dedupe_id(
-    message_id: i64,
-    time: Option<i64>,
-    user_id: i64,
-    message: Option<&serde_json::Value>,
-) -> String {
+fn dedupe_id(message_id: i64, time: Option<i64>, user_id: i64, segments: &[Segment]) -> String {
+    use prost::Message;
     use sha1::Digest;
-    let content = message
-        .map(serde_json::Value::to_string)
-        .unwrap_or_default();
-    let digest = Sha1::digest(content.as_bytes());
+    // The decoded segments, so that the CQ-string and array forms of one message agree.
+    let mut sha = Sha1::new();
+    for segment in segments {
+        let encoded = segment.encode_to_vec();
+        sha.update((encoded.len() as u64).to_le_bytes());
+        sha.update(encoded);
+    }
+    let digest = sha.finalize();
     format!(
         "{message_id}:{}:{user_id}:{}",
         time.unwrap_or_default(),
