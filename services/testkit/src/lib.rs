@@ -18,10 +18,12 @@ mod private_redis;
 mod redis;
 pub mod store;
 mod suite;
+mod tcp_proxy;
 
-pub use postgres::TestPostgres;
+pub use postgres::{TestPostgres, database_url};
 pub use private_redis::{Persistence, PrivateRedis};
 pub use redis::TestRedis;
+pub use tcp_proxy::TcpProxy;
 
 /// Returns a random lowercase alphanumeric suffix for names that must not collide.
 pub fn random_suffix() -> String {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clawdbot_testkit::{Persistence, PrivateRedis, free_port};
+use clawdbot_testkit::{Persistence, PrivateRedis, TcpProxy, free_port};
 
 use crate::common::{Backend, Clawdbot, Ports, Setup};
 
@@ -20,12 +20,15 @@ pub struct FleetOptions {
     pub private_redis: Option<Persistence>,
     /// Lines added to the OneBot account (indented by two).
     pub onebot: &'static str,
+    /// Reach Postgres through a proxy the case can cut.
+    pub postgres_proxy: bool,
 }
 
 /// The running fleet. Every process is killed on drop.
 pub struct Fleet {
     pub setup: Setup,
     pub redis: Option<PrivateRedis>,
+    pub postgres_proxy: Option<TcpProxy>,
     pub config: PathBuf,
     pub ports: Ports,
     pub ingress: Clawdbot,
@@ -49,10 +52,16 @@ impl Fleet {
             "worker:\n  reclaim_idle_secs: {RECLAIM_IDLE_SECS}\n  block_ms: 200\n  max_deliveries: 30\n"
         );
         let config = setup.config_with(&redis_url, ports.egress, options.onebot, &extra);
+        let postgres_proxy = if options.postgres_proxy {
+            Some(route_postgres_through_a_proxy(&config).await)
+        } else {
+            None
+        };
         let ingress = Clawdbot::start(&["ingress", "--platform", "onebot"], &config, &ports).await;
         let mut fleet = Self {
             setup,
             redis,
+            postgres_proxy,
             config,
             ports,
             ingress,
@@ -74,6 +83,16 @@ impl Fleet {
             ..self.ports.clone()
         };
         self.egress = Some(Clawdbot::start(&["egress"], &self.config, &ports).await);
+    }
+
+    /// Starts the ingress again on its port (after it was killed or stopped).
+    pub async fn restart_ingress(&mut self) {
+        self.ingress = Clawdbot::start(
+            &["ingress", "--platform", "onebot"],
+            &self.config,
+            &self.ports,
+        )
+        .await;
     }
 
     /// Starts one more worker process.
@@ -124,4 +143,26 @@ pub fn signal(process: &Clawdbot, signal: &str) {
 pub async fn kill_9(process: &mut Clawdbot) {
     signal(process, "KILL");
     let _exited = tokio::time::timeout(Duration::from_secs(10), process.child.wait()).await;
+}
+
+/// Points the config's Postgres DSN at a proxy in front of the test Postgres.
+async fn route_postgres_through_a_proxy(config: &std::path::Path) -> TcpProxy {
+    let url = clawdbot_testkit::database_url();
+    let address = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("host:port in the test database URL")
+        .to_string();
+    let target = tokio::net::lookup_host(&address)
+        .await
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .expect("the test Postgres address");
+    let proxy = TcpProxy::start(target).await;
+    let text = std::fs::read_to_string(config).expect("config");
+    let proxied = text.replace(&address, &format!("127.0.0.1:{}", proxy.port));
+    assert_ne!(text, proxied, "the DSN names {address}");
+    std::fs::write(config, proxied).expect("config");
+    proxy
 }
