@@ -72,6 +72,10 @@ pub struct Args {
     /// when the server closes them), to measure the echo path beside them.
     #[arg(long, default_value_t = 0)]
     pub slow_clients: usize,
+    /// Set the workers' `order_wait_secs` (0 turns per-conversation order off), to measure
+    /// what ordering costs; unset, clawdbot's default.
+    #[arg(long)]
+    pub order_wait_secs: Option<u64>,
     /// Print the table header before the row.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub header: bool,

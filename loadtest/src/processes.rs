@@ -95,11 +95,15 @@ egress: {{ listen: "127.0.0.1:{egress_port}", endpoint: "http://127.0.0.1:{egres
 history: {{ enabled: {history} }}
 sandbox: {{ enabled: {sandbox} }}
 telemetry: {{ log_format: text }}
-worker: {{ wasm: {{ allow_unsigned: true }} }}
+worker: {{ wasm: {{ allow_unsigned: true }}{order_wait} }}
 {wecom_section}"#,
                 api = mocks.onebot.api_root(),
                 wecom_section = wecom_section(mocks.wecom) + &qq_section(mocks.qq),
                 history = args.history,
+                order_wait = args
+                    .order_wait_secs
+                    .map(|secs| format!(", order_wait_secs: {secs}"))
+                    .unwrap_or_default(),
                 sandbox = args.path == crate::PathKind::Sandbox || args.mode != Mode::Cluster,
             ),
         )?;
