@@ -43,6 +43,11 @@ enum Outcome {
     DeadLetter(String),
 }
 
+/// The broadcast channel on which a group's workers say they finished turns.
+pub(crate) fn turns_channel(group: &str) -> String {
+    format!("turns:{group}")
+}
+
 /// The entries being retried in this process; the consumer loop keeps them fresh.
 #[derive(Clone, Default)]
 pub(crate) struct Held(Arc<Mutex<HashSet<String>>>);
@@ -282,6 +287,11 @@ impl Handler {
             return;
         }
         self.turn_finished.notify_waiters();
+        // Other workers' waiting messages: best effort, they poll too.
+        let _told = self
+            .bus
+            .broadcast(&turns_channel(&self.group), &[])
+            .await;
     }
 
     /// Moves `entry` to the dead letters (counted and logged by the bus); if the bus cannot take

@@ -66,6 +66,9 @@ pub async fn run(
         turn_finished: Arc::default(),
         shutdown: shutdown.clone(),
     };
+    if !settings.order_wait.is_zero() {
+        wake_on_turns_finished_elsewhere(&handler, &shutdown).await;
+    }
     let permits = Arc::new(Semaphore::new(settings.concurrency));
     // Reclaimed entries have slots of their own: when every slot is taken by messages waiting
     // for their turn, the earlier messages they wait for — left by a dead worker — must still
@@ -120,6 +123,32 @@ pub async fn run(
     while batches.join_next().await.is_some() {}
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Wakes this process's messages waiting for their turn whenever any worker of the group
+/// finishes turns (a broadcast per batch), so a conversation split across workers does not
+/// advance at the pace of a poll. Polling stays as the fallback (a missed broadcast).
+async fn wake_on_turns_finished_elsewhere(handler: &Handler, shutdown: &Shutdown) {
+    let channel = crate::batch::turns_channel(&handler.group);
+    match handler.bus.subscribe(&channel).await {
+        Ok(mut finished) => {
+            let (wake, shutdown) = (handler.turn_finished.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        message = finished.recv() => match message {
+                            Some(_) => wake.notify_waiters(),
+                            None => return,
+                        },
+                    }
+                }
+            });
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot subscribe to finished turns; polling them only");
+        }
+    }
 }
 
 /// How long a draining worker waits for more entries before it calls the queue empty.
