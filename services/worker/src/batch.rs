@@ -288,10 +288,7 @@ impl Handler {
         }
         self.turn_finished.notify_waiters();
         // Other workers' waiting messages: best effort, they poll too.
-        let _told = self
-            .bus
-            .broadcast(&turns_channel(&self.group), &[])
-            .await;
+        let _told = self.bus.broadcast(&turns_channel(&self.group), &[]).await;
     }
 
     /// Moves `entry` to the dead letters (counted and logged by the bus); if the bus cannot take
