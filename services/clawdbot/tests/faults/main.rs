@@ -30,6 +30,16 @@ const LOAD: Load = Load {
 /// How long after the traffic a case waits for the last owed reply.
 const PATIENCE: Duration = Duration::from_secs(45);
 
+/// Asserts nothing was lost, repeated or reordered, with every process's log tail otherwise.
+fn assert_clean(tally: &traffic::Tally, fleet: &Fleet) {
+    assert_eq!(
+        (tally.lost, tally.duplicated, tally.out_of_order),
+        (0, 0, 0),
+        "{tally:?}\n{}",
+        fleet.logs()
+    );
+}
+
 /// Runs `load` into `fleet`, runs the `fault` block a third of the way in, and returns the
 /// tally (recovery counted from the fault's end: the `Instant` the block evaluates to).
 macro_rules! under_load {
@@ -59,12 +69,7 @@ async fn worker_killed_mid_traffic_loses_and_repeats_nothing() {
         Instant::now()
     });
     report("worker kill -9 (platform answering in 300 ms)", &tally);
-    assert_eq!(
-        (tally.lost, tally.duplicated, tally.out_of_order),
-        (0, 0, 0),
-        "{tally:?}\n{}",
-        fleet.logs()
-    );
+    assert_clean(&tally, &fleet);
 }
 
 #[tokio::test]
@@ -120,12 +125,7 @@ async fn platform_outage_of_ten_seconds_recovers_fast() {
         Instant::now()
     });
     report("platform answering 500 for 10 s", &tally);
-    assert_eq!(
-        (tally.lost, tally.duplicated, tally.out_of_order),
-        (0, 0, 0),
-        "{tally:?}\n{}",
-        fleet.logs()
-    );
+    assert_clean(&tally, &fleet);
     assert!(
         tally.recovery < Duration::from_secs(30),
         "every message answered within 30 s of the platform's return: {tally:?}"
@@ -146,12 +146,7 @@ async fn platform_answering_after_the_timeout_gets_no_second_send() {
         Instant::now()
     });
     report("platform accepting, answering after the timeout", &tally);
-    assert_eq!(
-        (tally.lost, tally.duplicated, tally.out_of_order),
-        (0, 0, 0),
-        "{tally:?}\n{}",
-        fleet.logs()
-    );
+    assert_clean(&tally, &fleet);
 }
 
 #[tokio::test]
@@ -171,12 +166,7 @@ async fn worker_frozen_for_ten_seconds_loses_and_repeats_nothing() {
         Instant::now()
     });
     report("worker frozen (SIGSTOP) 10 s", &tally);
-    assert_eq!(
-        (tally.lost, tally.duplicated, tally.out_of_order),
-        (0, 0, 0),
-        "{tally:?}\n{}",
-        fleet.logs()
-    );
+    assert_clean(&tally, &fleet);
 }
 
 async fn redis_restart(persistence: Persistence) -> (traffic::Tally, Fleet) {
@@ -236,12 +226,7 @@ async fn ingress_killed_and_restarted_loses_nothing_it_accepted() {
     report("ingress kill -9, restarted 1 s later", &tally);
     // Posts while it was down were refused (the platform retries those); only 2xx count.
     assert!(refused > 0, "the kill refused some posts");
-    assert_eq!(
-        (tally.lost, tally.duplicated, tally.out_of_order),
-        (0, 0, 0),
-        "{tally:?}\n{}",
-        fleet.logs()
-    );
+    assert_clean(&tally, &fleet);
 }
 
 #[tokio::test]
@@ -272,12 +257,7 @@ async fn sigterm_of_each_role_under_load_loses_and_repeats_nothing() {
         Instant::now()
     });
     report("SIGTERM of worker, egress, ingress in turn", &tally);
-    assert_eq!(
-        (tally.lost, tally.duplicated, tally.out_of_order),
-        (0, 0, 0),
-        "{tally:?}\n{}",
-        fleet.logs()
-    );
+    assert_clean(&tally, &fleet);
 }
 
 #[tokio::test]
@@ -302,12 +282,8 @@ async fn postgres_away_for_twenty_seconds_delays_history_only() {
         Instant::now()
     });
     report("Postgres away 20 s", &tally);
-    assert_eq!(
-        (tally.lost, tally.duplicated, tally.out_of_order),
-        (0, 0, 0),
-        "replies do not need Postgres: {tally:?}\n{}",
-        fleet.logs()
-    );
+    // Replies do not need Postgres.
+    assert_clean(&tally, &fleet);
     // History catches up, every message and reply once.
     let expected = tally.accepted * 2;
     let catching_up = Instant::now();
