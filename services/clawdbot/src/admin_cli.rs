@@ -51,18 +51,22 @@ pub async fn run(command: &AdminCommand, config: &Config) -> anyhow::Result<()> 
             let days = retention_days(retention)?;
             store.set_audit(true, days).await?;
             record(&*store, "audit.enable", &format!("retention {days}d")).await?;
-            println!("audit on, records kept {days} days");
+            crate::cli_out::say!("audit on, records kept {days} days");
         }
         AuditCommand::Disable(_) => {
             record(&*store, "audit.disable", "").await?;
             let days = store.audit_settings().await?.map_or(90, |(_, days)| days);
             store.set_audit(false, days).await?;
-            println!("audit off");
+            crate::cli_out::say!("audit off");
         }
         AuditCommand::Show { lines, .. } => {
-            println!(
+            crate::cli_out::say!(
                 "{:<20} {:<20} {:<16} {:<16} {:<8} REASON",
-                "AT (UTC)", "ACTOR", "ACTION", "TARGET", "DECISION"
+                "AT (UTC)",
+                "ACTOR",
+                "ACTION",
+                "TARGET",
+                "DECISION"
             );
             for r in store.audit_records(*lines).await? {
                 let at = format!(
@@ -74,9 +78,13 @@ pub async fn run(command: &AdminCommand, config: &Config) -> anyhow::Result<()> 
                     r.at.minute(),
                     r.at.second()
                 );
-                println!(
+                crate::cli_out::say!(
                     "{at:<20} {:<20} {:<16} {:<16} {:<8} {}",
-                    r.actor, r.action, r.target, r.decision, r.reason
+                    r.actor,
+                    r.action,
+                    r.target,
+                    r.decision,
+                    r.reason
                 );
             }
         }

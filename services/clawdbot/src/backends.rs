@@ -75,7 +75,7 @@ async fn open_sqlite(path: &Path, key: &str) -> anyhow::Result<(Arc<dyn Store>, 
 /// `clawdbot migrate`: opens the store, which applies the migrations.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let (_store, location) = connect_store(config).await?;
-    println!("migrations applied: {location}");
+    crate::cli_out::say!("migrations applied: {location}");
     Ok(())
 }
 

@@ -124,7 +124,7 @@ async fn list(
     crate::cli_out::line(&format!(
         "{:<16} {:<20} {:<9} {:<10} {:>4}  REASON",
         "ID", "AT (UTC)", "PLATFORM", "GROUP", "TRIES"
-    ))?;
+    ));
     for shown in &shown {
         crate::cli_out::line(&format!(
             "{:<16} {:<20} {:<9} {:<10} {:>4}  {}",
@@ -134,9 +134,9 @@ async fn list(
             shown.dead.group,
             shown.dead.deliveries,
             shown.dead.reason
-        ))?;
+        ));
     }
-    crate::cli_out::line(&format!("{} dead letters", shown.len()))?;
+    crate::cli_out::line(&format!("{} dead letters", shown.len()));
     Ok(())
 }
 
@@ -186,7 +186,7 @@ async fn show(bus: &Arc<dyn Bus>, id: &str) -> anyhow::Result<()> {
         )),
     }
     for line in lines {
-        crate::cli_out::line(&line)?;
+        crate::cli_out::line(&line);
     }
     Ok(())
 }
@@ -214,11 +214,12 @@ async fn replay(
                         .envelope
                         .map(|e| e.text)
                         .unwrap_or_default()
-                ))?,
+                )),
                 None => bail!("no dead letter `{id}`"),
             }
         }
-        return crate::cli_out::line(&format!("{} would be replayed (dry run)", ids.len()));
+        crate::cli_out::line(&format!("{} would be replayed (dry run)", ids.len()));
+        return Ok(());
     }
     let (store, _) = crate::backends::connect_store(config)
         .await
@@ -230,17 +231,18 @@ async fn replay(
             Replayed::Appended(new_id) => {
                 replayed += 1;
                 crate::admin_cli::record(&*store, "dlq.replay", id).await?;
-                crate::cli_out::line(&format!("replayed {id} as {new_id}"))?;
+                crate::cli_out::line(&format!("replayed {id} as {new_id}"));
             }
             Replayed::AlreadyReplayed => {
-                crate::cli_out::line(&format!("{id} was already replayed; not again"))?;
+                crate::cli_out::line(&format!("{id} was already replayed; not again"));
             }
             Replayed::Missing => bail!("no dead letter `{id}`"),
         }
     }
     crate::cli_out::line(&format!(
         "{replayed} replayed; replies already delivered for them are not sent again"
-    ))
+    ));
+    Ok(())
 }
 
 async fn purge(
@@ -257,5 +259,6 @@ async fn purge(
     crate::admin_cli::record(&*store, "dlq.purge", &format!("older than {older_than}")).await?;
     crate::cli_out::line(&format!(
         "{purged} dead letters older than {older_than} purged"
-    ))
+    ));
+    Ok(())
 }

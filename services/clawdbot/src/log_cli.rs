@@ -71,7 +71,7 @@ fn print_record(record: &LogRecord) {
         line.push_str("  ");
         line.push_str(&record.fields);
     }
-    println!("{line}");
+    crate::cli_out::say!("{line}");
 }
 
 pub async fn run(command: &LogCommand, config: &Config) -> anyhow::Result<()> {
@@ -98,7 +98,7 @@ pub async fn run(command: &LogCommand, config: &Config) -> anyhow::Result<()> {
             let mut records = store.logs(&query).await?;
             records.reverse();
             if records.is_empty() && !follow {
-                println!("no events recorded since {}", format_at(query.since));
+                crate::cli_out::say!("no events recorded since {}", format_at(query.since));
             }
             for record in &records {
                 print_record(record);
@@ -116,7 +116,7 @@ pub async fn run(command: &LogCommand, config: &Config) -> anyhow::Result<()> {
             };
             let since = OffsetDateTime::now_utc() - parse_span("--last", last)?;
             let rows = store.log_summary(group, since).await?;
-            println!(
+            crate::cli_out::say!(
                 "{:<28} {:>10} {:>8} {:>9}",
                 by.to_uppercase(),
                 "EVENTS",
@@ -124,13 +124,16 @@ pub async fn run(command: &LogCommand, config: &Config) -> anyhow::Result<()> {
                 "WARNINGS"
             );
             for row in &rows {
-                println!(
+                crate::cli_out::say!(
                     "{:<28} {:>10} {:>8} {:>9}",
-                    row.key, row.total, row.errors, row.warnings
+                    row.key,
+                    row.total,
+                    row.errors,
+                    row.warnings
                 );
             }
             if rows.is_empty() {
-                println!("(nothing recorded since {})", format_at(since));
+                crate::cli_out::say!("(nothing recorded since {})", format_at(since));
             }
         }
     }

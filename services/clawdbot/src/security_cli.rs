@@ -47,7 +47,7 @@ pub async fn run(command: &SecurityCommand, config: &Config) -> anyhow::Result<(
                 "a new master key (id {}); put it in CLAWDBOT_MASTER_KEY of every process:",
                 key.id()
             );
-            println!("{text}");
+            crate::cli_out::say!("{text}");
         }
         SecurityCommand::Set { name, .. } => {
             check_name(name)?;
@@ -66,7 +66,7 @@ pub async fn run(command: &SecurityCommand, config: &Config) -> anyhow::Result<(
             let vault = open_vault(config).await?;
             vault.put_value(name, value).await?;
             audit(&vault, "secret.set", name).await?;
-            println!(
+            crate::cli_out::say!(
                 "stored `{name}` under master key {}; the config can use ${{secret:{name}}}",
                 vault.keys().current().id()
             );
@@ -85,15 +85,19 @@ pub async fn run(command: &SecurityCommand, config: &Config) -> anyhow::Result<(
             let key = vault.issue_api_key(scope, &name).await?;
             audit(&vault, "api_key.issue", &name).await?;
             eprintln!("issued `{name}`; shown this once, accepted by every ingress within 2 s:");
-            println!("{key}");
+            crate::cli_out::say!("{key}");
         }
         SecurityCommand::List(_) => {
             let vault = open_vault(config).await?;
             let current = vault.keys().current().id().to_string();
             let records = vault.records().await?;
-            println!(
+            crate::cli_out::say!(
                 "{:<32} {:<8} {:<8} {:<9} {:<20} EXPIRES",
-                "NAME", "KIND", "SCOPE", "KEY", "CREATED (UTC)"
+                "NAME",
+                "KIND",
+                "SCOPE",
+                "KEY",
+                "CREATED (UTC)"
             );
             let (mut stale, mut unreadable) = (0, 0);
             for r in &records {
@@ -105,7 +109,7 @@ pub async fn run(command: &SecurityCommand, config: &Config) -> anyhow::Result<(
                 } else {
                     format!("{}!", r.key_id)
                 };
-                println!(
+                crate::cli_out::say!(
                     "{:<32} {:<8} {:<8} {:<9} {:<20} {}",
                     r.name,
                     r.kind,
@@ -115,7 +119,7 @@ pub async fn run(command: &SecurityCommand, config: &Config) -> anyhow::Result<(
                     r.expires_at.map_or_else(|| "-".to_string(), format_at)
                 );
             }
-            println!(
+            crate::cli_out::say!(
                 "{} secrets; current master key {current}; {stale} under an older key{}",
                 records.len(),
                 if stale > 0 {
@@ -125,7 +129,7 @@ pub async fn run(command: &SecurityCommand, config: &Config) -> anyhow::Result<(
                 }
             );
             if unreadable > 0 {
-                println!(
+                crate::cli_out::say!(
                     "{unreadable} marked ! do not open with CLAWDBOT_MASTER_KEY or CLAWDBOT_MASTER_KEYS_PREVIOUS"
                 );
             }
@@ -136,7 +140,7 @@ pub async fn run(command: &SecurityCommand, config: &Config) -> anyhow::Result<(
                 bail!("no secret named `{name}` (`clawdbot security list` shows them)");
             }
             audit(&vault, "secret.revoke", name).await?;
-            println!("revoked `{name}`: no ingress accepts it after 2 s");
+            crate::cli_out::say!("revoked `{name}`: no ingress accepts it after 2 s");
         }
         SecurityCommand::RotateKeys {
             all,
@@ -154,7 +158,7 @@ pub async fn run(command: &SecurityCommand, config: &Config) -> anyhow::Result<(
                 let report = vault.reseal_all().await?;
                 let key = vault.keys().current().id().to_string();
                 audit(&vault, "keys.rotate_master", &key).await?;
-                println!(
+                crate::cli_out::say!(
                     "master key {key}: {} secrets re-sealed, {} already under it",
                     report.resealed.len(),
                     report.current
@@ -172,13 +176,13 @@ pub async fn run(command: &SecurityCommand, config: &Config) -> anyhow::Result<(
             if *all || *api_keys {
                 let issued = vault.rotate_api_keys(grace).await?;
                 audit(&vault, "api_keys.rotate", &format!("{} keys", issued.len())).await?;
-                println!("{} API keys rotated:", issued.len());
+                crate::cli_out::say!("{} API keys rotated:", issued.len());
                 for key in &issued {
                     let old = key.old_valid_until.map_or_else(
                         || "old key revoked".to_string(),
                         |at| format!("old key valid until {} UTC", format_at(at)),
                     );
-                    println!("  {:<32} {}  ({old})", key.name, key.key);
+                    crate::cli_out::say!("  {:<32} {}  ({old})", key.name, key.key);
                 }
             }
         }

@@ -52,7 +52,7 @@ fn signing_key(signing: &SigningArg) -> anyhow::Result<Option<SigningKey>> {
 fn build(dir: &Path, output: &Path, key: Option<&SigningKey>) -> anyhow::Result<()> {
     let (manifest, checksum) =
         clawdbot_skills::package::build(dir, output, key).map_err(anyhow::Error::msg)?;
-    println!(
+    crate::cli_out::say!(
         "built {} {} → {} (sha256 {checksum}, {})",
         manifest.name,
         manifest.version,
@@ -134,7 +134,7 @@ async fn load(
     } else {
         String::new()
     };
-    println!(
+    crate::cli_out::say!(
         "loaded {name} {} from {}; every worker serves it within a second{replaces}",
         loaded.manifest.version,
         path.display()
@@ -157,7 +157,7 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
                 "private key written to {}; trust the public key on the workers (`worker.wasm.trusted_keys`):",
                 output.display()
             );
-            println!("{public}");
+            crate::cli_out::say!("{public}");
             return Ok(());
         }
         SkillCommand::List { remote: true, .. } => return list_index(config).await,
@@ -183,7 +183,7 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
                 .map_or_else(|| "?".to_string(), |m| m.version);
             crate::admin_cli::record(&*store, "skill.rollback", &format!("{name} {version}"))
                 .await?;
-            println!("{name} back to {version} on every worker (within a second)");
+            crate::cli_out::say!("{name} back to {version} on every worker (within a second)");
         }
         SkillCommand::Build { .. } | SkillCommand::Keygen { .. } => {}
         SkillCommand::List { .. } => {
@@ -194,9 +194,14 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
                 Some(a) => (a.calls.to_string(), format!("{:.0} ms", a.p99_ms)),
                 None => ("0".to_string(), "-".to_string()),
             };
-            println!(
+            crate::cli_out::say!(
                 "{:<14} {:<8} {:<8} {:<8} {:>10} {:>9}  DESCRIPTION",
-                "NAME", "VERSION", "ENABLED", "SOURCE", "CALLS/1H", "P99"
+                "NAME",
+                "VERSION",
+                "ENABLED",
+                "SOURCE",
+                "CALLS/1H",
+                "P99"
             );
             let mut rows: Vec<(String, String, bool, &str, String)> = skills
                 .iter()
@@ -263,7 +268,7 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
             for (name, version, enabled, source, description) in rows {
                 let (calls, p99) = usage(&name);
                 let enabled = if enabled { "yes" } else { "no" };
-                println!(
+                crate::cli_out::say!(
                     "{name:<14} {version:<8} {enabled:<8} {source:<8} {calls:>10} {p99:>9}  {description}"
                 );
             }
@@ -289,7 +294,7 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
                 "skill.disable"
             };
             crate::admin_cli::record(&*store, action, name).await?;
-            println!(
+            crate::cli_out::say!(
                 "{name} {} on every worker (within a second)",
                 if enabled { "enabled" } else { "disabled" }
             );
@@ -310,8 +315,8 @@ async fn print_served(config: &Config) -> anyhow::Result<()> {
     if workers.is_empty() {
         return Ok(());
     }
-    println!();
-    println!("{:<28} LOADED SKILLS SERVED", "WORKER");
+    crate::cli_out::say!();
+    crate::cli_out::say!("{:<28} LOADED SKILLS SERVED", "WORKER");
     for beat in workers {
         let served: Vec<String> = beat["skills"]
             .as_object()
@@ -322,7 +327,7 @@ async fn print_served(config: &Config) -> anyhow::Result<()> {
                     .collect()
             })
             .unwrap_or_default();
-        println!(
+        crate::cli_out::say!(
             "{:<28} {}",
             beat["instance"].as_str().unwrap_or("-"),
             if served.is_empty() {
@@ -350,12 +355,12 @@ async fn check(config: &Config) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         let token = settings.options.get("token").and_then(|t| t.as_str());
         match clawdbot_skills::remote::RemoteSkill::probe(address, token).await {
-            Ok(version) => println!(
+            Ok(version) => crate::cli_out::say!(
                 "ok    {name:<16} remote {address} answers (version {version}, {} ms)",
                 started.elapsed().as_millis()
             ),
             Err(reason) => {
-                println!("FAIL  {name:<16} remote {address}: {reason}");
+                crate::cli_out::say!("FAIL  {name:<16} remote {address}: {reason}");
                 failed.push(name.clone());
             }
         }
@@ -368,7 +373,9 @@ async fn check(config: &Config) -> anyhow::Result<()> {
     if let Err(error) = clawdbot_worker::router::Router::new(skills) {
         bail!("{error}");
     }
-    println!("ok    {builtin_count} built-in skills: options, triggers and permissions are valid");
+    crate::cli_out::say!(
+        "ok    {builtin_count} built-in skills: options, triggers and permissions are valid"
+    );
     if !failed.is_empty() {
         bail!("remote skills not answering: {}", failed.join(", "));
     }
@@ -392,9 +399,11 @@ async fn list_index(config: &Config) -> anyhow::Result<()> {
         .json()
         .await
         .map_err(|error| anyhow::anyhow!("`{url}` is not a skill index (a JSON list): {error}"))?;
-    println!(
+    crate::cli_out::say!(
         "{:<16} {:<10} {:<50} DOWNLOAD",
-        "NAME", "VERSION", "DESCRIPTION"
+        "NAME",
+        "VERSION",
+        "DESCRIPTION"
     );
     for entry in index {
         let field = |key: &str| {
@@ -404,7 +413,7 @@ async fn list_index(config: &Config) -> anyhow::Result<()> {
                 .unwrap_or("-")
                 .to_string()
         };
-        println!(
+        crate::cli_out::say!(
             "{:<16} {:<10} {:<50} {}",
             field("name"),
             field("version"),

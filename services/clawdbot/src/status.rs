@@ -130,21 +130,30 @@ pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
     let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
     let secs = |ms: i64| format!("{}s", ms.max(0) / 1000);
     if with_memory {
-        println!(
+        crate::cli_out::say!(
             "{:<8} {:<28} {:>12} {:>12} {:>12}  {:<10} MALLOC_CONF",
-            "ROLE", "INSTANCE", "ALLOCATED", "RESIDENT", "RETAINED", "THP"
+            "ROLE",
+            "INSTANCE",
+            "ALLOCATED",
+            "RESIDENT",
+            "RETAINED",
+            "THP"
         );
     } else {
-        println!(
+        crate::cli_out::say!(
             "{:<8} {:<28} {:<8} {:>8} {:>10}",
-            "ROLE", "INSTANCE", "VERSION", "UPTIME", "LAST SEEN"
+            "ROLE",
+            "INSTANCE",
+            "VERSION",
+            "UPTIME",
+            "LAST SEEN"
         );
     }
     for beat in &beats {
         let (role, instance) = (text(&beat["role"]), text(&beat["instance"]));
         if with_memory {
             let memory = &beat["memory"];
-            println!(
+            crate::cli_out::say!(
                 "{role:<8} {instance:<28} {:>12} {:>12} {:>12}  {:<10} {}",
                 mib(&memory["allocated"]),
                 mib(&memory["resident"]),
@@ -155,7 +164,7 @@ pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
         } else {
             let started = beat["started_ms"].as_i64().unwrap_or(now);
             let seen = beat["seen_ms"].as_i64().unwrap_or(now);
-            println!(
+            crate::cli_out::say!(
                 "{role:<8} {instance:<28} {:<8} {:>8} {:>10}",
                 text(&beat["version"]),
                 secs(now - started),
@@ -164,10 +173,10 @@ pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
         }
     }
     if beats.is_empty() {
-        println!("(no process has reported in the last {} s)", TTL.as_secs());
+        crate::cli_out::say!("(no process has reported in the last {} s)", TTL.as_secs());
     }
-    println!();
-    println!("{:<8} {:>10}  GROUPS (pending / lag)", "STREAM", "LENGTH");
+    crate::cli_out::say!();
+    crate::cli_out::say!("{:<8} {:>10}  GROUPS (pending / lag)", "STREAM", "LENGTH");
     for stream in [Stream::Inbound, Stream::Outbound, Stream::Dead] {
         let stats = bus.stats(stream).await?;
         let groups: Vec<String> = stats
@@ -175,7 +184,7 @@ pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
             .iter()
             .map(|(name, pending, lag)| format!("{name} {pending}/{lag}"))
             .collect();
-        println!(
+        crate::cli_out::say!(
             "{:<8} {:>10}  {}",
             stream.as_str(),
             stats.length,

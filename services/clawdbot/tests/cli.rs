@@ -83,3 +83,35 @@ fn a_port_already_in_use_is_named() {
     );
     let _removed = std::fs::remove_file(config);
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_not_with_a_panic() {
+    let dir = std::env::temp_dir().join(format!(
+        "clawdbot-pipe-{}",
+        clawdbot_testkit::random_suffix()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("clawdbot.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage: {{ type: sqlite, path: \"{}\" }}\n",
+            dir.join("c.db").display()
+        ),
+    )
+    .expect("config");
+    // `clawdbot admin audit show | head -0`: the reader is gone before the first line.
+    let mut child = clawdbot()
+        .args(["admin", "audit", "show", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _removed = std::fs::remove_dir_all(dir);
+}
