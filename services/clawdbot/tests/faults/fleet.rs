@@ -24,16 +24,17 @@ pub struct FleetOptions {
     pub postgres_proxy: bool,
 }
 
-/// The running fleet. Every process is killed on drop.
+/// The running fleet. Every process is killed on drop — before the Redis key space and the
+/// Postgres schema are removed (fields drop in this order), so that none writes them again.
 pub struct Fleet {
-    pub setup: Setup,
-    pub redis: Option<PrivateRedis>,
-    pub postgres_proxy: Option<TcpProxy>,
-    pub config: PathBuf,
-    pub ports: Ports,
     pub ingress: Clawdbot,
     pub egress: Option<Clawdbot>,
     pub workers: Vec<Option<Clawdbot>>,
+    pub postgres_proxy: Option<TcpProxy>,
+    pub redis: Option<PrivateRedis>,
+    pub config: PathBuf,
+    pub ports: Ports,
+    pub setup: Setup,
 }
 
 impl Fleet {
