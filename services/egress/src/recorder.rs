@@ -107,48 +107,79 @@ struct Writer {
     held: Arc<Mutex<HashMap<String, String>>>,
 }
 
+/// The records of one write, owned, so that a retry writes them again without copying them.
+#[derive(Default)]
+struct Batch {
+    completions: Vec<Completion>,
+    /// Told once the completions are in, in the same order.
+    written: Vec<oneshot::Sender<()>>,
+    releases: Vec<(String, String)>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.completions.len() + self.releases.len()
+    }
+
+    fn push(&mut self, record: Record) {
+        match record {
+            Record::Complete {
+                completion,
+                written,
+            } => {
+                self.completions.push(completion);
+                self.written.push(written);
+            }
+            Record::Release { reply_id, token } => self.releases.push((reply_id, token)),
+        }
+    }
+}
+
 impl Writer {
     async fn run(self, mut receiver: mpsc::UnboundedReceiver<Record>) {
-        let mut waiting: Vec<Record> = Vec::new();
-        let mut pause = FIRST_PAUSE;
-        let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
-            if waiting.is_empty() {
-                match receiver.recv().await {
-                    Some(record) => waiting.push(record),
-                    // The recorder is gone: nothing more can come.
-                    None => return,
-                }
+            let mut batch = Batch::default();
+            match receiver.recv().await {
+                Some(record) => batch.push(record),
+                // The recorder is gone: nothing more can come.
+                None => return,
             }
-            while waiting.len() < MAX_WRITE {
+            while batch.len() < MAX_WRITE {
                 match receiver.try_recv() {
-                    Ok(record) => waiting.push(record),
+                    Ok(record) => batch.push(record),
                     Err(_) => break,
                 }
             }
-            let take = waiting.len().min(MAX_WRITE);
-            match self.write(&waiting[..take]).await {
+            self.write_until_taken(&batch).await;
+            self.settle(&batch);
+            for written in batch.written {
+                // The delivery may have finished waiting (its caller gone).
+                let _heard = written.send(());
+            }
+        }
+    }
+
+    /// Writes `batch`, retrying with a growing pause until the bus takes it (what arrives
+    /// meanwhile waits in the queue for the next write).
+    async fn write_until_taken(&self, batch: &Batch) {
+        let mut pause = FIRST_PAUSE;
+        let mut failing_since: Option<tokio::time::Instant> = None;
+        loop {
+            match self.write(batch).await {
                 Ok(()) => {
-                    self.settle(&waiting[..take]);
-                    for record in waiting.drain(..take) {
-                        if let Record::Complete { written, .. } = record {
-                            // The delivery may have finished waiting (its caller gone).
-                            let _heard = written.send(());
-                        }
-                    }
-                    pause = FIRST_PAUSE;
-                    if let Some(since) = failing_since.take() {
+                    if let Some(since) = failing_since {
                         tracing::info!(
                             outage_ms = since.elapsed().as_millis() as u64,
                             "delivery outcomes recorded again after the bus came back"
                         );
                     }
+                    return;
                 }
                 Err(error) => {
                     telemetry::count_error("egress", error.kind());
                     if failing_since.is_none() {
                         failing_since = Some(tokio::time::Instant::now());
-                        tracing::error!(held = waiting.len(), error = %error, "cannot record delivery outcomes; holding them and retrying");
+                        tracing::error!(held = batch.len(), error = %error, "cannot record delivery outcomes; holding them and retrying");
                     }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(MAX_PAUSE);
@@ -157,28 +188,23 @@ impl Writer {
         }
     }
 
-    async fn write(&self, records: &[Record]) -> Result<(), clawdbot_bus::BusError> {
-        let mut completions = Vec::new();
-        let mut releases = Vec::new();
-        for record in records {
-            match record {
-                Record::Complete { completion, .. } => completions.push(completion.clone()),
-                Record::Release { reply_id, token } => {
-                    releases.push((reply_id.clone(), token.clone()));
-                }
-            }
-        }
+    async fn write(&self, batch: &Batch) -> Result<(), clawdbot_bus::BusError> {
         let ledger = self.bus.ledger();
-        ledger.complete_many(&completions, self.result_ttl).await?;
+        ledger
+            .complete_many(&batch.completions, self.result_ttl)
+            .await?;
         // Completing twice is harmless (the first result stays), so a release failing after
         // the completions landed simply writes them again.
-        ledger.release_many(&releases).await
+        ledger.release_many(&batch.releases).await
     }
 
-    fn settle(&self, records: &[Record]) {
+    fn settle(&self, batch: &Batch) {
         if let Ok(mut held) = self.held.lock() {
-            for record in records {
-                held.remove(record.reply_id());
+            for completion in &batch.completions {
+                held.remove(&completion.reply_id);
+            }
+            for (reply_id, _) in &batch.releases {
+                held.remove(reply_id);
             }
         }
     }
