@@ -123,21 +123,32 @@ pub struct StreamStats {
 }
 
 /// Errors from the bus. Every variant means "the bus could not be reached or refused": the
-/// caller treats it as transient (answer 503, leave unacked, retry).
+/// caller treats it as transient (answer 503, leave unacked, retry). The variants say nothing
+/// about the backend (the in-process bus never fails; Redis maps its errors in `redis`), so a
+/// backend added later fits without changing callers.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("redis command `{command}` failed")]
-    Redis {
+    /// The backend could not be reached (connection refused or lost, I/O).
+    #[error("bus command `{command}` failed")]
+    Unavailable {
         command: &'static str,
         #[source]
-        source: ::redis::RedisError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("redis command `{command}` timed out after {timeout:?}")]
+    /// The backend answered with an error: `code` is its error code (Redis: `NOGROUP`, `ERR`,
+    /// `LOADING` …), which backend code matches on to recover (recreate a group, reload a script).
+    #[error("bus command `{command}` refused ({code}): {detail}")]
+    Refused {
+        command: &'static str,
+        code: String,
+        detail: String,
+    },
+    #[error("bus command `{command}` timed out after {timeout:?}")]
     Timeout {
         command: &'static str,
         timeout: Duration,
     },
-    #[error("unexpected redis reply to `{command}`: {detail}")]
+    #[error("unexpected bus reply to `{command}`: {detail}")]
     Protocol {
         command: &'static str,
         detail: String,
@@ -148,10 +159,16 @@ impl BusError {
     /// Returns the error kind, used as the `error_type` metric label.
     pub fn kind(&self) -> &'static str {
         match self {
-            BusError::Redis { .. } => "bus_redis",
+            BusError::Unavailable { .. } => "bus_unavailable",
+            BusError::Refused { .. } => "bus_refused",
             BusError::Timeout { .. } => "bus_timeout",
             BusError::Protocol { .. } => "bus_protocol",
         }
+    }
+
+    /// Returns true when the backend refused with error `code`.
+    pub fn is_refusal(&self, code: &str) -> bool {
+        matches!(self, BusError::Refused { code: c, .. } if c == code)
     }
 }
 

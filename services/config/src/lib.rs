@@ -15,6 +15,7 @@ mod env;
 mod load;
 mod sections;
 mod skills;
+mod validate_sections;
 
 pub use env::{ConfigEnv, Env, ProcessEnv, SECRET_PREFIX};
 pub use load::{load_secret_references, load_value};

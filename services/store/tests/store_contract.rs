@@ -164,7 +164,7 @@ mod cases {
                     "ERROR",
                     "onebot",
                     "",
-                    "bus_redis",
+                    "bus_unavailable",
                     "ancient failure",
                     1,
                 ),

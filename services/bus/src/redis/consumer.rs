@@ -79,7 +79,7 @@ impl RedisConsumer {
 impl Consumer for RedisConsumer {
     async fn read(&mut self, count: usize, block: Duration) -> Result<Vec<Entry>, BusError> {
         match self.read_once(count, block).await {
-            Err(BusError::Redis { source, .. }) if source.code() == Some("NOGROUP") => {
+            Err(error) if error.is_refusal("NOGROUP") => {
                 // The group vanished (Redis restarted empty): recreate it and read again.
                 create_group(&mut self.conn, &self.stream, &self.group).await?;
                 self.read_once(count, block).await
@@ -100,7 +100,7 @@ impl Consumer for RedisConsumer {
             .clone();
         let reply: StreamAutoClaimReply =
             match timed("XAUTOCLAIM", cmd.query_async(&mut self.conn)).await {
-                Err(BusError::Redis { source, .. }) if source.code() == Some("NOGROUP") => {
+                Err(error) if error.is_refusal("NOGROUP") => {
                     return Ok(Vec::new());
                 }
                 other => other?,
@@ -252,7 +252,7 @@ pub(crate) async fn create_group(
         .arg("MKSTREAM")
         .clone();
     match timed::<()>("XGROUP CREATE", cmd.query_async(conn)).await {
-        Err(BusError::Redis { source, .. }) if source.code() == Some("BUSYGROUP") => Ok(()),
+        Err(error) if error.is_refusal("BUSYGROUP") => Ok(()),
         other => other,
     }
 }
@@ -274,9 +274,7 @@ pub(crate) async fn trim_acknowledged(
     {
         Ok(groups) => groups,
         // No such stream yet: nothing to trim.
-        Err(BusError::Redis { source, .. })
-            if source.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
-        {
+        Err(error) if error.is_refusal("ERR") => {
             return Ok(0);
         }
         Err(error) => return Err(error),

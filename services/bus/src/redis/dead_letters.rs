@@ -35,10 +35,7 @@ impl DeadLetters for RedisBus {
         let reply: redis::streams::StreamRangeReply =
             match timed("XRANGE", cmd.query_async(&mut self.conn.clone())).await {
                 // Not a stream id at all: there is no such dead letter.
-                Err(BusError::Redis { source, .. })
-                    if source.kind()
-                        == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
-                {
+                Err(error) if error.is_refusal("ERR") => {
                     return Ok(None);
                 }
                 other => other?,

@@ -36,7 +36,18 @@ pub struct RedisBus {
 }
 
 pub(crate) fn redis_error(command: &'static str) -> impl FnOnce(redis::RedisError) -> BusError {
-    move |source| BusError::Redis { command, source }
+    move |source| match source.code() {
+        // The server answered: keep its code, which the callers here match on to recover.
+        Some(code) => BusError::Refused {
+            command,
+            code: code.to_owned(),
+            detail: source.detail().unwrap_or_default().to_owned(),
+        },
+        None => BusError::Unavailable {
+            command,
+            source: Box::new(source),
+        },
+    }
 }
 
 /// Runs `future` with the command timeout.

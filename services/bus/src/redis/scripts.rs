@@ -94,7 +94,7 @@ impl Scripts {
 
 /// Returns true when Redis did not know a script (after a restart or SCRIPT FLUSH).
 pub(crate) fn is_noscript(error: &BusError) -> bool {
-    matches!(error, BusError::Redis { source, .. } if source.code() == Some("NOSCRIPT"))
+    error.is_refusal("NOSCRIPT")
 }
 
 /// Runs `pipe`, loading the scripts first if Redis has forgotten them.
