@@ -23,13 +23,25 @@ fn retention_days(text: &str) -> anyhow::Result<i32> {
     }
 }
 
+/// Who runs this command: `$USER`, else `$LOGNAME` (cron, `su`), else the numeric user id
+/// (containers without either), so an audit record always names someone.
+pub fn os_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|key| std::env::var(key).ok())
+        .find(|name| !name.trim().is_empty())
+        .or_else(|| {
+            let status = std::fs::read_to_string("/proc/self/status").ok()?;
+            let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+            Some(format!("uid{}", uid.split_whitespace().next()?))
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 /// Appends one record for an action taken from the CLI, if auditing is on.
 pub async fn record(store: &dyn Store, action: &str, target: &str) -> anyhow::Result<()> {
     if store.audit_settings().await?.is_some_and(|(on, _)| on) {
-        let actor = format!(
-            "cli:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".to_string())
-        );
+        let actor = format!("cli:{}", os_user());
         let record = AuditRecord {
             at: time::OffsetDateTime::now_utc(),
             actor,

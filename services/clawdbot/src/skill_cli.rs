@@ -26,8 +26,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// Who the store records as having flipped a switch.
 fn operator() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_string());
-    format!("cli:{user}")
+    format!("cli:{}", crate::admin_cli::os_user())
 }
 
 /// The signing key from `--key FILE`, else `CLAWDBOT_SKILL_SIGNING_KEY`, else none.
@@ -150,16 +149,7 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
             output,
             signing,
         } => return build(dir, output, signing_key(signing)?.as_ref()),
-        SkillCommand::Keygen { output } => {
-            let (private, public) = clawdbot_skills::package::sign::keygen();
-            write_private(output, &private)?;
-            eprintln!(
-                "private key written to {}; trust the public key on the workers (`worker.wasm.trusted_keys`):",
-                output.display()
-            );
-            crate::cli_out::say!("{public}");
-            return Ok(());
-        }
+        SkillCommand::Keygen { output } => return keygen(output),
         SkillCommand::List { remote: true, .. } => return list_index(config).await,
         _ => {}
     }
@@ -168,137 +158,182 @@ pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> 
         .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
     let (store, _) = crate::backends::connect_store(config).await?;
     match command {
-        // Handled above, before connecting to the store it does not need.
-        SkillCommand::Check(_) => {}
+        // Handled above, before connecting to the store they do not need.
+        SkillCommand::Check(_) | SkillCommand::Build { .. } | SkillCommand::Keygen { .. } => {}
         SkillCommand::Load { path, signing, .. } => {
             load(path, signing, config, &*store, &skills).await?;
         }
-        SkillCommand::Rollback { name, .. } => {
-            let Some(json) = store.rollback_skill(name).await? else {
-                bail!("`{name}` has no earlier loaded version to return to");
-            };
-            let version = serde_json::from_str::<clawdbot_skills::package::RegisteredSkill>(&json)
-                .ok()
-                .and_then(|r| r.verify(None, &[], true).ok())
-                .map_or_else(|| "?".to_string(), |m| m.version);
-            crate::admin_cli::record(&*store, "skill.rollback", &format!("{name} {version}"))
-                .await?;
-            crate::cli_out::say!("{name} back to {version} on every worker (within a second)");
-        }
-        SkillCommand::Build { .. } | SkillCommand::Keygen { .. } => {}
+        SkillCommand::Rollback { name, .. } => rollback(name, &*store).await?,
         SkillCommand::List { .. } => {
-            let switches = store.skill_states().await?;
-            let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
-            let activity = store.skill_activity(hour_ago).await?;
-            let usage = |name: &str| match activity.iter().find(|a| a.skill == name) {
-                Some(a) => (a.calls.to_string(), format!("{:.0} ms", a.p99_ms)),
-                None => ("0".to_string(), "-".to_string()),
-            };
-            crate::cli_out::say!(
-                "{:<14} {:<8} {:<8} {:<8} {:>10} {:>9}  DESCRIPTION",
-                "NAME",
-                "VERSION",
-                "ENABLED",
-                "SOURCE",
-                "CALLS/1H",
-                "P99"
-            );
-            let mut rows: Vec<(String, String, bool, &str, String)> = skills
-                .iter()
-                .map(|skill| {
-                    let manifest = skill.manifest();
-                    let configured = config
-                        .core
-                        .skills
-                        .get(&manifest.name)
-                        .and_then(|s| s.enabled);
-                    let enabled = switches
-                        .get(&manifest.name)
-                        .copied()
-                        .or(configured)
-                        .unwrap_or(manifest.enabled_by_default);
-                    (
-                        manifest.name.clone(),
-                        manifest.version.clone(),
-                        enabled,
-                        "builtin",
-                        manifest.description.clone(),
-                    )
-                })
-                .collect();
-            for (name, settings) in config
-                .core
-                .skills
-                .iter()
-                .filter(|(_, s)| s.remote.is_some())
-            {
-                let enabled = switches
-                    .get(name)
-                    .copied()
-                    .or(settings.enabled)
-                    .unwrap_or(true);
-                rows.push((
-                    name.clone(),
-                    "-".into(),
-                    enabled,
-                    "remote",
-                    settings.remote.clone().unwrap_or_default(),
-                ));
-            }
-            // Loaded skills replace built-in ones of their name.
-            for (name, json) in store.registered_skills().await? {
-                let registered =
-                    serde_json::from_str::<clawdbot_skills::package::RegisteredSkill>(&json).ok();
-                let manifest = registered
-                    .as_ref()
-                    .and_then(|r| r.verify(None, &[], true).ok());
-                let source = match &registered {
-                    Some(r) if r.component_sha256.is_some() => "wasm",
-                    _ => "loaded",
-                };
-                rows.retain(|row| row.0 != name);
-                rows.push((
-                    name.clone(),
-                    manifest.as_ref().map_or("?".into(), |m| m.version.clone()),
-                    switches.get(&name).copied().unwrap_or(true),
-                    source,
-                    manifest.map(|m| m.description).unwrap_or_default(),
-                ));
-            }
-            for (name, version, enabled, source, description) in rows {
-                let (calls, p99) = usage(&name);
-                let enabled = if enabled { "yes" } else { "no" };
-                crate::cli_out::say!(
-                    "{name:<14} {version:<8} {enabled:<8} {source:<8} {calls:>10} {p99:>9}  {description}"
-                );
-            }
+            list(config, &*store, &skills).await?;
             print_served(config).await?;
         }
-        SkillCommand::Enable { name, .. } | SkillCommand::Disable { name, .. } => {
-            let known = skills.iter().any(|s| s.name() == name)
-                || config
-                    .core
-                    .skills
-                    .get(name)
-                    .is_some_and(|s| s.remote.is_some())
-                || store.registered_skills().await?.contains_key(name);
-            if !known {
-                let names: Vec<&str> = skills.iter().map(|s| s.name()).collect();
-                bail!("no skill named `{name}` (known: {})", names.join(", "));
-            }
-            let enabled = matches!(command, SkillCommand::Enable { .. });
-            store.set_skill_state(name, enabled, &operator()).await?;
-            let action = if enabled {
-                "skill.enable"
-            } else {
-                "skill.disable"
-            };
-            crate::admin_cli::record(&*store, action, name).await?;
-            crate::cli_out::say!(
-                "{name} {} on every worker (within a second)",
-                if enabled { "enabled" } else { "disabled" }
-            );
+        SkillCommand::Enable { name, .. } => switch(name, true, config, &*store, &skills).await?,
+        SkillCommand::Disable { name, .. } => {
+            switch(name, false, config, &*store, &skills).await?;
         }
+    }
+    Ok(())
+}
+
+/// `skill keygen`: a new signing key pair; the private half to a file only its owner reads.
+fn keygen(output: &Path) -> anyhow::Result<()> {
+    let (private, public) = clawdbot_skills::package::sign::keygen();
+    write_private(output, &private)?;
+    eprintln!(
+        "private key written to {}; trust the public key on the workers (`worker.wasm.trusted_keys`):",
+        output.display()
+    );
+    crate::cli_out::say!("{public}");
+    Ok(())
+}
+
+/// `skill rollback NAME`: back to the version loaded before the current one.
+async fn rollback(name: &str, store: &dyn clawdbot_store::Store) -> anyhow::Result<()> {
+    let Some(json) = store.rollback_skill(name).await? else {
+        bail!("`{name}` has no earlier loaded version to return to");
+    };
+    let version = serde_json::from_str::<clawdbot_skills::package::RegisteredSkill>(&json)
+        .ok()
+        .and_then(|r| r.verify(None, &[], true).ok())
+        .map_or_else(|| "?".to_string(), |m| m.version);
+    crate::admin_cli::record(store, "skill.rollback", &format!("{name} {version}")).await?;
+    crate::cli_out::say!("{name} back to {version} on every worker (within a second)");
+    Ok(())
+}
+
+/// `skill enable|disable NAME`: the switch every worker reads; refused for a name no worker
+/// could serve.
+async fn switch(
+    name: &str,
+    enabled: bool,
+    config: &Config,
+    store: &dyn clawdbot_store::Store,
+    builtin: &[Arc<dyn clawdbot_core::skill::Skill>],
+) -> anyhow::Result<()> {
+    let known = builtin.iter().any(|s| s.name() == name)
+        || config
+            .core
+            .skills
+            .get(name)
+            .is_some_and(|s| s.remote.is_some())
+        || store.registered_skills().await?.contains_key(name);
+    if !known {
+        let names: Vec<&str> = builtin.iter().map(|s| s.name()).collect();
+        bail!("no skill named `{name}` (known: {})", names.join(", "));
+    }
+    store.set_skill_state(name, enabled, &operator()).await?;
+    let action = if enabled {
+        "skill.enable"
+    } else {
+        "skill.disable"
+    };
+    crate::admin_cli::record(store, action, name).await?;
+    crate::cli_out::say!(
+        "{name} {} on every worker (within a second)",
+        if enabled { "enabled" } else { "disabled" }
+    );
+    Ok(())
+}
+
+/// One row of `skill list`.
+struct Row {
+    name: String,
+    version: String,
+    enabled: bool,
+    source: &'static str,
+    description: String,
+}
+
+/// `skill list`: every skill a worker could serve (built-in, remote, loaded — a loaded one in
+/// place of the built-in of its name), its switch and its last hour.
+async fn list(
+    config: &Config,
+    store: &dyn clawdbot_store::Store,
+    builtin: &[Arc<dyn clawdbot_core::skill::Skill>],
+) -> anyhow::Result<()> {
+    let switches = store.skill_states().await?;
+    let mut rows: Vec<Row> = builtin
+        .iter()
+        .map(|skill| {
+            let manifest = skill.manifest();
+            let configured = config
+                .core
+                .skills
+                .get(&manifest.name)
+                .and_then(|s| s.enabled);
+            Row {
+                name: manifest.name.clone(),
+                version: manifest.version.clone(),
+                enabled: switches
+                    .get(&manifest.name)
+                    .copied()
+                    .or(configured)
+                    .unwrap_or(manifest.enabled_by_default),
+                source: "builtin",
+                description: manifest.description.clone(),
+            }
+        })
+        .collect();
+    for (name, settings) in config.core.skills.iter() {
+        let Some(remote) = &settings.remote else {
+            continue;
+        };
+        rows.push(Row {
+            name: name.clone(),
+            version: "-".into(),
+            enabled: switches
+                .get(name)
+                .copied()
+                .or(settings.enabled)
+                .unwrap_or(true),
+            source: "remote",
+            description: remote.clone(),
+        });
+    }
+    for (name, json) in store.registered_skills().await? {
+        let registered =
+            serde_json::from_str::<clawdbot_skills::package::RegisteredSkill>(&json).ok();
+        let manifest = registered
+            .as_ref()
+            .and_then(|r| r.verify(None, &[], true).ok());
+        let source = match &registered {
+            Some(r) if r.component_sha256.is_some() => "wasm",
+            _ => "loaded",
+        };
+        rows.retain(|row| row.name != name);
+        rows.push(Row {
+            version: manifest.as_ref().map_or("?".into(), |m| m.version.clone()),
+            enabled: switches.get(&name).copied().unwrap_or(true),
+            source,
+            description: manifest.map(|m| m.description).unwrap_or_default(),
+            name,
+        });
+    }
+    let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let activity = store.skill_activity(hour_ago).await?;
+    crate::cli_out::say!(
+        "{:<14} {:<8} {:<8} {:<8} {:>10} {:>9}  DESCRIPTION",
+        "NAME",
+        "VERSION",
+        "ENABLED",
+        "SOURCE",
+        "CALLS/1H",
+        "P99"
+    );
+    for row in rows {
+        let (calls, p99) = match activity.iter().find(|a| a.skill == row.name) {
+            Some(a) => (a.calls.to_string(), format!("{:.0} ms", a.p99_ms)),
+            None => ("0".to_string(), "-".to_string()),
+        };
+        let enabled = if row.enabled { "yes" } else { "no" };
+        crate::cli_out::say!(
+            "{:<14} {:<8} {enabled:<8} {:<8} {calls:>10} {p99:>9}  {}",
+            row.name,
+            row.version,
+            row.source,
+            row.description
+        );
     }
     Ok(())
 }

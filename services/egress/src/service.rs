@@ -119,6 +119,37 @@ impl EgressService {
                 return finish(outcomes);
             }
         };
+        let claimed = self.sort_claims(accepted, claims, &mut outcomes);
+        let running: Vec<_> = delivery::chains(claimed)
+            .into_iter()
+            .map(|chain| {
+                self.shutdown
+                    .spawn(delivery::run_chain(chain, self.recorder.clone()))
+            })
+            .collect();
+        for finished in futures::future::join_all(running).await {
+            match finished {
+                Ok(chain) => {
+                    for (index, outcome) in chain {
+                        outcomes[index] = Some(outcome);
+                    }
+                }
+                // A panicking sender: its replies read "not handled" and their leases expire.
+                Err(error) => tracing::error!(error = %error, "a delivery task failed"),
+            }
+        }
+        finish(outcomes)
+    }
+
+    /// Answers at once the replies delivered before (their stored result) or being delivered
+    /// elsewhere (unavailable, as are later replies of that conversation, which would overtake
+    /// it); returns the ones this call claimed, to deliver.
+    fn sort_claims(
+        &self,
+        accepted: Vec<Accepted>,
+        claims: Vec<Claim>,
+        outcomes: &mut [Option<Outcome>],
+    ) -> Vec<Claimed> {
         let mut claimed = Vec::with_capacity(accepted.len());
         // Conversations with a reply being delivered elsewhere: their later replies in this
         // call wait too, or they would overtake it.
@@ -166,25 +197,7 @@ impl EgressService {
                 }
             }
         }
-        let running: Vec<_> = delivery::chains(claimed)
-            .into_iter()
-            .map(|chain| {
-                self.shutdown
-                    .spawn(delivery::run_chain(chain, self.recorder.clone()))
-            })
-            .collect();
-        for finished in futures::future::join_all(running).await {
-            match finished {
-                Ok(chain) => {
-                    for (index, outcome) in chain {
-                        outcomes[index] = Some(outcome);
-                    }
-                }
-                // A panicking sender: its replies read "not handled" and their leases expire.
-                Err(error) => tracing::error!(error = %error, "a delivery task failed"),
-            }
-        }
-        finish(outcomes)
+        claimed
     }
 }
 

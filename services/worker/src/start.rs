@@ -85,27 +85,8 @@ pub async fn start(start: WorkerStart<'_>) -> anyhow::Result<()> {
         bus.ensure_group(clawdbot_bus::Stream::Inbound, pool)
             .await?;
     }
-    let settings = WorkerSettings {
-        group: group.clone(),
-        consumer_name: consumer_name.clone(),
-        batch_size: core.worker.batch_size,
-        block: Duration::from_millis(core.worker.block_ms),
-        reclaim_idle: Duration::from_secs(core.worker.reclaim_idle_secs),
-        max_deliveries: core.worker.max_deliveries,
-        concurrency: core.worker.concurrency,
-        order_wait: Duration::from_secs(core.worker.order_wait_secs),
-    };
-    let mut skills = clawdbot_skills::builtin(&clawdbot_config::skill_options(&core.skills))
-        .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
-    let remote =
-        clawdbot_skills::connect_remote(&clawdbot_config::remote_skills(&core.skills)).await;
-    skills.extend(remote.map_err(|problems| anyhow::anyhow!(problems.join("; ")))?);
-    // Every skill's name is known to the config reloader, whichever pool runs it.
-    let known: Vec<String> = skills
-        .iter()
-        .map(|skill| skill.name().to_string())
-        .collect();
-    skills.retain(|skill| listed.iter().any(|name| name == skill.name()) == listed_only);
+    let settings = worker_settings(config, &group, &consumer_name);
+    let (skills, known) = pool_skills(config, &listed, listed_only).await?;
     let router =
         RouterHandle::new(Router::new(skills.clone()).map_err(|error| anyhow::anyhow!(error))?);
     let policy = PolicyHandle::new(Policy::new(core.skills.clone(), &core.permissions));
@@ -146,19 +127,63 @@ pub async fn start(start: WorkerStart<'_>) -> anyhow::Result<()> {
     ));
     tail.spawn(crate::run_janitor(bus.clone(), JANITOR_EVERY, tail.clone()));
     if core.history.enabled {
-        let settings = HistorySettings {
-            consumer_name,
-            batch_size: core.history.batch_size,
-            block: Duration::from_millis(core.worker.block_ms),
-            linger: Duration::from_millis(core.history.linger_ms),
-            reclaim_idle: Duration::from_secs(core.worker.reclaim_idle_secs),
-        };
         tail.spawn(logged(
             "history",
-            crate::run_history(settings, bus, store, tail.clone()),
+            crate::run_history(
+                history_settings(config, consumer_name),
+                bus,
+                store,
+                tail.clone(),
+            ),
         ));
     }
     Ok(())
+}
+
+fn worker_settings(config: &Config, group: &str, consumer_name: &str) -> WorkerSettings {
+    let worker = &config.core.worker;
+    WorkerSettings {
+        group: group.to_string(),
+        consumer_name: consumer_name.to_string(),
+        batch_size: worker.batch_size,
+        block: Duration::from_millis(worker.block_ms),
+        reclaim_idle: Duration::from_secs(worker.reclaim_idle_secs),
+        max_deliveries: worker.max_deliveries,
+        concurrency: worker.concurrency,
+        order_wait: Duration::from_secs(worker.order_wait_secs),
+    }
+}
+
+fn history_settings(config: &Config, consumer_name: String) -> HistorySettings {
+    let core = &config.core;
+    HistorySettings {
+        consumer_name,
+        batch_size: core.history.batch_size,
+        block: Duration::from_millis(core.worker.block_ms),
+        linger: Duration::from_millis(core.history.linger_ms),
+        reclaim_idle: Duration::from_secs(core.worker.reclaim_idle_secs),
+    }
+}
+
+/// Returns the skills this pool runs (built-in and remote) and the name of every skill any
+/// pool runs (which the config reloader must know).
+async fn pool_skills(
+    config: &Config,
+    listed: &[String],
+    listed_only: bool,
+) -> anyhow::Result<(Vec<Arc<dyn clawdbot_core::skill::Skill>>, Vec<String>)> {
+    let core = &config.core;
+    let mut skills = clawdbot_skills::builtin(&clawdbot_config::skill_options(&core.skills))
+        .map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
+    let remote =
+        clawdbot_skills::connect_remote(&clawdbot_config::remote_skills(&core.skills)).await;
+    skills.extend(remote.map_err(|problems| anyhow::anyhow!(problems.join("; ")))?);
+    let known = skills
+        .iter()
+        .map(|skill| skill.name().to_string())
+        .collect();
+    skills.retain(|skill| listed.iter().any(|name| name == skill.name()) == listed_only);
+    Ok((skills, known))
 }
 
 /// Returns the consumer group of `pool`, the skills the config lists in pools, and whether

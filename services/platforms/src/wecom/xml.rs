@@ -107,6 +107,9 @@ enum Walk {
 /// Streams `xml`, calling `visit(parents, name, text)` at the end of every element below the
 /// root, within the limits. An element's text is what stands after its last child (all of it,
 /// for a leaf), so no text is given to more than one element.
+// Long on purpose: one loop over the reader's events, each arm enforcing a limit (depth,
+// element count, text size) on the spot; split, the limits would be checked far from where
+// the bytes are read.
 fn walk(xml: &str, mut visit: impl FnMut(&[String], &str, String) -> Walk) -> Result<(), XmlError> {
     let malformed = |reason: String| XmlError::Malformed(reason);
     let mut reader = Reader::from_str(xml);

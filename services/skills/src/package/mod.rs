@@ -296,54 +296,44 @@ impl RegisteredSkill {
 /// An unreadable file, a checksum or signature that does not match, a file not listed, or an
 /// invalid manifest.
 pub fn load(path: &Path) -> Result<LoadedPackage, String> {
-    let is_archive = path.extension().is_some_and(|e| e == "skill");
-    if !is_archive {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
-        let manifest = parse_manifest(&text)?;
-        if manifest.component.is_some() {
-            return Err(format!(
-                "`{}` describes a component skill: build it first (`clawdbot skill build {} --output NAME.skill`)",
-                path.display(),
-                path.parent().unwrap_or(Path::new(".")).display()
-            ));
-        }
-        let sums = format!(
-            "{}  {MANIFEST_FILE}\n",
-            hex::encode(Sha256::digest(text.as_bytes()))
-        );
-        return Ok(LoadedPackage {
-            manifest,
-            registered: RegisteredSkill {
-                manifest_yaml: text,
-                sums,
-                signature: None,
-                component_sha256: None,
-            },
-            component: None,
-        });
+    if path.extension().is_some_and(|e| e == "skill") {
+        load_archive(path)
+    } else {
+        load_manifest(path)
     }
-    let file = std::fs::File::open(path)
+}
+
+/// A bare `skill.yaml`: a remote skill (a component skill must be built into an archive).
+fn load_manifest(path: &Path) -> Result<LoadedPackage, String> {
+    let text = std::fs::read_to_string(path)
         .map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
-    let mut archive = tar::Archive::new(file.take(MAX_ARCHIVE_BYTES));
-    let mut files = BTreeMap::new();
-    let entries = archive
-        .entries()
-        .map_err(|error| format!("`{}` is not a skill archive: {error}", path.display()))?;
-    for entry in entries {
-        let mut entry =
-            entry.map_err(|error| format!("`{}` is damaged: {error}", path.display()))?;
-        let name = entry
-            .path()
-            .map_err(|error| format!("bad entry name: {error}"))?
-            .to_string_lossy()
-            .into_owned();
-        let mut bytes = Vec::new();
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|error| format!("cannot read `{name}` in the archive: {error}"))?;
-        files.insert(name, bytes);
+    let manifest = parse_manifest(&text)?;
+    if manifest.component.is_some() {
+        return Err(format!(
+            "`{}` describes a component skill: build it first (`clawdbot skill build {} --output NAME.skill`)",
+            path.display(),
+            path.parent().unwrap_or(Path::new(".")).display()
+        ));
     }
+    let sums = format!(
+        "{}  {MANIFEST_FILE}\n",
+        hex::encode(Sha256::digest(text.as_bytes()))
+    );
+    Ok(LoadedPackage {
+        manifest,
+        registered: RegisteredSkill {
+            manifest_yaml: text,
+            sums,
+            signature: None,
+            component_sha256: None,
+        },
+        component: None,
+    })
+}
+
+/// A `.skill` archive: every file checked against `SHA256SUMS` (and its signature, if signed).
+fn load_archive(path: &Path) -> Result<LoadedPackage, String> {
+    let mut files = read_archive(path)?;
     let sums = files
         .remove(SUMS_FILE)
         .ok_or_else(|| format!("`{}` has no {SUMS_FILE}", path.display()))?;
@@ -357,24 +347,7 @@ pub fn load(path: &Path) -> Result<LoadedPackage, String> {
         }
         None => None,
     };
-    let mut listed = 0;
-    for line in sums.lines().filter(|l| !l.trim().is_empty()) {
-        let (sum, name) = line
-            .split_once("  ")
-            .ok_or_else(|| format!("malformed {SUMS_FILE} line `{line}`"))?;
-        let bytes = files
-            .get(name)
-            .ok_or_else(|| format!("`{name}` is listed in {SUMS_FILE} but missing"))?;
-        if hex::encode(Sha256::digest(bytes)) != sum {
-            return Err(format!(
-                "checksum mismatch for `{name}`: the archive was altered"
-            ));
-        }
-        listed += 1;
-    }
-    if listed != files.len() {
-        return Err(format!("the archive holds files not listed in {SUMS_FILE}"));
-    }
+    check_sums(&sums, &files)?;
     let manifest_yaml = files
         .get(MANIFEST_FILE)
         .ok_or_else(|| format!("`{}` has no {MANIFEST_FILE}", path.display()))?;
@@ -397,6 +370,55 @@ pub fn load(path: &Path) -> Result<LoadedPackage, String> {
         },
         component,
     })
+}
+
+/// Every file of the archive at `path` by name, reading at most `MAX_ARCHIVE_BYTES`.
+fn read_archive(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let file = std::fs::File::open(path)
+        .map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
+    let mut archive = tar::Archive::new(file.take(MAX_ARCHIVE_BYTES));
+    let mut files = BTreeMap::new();
+    let entries = archive
+        .entries()
+        .map_err(|error| format!("`{}` is not a skill archive: {error}", path.display()))?;
+    for entry in entries {
+        let mut entry =
+            entry.map_err(|error| format!("`{}` is damaged: {error}", path.display()))?;
+        let name = entry
+            .path()
+            .map_err(|error| format!("bad entry name: {error}"))?
+            .to_string_lossy()
+            .into_owned();
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|error| format!("cannot read `{name}` in the archive: {error}"))?;
+        files.insert(name, bytes);
+    }
+    Ok(files)
+}
+
+/// Every file is listed in `sums` with its SHA-256, and every listed file is there.
+fn check_sums(sums: &str, files: &BTreeMap<String, Vec<u8>>) -> Result<(), String> {
+    let mut listed = 0;
+    for line in sums.lines().filter(|l| !l.trim().is_empty()) {
+        let (sum, name) = line
+            .split_once("  ")
+            .ok_or_else(|| format!("malformed {SUMS_FILE} line `{line}`"))?;
+        let bytes = files
+            .get(name)
+            .ok_or_else(|| format!("`{name}` is listed in {SUMS_FILE} but missing"))?;
+        if hex::encode(Sha256::digest(bytes)) != sum {
+            return Err(format!(
+                "checksum mismatch for `{name}`: the archive was altered"
+            ));
+        }
+        listed += 1;
+    }
+    if listed != files.len() {
+        return Err(format!("the archive holds files not listed in {SUMS_FILE}"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
