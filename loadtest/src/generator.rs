@@ -107,10 +107,11 @@ pub async fn run(args: &Args, port: u16) -> Sent {
                 let text = format!("/echo {}", text_of(seq));
                 let (body, signature) = match path {
                     PathKind::Onebot => {
+                        // A sender per message: one sender this fast reads as a bot loop.
                         let body = onebot_group_message(
                             SELF_ID,
                             100_000 + (seq % 97) as i64,
-                            42,
+                            1_000_000 + seq as i64,
                             seq as i64,
                             &text,
                         );
@@ -119,7 +120,7 @@ pub async fn run(args: &Args, port: u16) -> Sent {
                     }
                     PathKind::Sandbox => {
                         let body = serde_json::json!({
-                            "user_id": format!("user{}", seq % 97),
+                            "user_id": format!("user{seq}"),
                             "conversation": {"kind": "group", "id": crate::sse::GROUP},
                             "text": text,
                             "message_id": format!("lt{seq}"),
@@ -132,7 +133,8 @@ pub async fn run(args: &Args, port: u16) -> Sent {
                         (callback.body, String::new())
                     }
                     PathKind::Qq => {
-                        let body = qq.group_at(
+                        let body = qq.group_at_from(
+                            &format!("M{seq}"),
                             &format!("GROUP_AT_MESSAGE_CREATE:{seq}"),
                             &format!("m{seq}"),
                             &format!("G{}", seq % 97),

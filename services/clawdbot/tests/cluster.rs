@@ -137,7 +137,14 @@ async fn two_ingresses_and_two_workers_answer_every_message_once() {
         let setup = &setup;
         posts.push(async move {
             setup
-                .post_group_message(port, 1000 + id % 7, id, &format!("/echo n{id}"))
+                // Many senders, as in a busy group (one sender this fast reads as a bot loop).
+                .post_group_message_from(
+                    port,
+                    1000 + id % 7,
+                    5000 + id,
+                    id,
+                    &format!("/echo n{id}"),
+                )
                 .await
         });
     }

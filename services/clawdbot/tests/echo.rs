@@ -279,7 +279,8 @@ async fn embedded_sigterm_answers_and_records_everything_accepted_before_exiting
     for id in 0..total {
         assert_eq!(
             setup
-                .post_group_message(ports.ingress, 55, id, &format!("/echo d{id}"))
+                // Many senders, as in a busy group (one sender this fast reads as a bot loop).
+                .post_group_message_from(ports.ingress, 55, 5000 + id, id, &format!("/echo d{id}"))
                 .await,
             204
         );

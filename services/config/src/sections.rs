@@ -209,6 +209,31 @@ pub struct WorkerConfig {
     pub pools: std::collections::BTreeMap<String, Vec<String>>,
     /// Skills loaded as WebAssembly components (`clawdbot skill load`).
     pub wasm: WasmConfig,
+    /// Cuts bot-to-bot ping-pong (see [`LoopGuardConfig`]).
+    pub loop_guard: LoopGuardConfig,
+}
+
+/// `worker.loop_guard`: when one sender in one conversation triggers more than `max_replies`
+/// skills within `window_secs`, that is taken for another bot answering ours (two bots whose
+/// replies trigger each other); the bot then stops answering that sender there for
+/// `pause_secs`, logs it once and counts it (`clawdbot_worker_loops_cut_total`). People rarely
+/// ask twenty things a minute; bots in a loop do it in seconds. `max_replies: 0` is off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoopGuardConfig {
+    pub max_replies: u64,
+    pub window_secs: u64,
+    pub pause_secs: u64,
+}
+
+impl Default for LoopGuardConfig {
+    fn default() -> Self {
+        Self {
+            max_replies: 20,
+            window_secs: 60,
+            pause_secs: 300,
+        }
+    }
 }
 
 /// `worker.wasm`: the sandbox component skills run in, and whose signatures are trusted.
@@ -252,6 +277,7 @@ impl Default for WorkerConfig {
             consumer_name: None,
             pools: std::collections::BTreeMap::new(),
             wasm: WasmConfig::default(),
+            loop_guard: LoopGuardConfig::default(),
         }
     }
 }

@@ -24,6 +24,10 @@ pub struct SkillSettings {
     /// Only admins (the platform's group owners/admins, or `permissions.admins`).
     #[serde(default)]
     pub admin_only: bool,
+    /// In groups, only when the message mentions the bot (`@bot /echo hi`); private chats are
+    /// always addressed to it.
+    #[serde(default)]
+    pub require_mention: bool,
     /// `N/Ts`: at most N uses per user per T seconds, across all workers.
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
@@ -123,6 +127,10 @@ pub struct PermissionsConfig {
     /// Admins by platform (`onebot`) or account (`onebot/ops`): user ids.
     #[serde(default)]
     pub admins: BTreeMap<String, IdList>,
+    /// Groups (conversation ids, or `"*"` for every group) where no skill answers a message
+    /// that does not mention the bot: busy groups where the bot speaks only when addressed.
+    #[serde(default)]
+    pub require_mention_in: IdList,
 }
 
 /// A list of ids written as numbers or strings.

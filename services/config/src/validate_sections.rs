@@ -91,6 +91,25 @@ fn worker(problems: &mut Problems, config: &CoreConfig) {
     }
     problems.range("worker.order_wait_secs", worker.order_wait_secs, 0, 3600);
     problems.range("worker.concurrency", worker.concurrency as u64, 1, 10_000);
+    let guard = &worker.loop_guard;
+    problems.range(
+        "worker.loop_guard.max_replies",
+        guard.max_replies,
+        0,
+        10_000,
+    );
+    problems.range(
+        "worker.loop_guard.window_secs",
+        guard.window_secs,
+        1,
+        86_400,
+    );
+    problems.range(
+        "worker.loop_guard.pause_secs",
+        guard.pause_secs,
+        1,
+        7 * 86_400,
+    );
     let wasm = &worker.wasm;
     problems.range("worker.wasm.timeout_ms", wasm.timeout_ms, 10, 60_000);
     problems.range("worker.wasm.memory_mb", wasm.memory_mb, 1, 4096);

@@ -92,6 +92,31 @@ pub fn render_text(segments: &[Segment]) -> String {
     out
 }
 
+/// Takes every mention of the bot itself (`bot_user_id`) out of `segments` and returns whether
+/// there was one: a message addressed to the bot is routed and handed to skills as if the
+/// mention were not there (`@bot /echo hi` is `/echo hi`), and the envelope's `mentions_bot`
+/// records it. Mentions of anyone else (and `@all`) stay. The space a leading mention leaves
+/// is dropped.
+pub fn take_bot_mentions(segments: &mut Vec<Segment>, bot_user_id: &str) -> bool {
+    let before = segments.len();
+    segments.retain(|segment| {
+        !matches!(&segment.kind, Some(SegmentKind::Mention(m)) if !m.all && m.user_id == bot_user_id)
+    });
+    if segments.len() == before {
+        return false;
+    }
+    if let Some(Segment {
+        kind: Some(SegmentKind::Text(first)),
+    }) = segments.first_mut()
+    {
+        first.text = first.text.trim_start().to_string();
+        if first.text.is_empty() {
+            segments.remove(0);
+        }
+    }
+    true
+}
+
 impl Envelope {
     /// Returns a reply to this envelope, addressed to the same conversation, with the
     /// deterministic idempotency key of `skill`'s `index`-th reply.

@@ -33,6 +33,9 @@ pub const WORKER_ACKED_TOTAL: &str = "clawdbot_worker_acked_total";
 /// Messages answered before an earlier message of their conversation, because that one did
 /// not finish within `worker.order_wait_secs`, by `group`.
 pub const WORKER_ORDER_SKIPPED_TOTAL: &str = "clawdbot_worker_order_skipped_total";
+/// Conversations cut by the loop guard (a sender answered more often than people write), by
+/// `platform`.
+pub const WORKER_LOOPS_CUT_TOTAL: &str = "clawdbot_worker_loops_cut_total";
 /// Entries moved to the dead-letter stream, by `group`.
 pub const DEAD_LETTERS_TOTAL: &str = "clawdbot_dead_letters_total";
 /// History rows written, by `direction`.

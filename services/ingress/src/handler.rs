@@ -146,6 +146,11 @@ async fn handle(
                 count(platform, "ignored");
                 inbound.accepted_status().into_response()
             }
+            Inbox::Skipped { reason } => {
+                count(platform, reason);
+                tracing::debug!(platform, reason, "event not routed");
+                inbound.accepted_status().into_response()
+            }
         }
     }
     .instrument(span)

@@ -251,6 +251,9 @@ pub enum Inbox {
     },
     /// A valid request with nothing to publish (a heartbeat), answered with success.
     Nothing,
+    /// A valid event deliberately not routed (`reason` is the metric label and log field):
+    /// the bot's own message reported back to it, which answered would start a loop.
+    Skipped { reason: &'static str },
 }
 
 /// Why an inbound request was refused. Each variant maps to one HTTP status.

@@ -11,6 +11,7 @@ use clawdbot_core::telemetry::{
 };
 use tracing::Instrument;
 
+use crate::loop_guard::{LoopGuard, Verdict};
 use crate::policy::{Denial, Policy, PolicyHandle};
 use crate::router::{Router, RouterHandle};
 
@@ -36,6 +37,7 @@ pub struct Dispatcher {
     pool: String,
     history: Option<Arc<dyn clawdbot_core::skill::ConversationHistory>>,
     auditor: crate::audit::Auditor,
+    loop_guard: Option<LoopGuard>,
 }
 
 impl Dispatcher {
@@ -48,7 +50,14 @@ impl Dispatcher {
             pool: pool.to_string(),
             history: None,
             auditor: crate::audit::Auditor::disabled(),
+            loop_guard: None,
         }
+    }
+
+    /// Cuts reply loops between bots (see [`LoopGuard`]).
+    pub fn with_loop_guard(mut self, guard: Option<LoopGuard>) -> Self {
+        self.loop_guard = guard;
+        self
     }
 
     /// Records denials and admin-only skill calls in the audit trail.
@@ -71,7 +80,9 @@ impl Dispatcher {
         router
             .skills()
             .map(|skill| skill.manifest())
-            .filter(|m| policy.enabled(m) && policy.check(m, msg).is_ok())
+            .filter(|m| {
+                policy.enabled(m) && policy.addressed(m, msg) && policy.check(m, msg).is_ok()
+            })
             // Only what a person can trigger by writing something.
             .filter(|m| {
                 !(m.triggers.commands.is_empty()
@@ -88,6 +99,21 @@ impl Dispatcher {
     /// # Errors
     /// A skill failed: retry later, or dead-letter.
     pub async fn dispatch(&self, msg: &Envelope) -> Result<Vec<Reply>, DispatchError> {
+        let routed = !self.router.current().route(msg).skills.is_empty();
+        let Some(guard) = self.loop_guard.as_ref().filter(|_| routed) else {
+            return self.answer(msg).await;
+        };
+        // The guard's lookups run beside the skills: a loop is rare, a round trip on every
+        // message's path is not. A cut message's skills still ran; their replies are dropped.
+        let (verdict, replies) = tokio::join!(guard.admit(msg), self.answer(msg));
+        match verdict {
+            Verdict::Cut => Ok(Vec::new()),
+            Verdict::Answer => replies,
+        }
+    }
+
+    /// Routes `msg` and runs its skills within their rules.
+    async fn answer(&self, msg: &Envelope) -> Result<Vec<Reply>, DispatchError> {
         let policy = self.policy.current();
         let router = self.router.current();
         let routing = router.route(msg);
@@ -106,7 +132,7 @@ impl Dispatcher {
         }
         for skill in routing.skills {
             let manifest = skill.manifest();
-            if !policy.enabled(manifest) {
+            if !policy.enabled(manifest) || !policy.addressed(manifest, msg) {
                 continue;
             }
             if let Err(denial) = policy.check(manifest, msg) {

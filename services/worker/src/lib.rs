@@ -17,6 +17,7 @@ pub mod dispatch;
 pub mod history;
 mod janitor;
 pub mod loaded_skills;
+pub mod loop_guard;
 mod order;
 pub mod policy;
 pub mod policy_sync;

@@ -10,6 +10,10 @@
 //!    `permissions.admins` under the platform (`onebot`) or the account (`onebot/ops`);
 //! 4. `allow_groups` or `allow_users` set → allowed only in a listed group or for a listed user;
 //! 5. otherwise allowed. Then the rate limit, if any, is counted (across all workers).
+//!
+//! Before all of them: in a group where a mention is required (`skills.NAME.require_mention`,
+//! or the group in `permissions.require_mention_in`), a message that does not mention the bot
+//! is not for the bot at all, and is passed over in silence (no denial, no audit record).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -43,6 +47,8 @@ impl Denial {
 pub struct Policy {
     skills: BTreeMap<String, SkillSettings>,
     admins: BTreeMap<String, HashSet<String>>,
+    /// Groups where only messages mentioning the bot are answered; `*` is every group.
+    require_mention_in: HashSet<String>,
     /// Cluster-wide switches from the store; they beat the config.
     switches: BTreeMap<String, bool>,
 }
@@ -58,6 +64,7 @@ impl Policy {
         Self {
             skills,
             admins,
+            require_mention_in: permissions.require_mention_in.0.iter().cloned().collect(),
             switches: BTreeMap::new(),
         }
     }
@@ -77,6 +84,25 @@ impl Policy {
             .copied()
             .or_else(|| self.skills.get(&manifest.name).and_then(|s| s.enabled))
             .unwrap_or(manifest.enabled_by_default)
+    }
+
+    /// Returns whether `msg` is addressed to the bot as far as `manifest`'s skill is concerned:
+    /// anything but a group message is; a group message is unless a mention is required there
+    /// and the message does not mention the bot.
+    pub fn addressed(&self, manifest: &Manifest, msg: &Envelope) -> bool {
+        let Some(conversation) = &msg.conversation else {
+            return true;
+        };
+        if msg.mentions_bot || conversation.kind() != ConversationKind::Group {
+            return true;
+        }
+        let by_skill = self
+            .skills
+            .get(&manifest.name)
+            .is_some_and(|s| s.require_mention);
+        let by_group = self.require_mention_in.contains("*")
+            || self.require_mention_in.contains(&conversation.id);
+        !(by_skill || by_group)
     }
 
     /// Applies rules 2–4 to the sender of `msg`.
@@ -326,5 +352,48 @@ mod tests {
             "the cluster switch beats the config"
         );
         assert!(!switched.enabled(&manifest("echo")));
+    }
+
+    #[test]
+    fn a_required_mention_passes_over_unaddressed_group_messages_only() {
+        let by_skill = policy(
+            serde_json::json!({"faq": {"require_mention": true}}),
+            serde_json::json!({}),
+        );
+        let by_group = policy(
+            serde_json::json!({}),
+            serde_json::json!({"require_mention_in": [123]}),
+        );
+        let everywhere = policy(
+            serde_json::json!({}),
+            serde_json::json!({"require_mention_in": ["*"]}),
+        );
+        let in_group = msg("1", Some("123"), false);
+        let mut mentioned = in_group.clone();
+        mentioned.mentions_bot = true;
+        let private = msg("1", None, false);
+        let other_group = msg("1", Some("999"), false);
+        let (faq, echo) = (manifest("faq"), manifest("echo"));
+        assert!(!by_skill.addressed(&faq, &in_group));
+        assert!(
+            by_skill.addressed(&echo, &in_group),
+            "only the skill that asks"
+        );
+        assert!(!by_group.addressed(&echo, &in_group));
+        assert!(
+            by_group.addressed(&echo, &other_group),
+            "only the listed group"
+        );
+        assert!(!everywhere.addressed(&echo, &other_group));
+        for policy in [&by_skill, &by_group, &everywhere] {
+            assert!(
+                policy.addressed(&faq, &mentioned),
+                "a mention addresses the bot"
+            );
+            assert!(
+                policy.addressed(&faq, &private),
+                "a private chat is addressed"
+            );
+        }
     }
 }

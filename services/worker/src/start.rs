@@ -93,7 +93,11 @@ pub async fn start(start: WorkerStart<'_>) -> anyhow::Result<()> {
     let auditor = crate::audit::Auditor::start(store.clone(), tail);
     let dispatcher = Dispatcher::new(router.clone(), policy.clone(), bus.clone(), &group)
         .with_history(Arc::new(StoreHistory(store.clone())))
-        .with_auditor(auditor);
+        .with_auditor(auditor)
+        .with_loop_guard(crate::loop_guard::LoopGuard::new(
+            bus.clone(),
+            &core.worker.loop_guard,
+        ));
     // Skills loaded on the running cluster (`clawdbot skill load`) join the default pool.
     if !listed_only {
         let loader = Loader::new(store.clone(), core.worker.wasm.clone(), bus.clone(), served);

@@ -115,10 +115,12 @@ async fn post_all(
 
 /// Posts one message; true if the ingress accepted it (2xx).
 async fn post(client: &reqwest::Client, port: u16, message_id: i64, message: &Accepted) -> bool {
+    // One sender per message, as in a busy group: a single sender asking this often would be
+    // taken for another bot by the loop guard (`worker.loop_guard`).
     let body = clawdbot_testkit::onebot_group_message(
         SELF_ID,
         message.group,
-        42,
+        1_000_000 + message_id,
         message_id,
         &format!("/echo {}", message.text()),
     );

@@ -1,6 +1,6 @@
 //! Verifies and decodes OneBot HTTP POST events.
 
-use clawdbot_core::message::{new_envelope_id, now_ms, render_text};
+use clawdbot_core::message::{new_envelope_id, now_ms, render_text, take_bot_mentions};
 use clawdbot_core::proto::{
     Conversation, ConversationKind, Envelope, EventKind, Raw, Segment, Sender,
     segment::Kind as SegmentKind,
@@ -87,7 +87,16 @@ impl Inbound for OneBotInbound {
             )));
         }
         match event.post_type.as_str() {
-            "message" | "message_sent" => self.message(event).map(|e| Inbox::Envelopes(vec![e])),
+            // The bot's own sends, reported back when the implementation's self-reporting is on
+            // (NapCat `reportSelfMessage`, go-cqhttp `report-self-message`): never routed, or
+            // an answer containing its own trigger would answer itself for ever.
+            "message_sent" => Ok(Inbox::Skipped {
+                reason: "own_message",
+            }),
+            "message" if event.user_id == Some(self.config.self_id) => Ok(Inbox::Skipped {
+                reason: "own_message",
+            }),
+            "message" => self.message(event).map(|e| Inbox::Envelopes(vec![e])),
             "notice" | "request" => Ok(Inbox::Envelopes(vec![self.other_event(event, req.body)])),
             "meta_event" => Ok(Inbox::Nothing),
             other => Err(InboundError::UnsupportedEvent(format!(
@@ -134,11 +143,10 @@ impl OneBotInbound {
                 ));
             }
         };
-        let segments: Vec<Segment> = raw_segments.iter().map(to_segment).collect();
+        let mut segments: Vec<Segment> = raw_segments.iter().map(to_segment).collect();
         let self_id = self.config.self_id.to_string();
-        let mentions_bot = segments.iter().any(|segment| {
-            matches!(&segment.kind, Some(SegmentKind::Mention(m)) if m.user_id == self_id)
-        });
+        // `[CQ:at,qq=<self>] /echo hi` is handled as `/echo hi`, addressed to the bot.
+        let mentions_bot = take_bot_mentions(&mut segments, &self_id);
         let sender = event.sender.unwrap_or_default();
         let role = sender.role.unwrap_or_default();
         let dedupe_id = dedupe_id(message_id, event.time, user_id, &segments);

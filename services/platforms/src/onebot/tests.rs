@@ -182,7 +182,8 @@ fn cq_string_and_segment_array_decode_to_the_same_envelope() {
     from_array.id = from_string.id.clone();
     from_array.received_at_ms = from_string.received_at_ms;
     assert_eq!(from_string, from_array);
-    assert_eq!(from_string.text, "/echo a&b @10001 [image] [ok]");
+    // The bot's own mention is taken out wherever it stands.
+    assert_eq!(from_string.text, "/echo a&b  [image] [ok]");
     assert!(from_string.mentions_bot);
     let sender = from_string.sender.take().expect("sender");
     assert!(sender.is_admin);
@@ -192,6 +193,69 @@ fn cq_string_and_segment_array_decode_to_the_same_envelope() {
         _ => None,
     });
     assert_eq!(image.expect("image").url, "http://i/x.jpg?a=1&b=2,3");
+}
+
+#[test]
+fn a_leading_mention_of_the_bot_routes_as_the_command_and_other_mentions_stay() {
+    let inbound = OneBotInbound::new(account(None, 10001));
+    // As NapCat posts `@bot /echo hi @alice` typed in a group client (segment array form), and
+    // as go-cqhttp posts it (CQ string, `name` added by some implementations).
+    let bodies = [
+        r#"{"post_type":"message","self_id":10001,"message_type":"group","sub_type":"normal","message_id":8,"group_id":123,"user_id":456,"message":[{"type":"at","data":{"qq":"10001","name":"Bot"}},{"type":"text","data":{"text":" /echo hi "}},{"type":"at","data":{"qq":"777"}}]}"#,
+        r#"{"post_type":"message","self_id":10001,"message_type":"group","sub_type":"normal","message_id":8,"group_id":123,"user_id":456,"message":"[CQ:at,qq=10001] /echo hi [CQ:at,qq=777]"}"#,
+    ];
+    for body in bodies {
+        let envelope = single(run(&inbound, &[], body.as_bytes()).expect("decodes"));
+        assert_eq!(envelope.text, "/echo hi @777", "{body}");
+        assert!(envelope.mentions_bot);
+        let mentions: Vec<&str> = envelope
+            .segments
+            .iter()
+            .filter_map(|s| match &s.kind {
+                Some(Kind::Mention(m)) => Some(m.user_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            mentions,
+            ["777"],
+            "the bot's mention is taken out, others stay"
+        );
+        assert!(
+            matches!(&envelope.segments[0].kind, Some(Kind::Text(t)) if t.text.starts_with("/echo")),
+            "the command comes first, as skills read it"
+        );
+    }
+    let to_all = br#"{"post_type":"message","self_id":10001,"message_type":"group","message_id":9,"group_id":123,"user_id":456,"message":"[CQ:at,qq=all] /echo hi"}"#;
+    let envelope = single(run(&inbound, &[], to_all).expect("decodes"));
+    assert!(
+        !envelope.mentions_bot,
+        "@all addresses everyone, not the bot"
+    );
+    assert_eq!(envelope.text, "@all /echo hi");
+}
+
+#[test]
+fn the_bots_own_messages_are_never_routed() {
+    let inbound = OneBotInbound::new(account(None, 10001));
+    // NapCat / go-cqhttp self-reporting: `message_sent`; some implementations report the bot's
+    // own sends as `message` from user_id == self_id.
+    let reported = [
+        include_bytes!("../../../testkit/fuzz-corpus/onebot_event/seed-message-sent.json").as_slice(),
+        br#"{"post_type":"message","self_id":10001,"message_type":"group","message_id":5,"group_id":1,"user_id":10001,"message":"/echo /echo x"}"#,
+    ];
+    for body in reported {
+        assert!(
+            matches!(
+                run(&inbound, &[], body),
+                Ok(Inbox::Skipped {
+                    reason: "own_message"
+                })
+            ),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
 }
 
 #[test]

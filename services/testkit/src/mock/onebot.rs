@@ -49,6 +49,29 @@ impl SentMessage {
     }
 }
 
+/// What the mock reports back to clawdbot's callback for each group message it accepts.
+#[derive(Debug, Clone)]
+pub enum ReportBack {
+    /// The send itself, as `post_type: message_sent` from the bot (`user_id` = `self_id`):
+    /// what NapCat (`reportSelfMessage`) and go-cqhttp (`report-self-message`) post.
+    OwnSends { self_id: i64 },
+    /// Another bot in the group repeating what ours said after `prefix`, as a `message` from
+    /// `user_id`: with `prefix: "/echo "` the two bots answer each other for ever.
+    Peer {
+        self_id: i64,
+        user_id: i64,
+        prefix: String,
+    },
+}
+
+/// Where and how accepted messages are reported back.
+#[derive(Debug, Clone)]
+struct Reporting {
+    callback: SocketAddr,
+    secret: Option<String>,
+    mode: ReportBack,
+}
+
 /// A programmed answer for one upcoming call.
 #[derive(Debug, Clone, Copy)]
 pub enum Failure {
@@ -72,6 +95,7 @@ struct Shared {
     next_message_id: AtomicI64,
     notify: Notify,
     access_token: Option<String>,
+    reporting: Mutex<Option<Reporting>>,
 }
 
 /// The running mock. The server stops when this is dropped.
@@ -135,6 +159,18 @@ impl MockOneBot {
     pub fn answer_late(&self, count: usize, delay: Duration) {
         if let Ok(mut late) = self.shared.late.lock() {
             *late = (count, delay);
+        }
+    }
+
+    /// Reports every accepted group message back to `callback` (clawdbot's
+    /// `/clawdbot/onebot/callback`, signed with `secret` when given) as `mode` says.
+    pub fn report_back(&self, callback: SocketAddr, secret: Option<&str>, mode: ReportBack) {
+        if let Ok(mut reporting) = self.shared.reporting.lock() {
+            *reporting = Some(Reporting {
+                callback,
+                secret: secret.map(str::to_string),
+                mode,
+            });
         }
     }
 
@@ -220,6 +256,7 @@ async fn call(
         }
         None => {}
     }
+    let reporting = shared.reporting.lock().ok().and_then(|r| r.clone());
     let sent = SentMessage {
         action,
         group_id: body["group_id"].as_i64(),
@@ -227,11 +264,15 @@ async fn call(
         message: body["message"].clone(),
         received_at: Instant::now(),
     };
+    let message_id = shared.next_message_id.fetch_add(1, Ordering::Relaxed) + 1;
+    if let (Some(reporting), Some(group_id)) = (reporting, sent.group_id) {
+        let event = reported_event(&reporting.mode, group_id, message_id, &sent);
+        tokio::spawn(report(reporting, event));
+    }
     if let Ok(mut all) = shared.sent.lock() {
         all.push(sent);
     }
     shared.notify.notify_waiters();
-    let message_id = shared.next_message_id.fetch_add(1, Ordering::Relaxed) + 1;
     let delay = shared.late.lock().ok().and_then(|mut late| {
         (late.0 > 0).then(|| {
             late.0 -= 1;
@@ -242,6 +283,76 @@ async fn call(
         tokio::time::sleep(delay).await;
     }
     Json(json!({"status": "ok", "retcode": 0, "data": {"message_id": message_id}})).into_response()
+}
+
+/// The event an implementation posts for `sent`, built from the OneBot v11 spec's message
+/// event fields (not from clawdbot's decoder).
+fn reported_event(mode: &ReportBack, group_id: i64, message_id: i64, sent: &SentMessage) -> Value {
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let (post_type, self_id, user_id, message) = match mode {
+        ReportBack::OwnSends { self_id } => {
+            ("message_sent", *self_id, *self_id, sent.message.clone())
+        }
+        ReportBack::Peer {
+            self_id,
+            user_id,
+            prefix,
+        } => (
+            "message",
+            *self_id,
+            *user_id,
+            json!([{"type": "text", "data": {"text": format!("{prefix}{}", sent.text())}}]),
+        ),
+    };
+    json!({
+        "time": time, "self_id": self_id, "post_type": post_type, "message_type": "group",
+        "sub_type": "normal", "message_id": 1_000_000 + message_id, "group_id": group_id,
+        "user_id": user_id, "message": message, "raw_message": sent.text(), "font": 0,
+        "sender": {"user_id": user_id, "nickname": "peer", "card": "", "role": "member"},
+    })
+}
+
+/// Posts `event` to the callback as an implementation's HTTP POST reporting does: plain
+/// HTTP/1.1, `X-Self-ID`, and `X-Signature: sha1=<hex HMAC-SHA1 of the body>` with a secret.
+async fn report(reporting: Reporting, event: Value) {
+    use hmac::{KeyInit, Mac};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = event.to_string();
+    let mut head = format!(
+        "POST /clawdbot/onebot/callback HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nX-Self-ID: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reporting.callback,
+        event["self_id"],
+        body.len()
+    );
+    if let Some(secret) = &reporting.secret
+        && let Ok(mut mac) = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes())
+    {
+        mac.update(body.as_bytes());
+        let signature = hex::encode(mac.finalize().into_bytes());
+        head.push_str(&format!("X-Signature: sha1={signature}\r\n"));
+    }
+    head.push_str("\r\n");
+    let Ok(mut stream) = tokio::net::TcpStream::connect(reporting.callback).await else {
+        eprintln!(
+            "mock onebot: cannot reach the callback {}",
+            reporting.callback
+        );
+        return;
+    };
+    let written = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    match tokio::time::timeout(Duration::from_secs(5), written).await {
+        Ok(Ok(answer)) if answer.starts_with(b"HTTP/1.1 2") => {}
+        other => eprintln!("mock onebot: report refused or lost: {other:?}"),
+    }
 }
 
 fn refuse(shared: &Shared, status: StatusCode) -> Response {

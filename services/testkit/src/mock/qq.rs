@@ -324,9 +324,22 @@ impl QqEvents {
         ]
     }
 
-    /// A group @ message event, sent `age` ago.
+    /// A group @ message event from member `MEMBER1`, sent `age` ago.
     pub fn group_at(
         &self,
+        event_id: &str,
+        msg_id: &str,
+        group: &str,
+        content: &str,
+        age: Duration,
+    ) -> String {
+        self.group_at_from("MEMBER1", event_id, msg_id, group, content, age)
+    }
+
+    /// A group @ message event from `member` (its `member_openid`), sent `age` ago.
+    pub fn group_at_from(
+        &self,
+        member: &str,
         event_id: &str,
         msg_id: &str,
         group: &str,
@@ -339,7 +352,7 @@ impl QqEvents {
             .unwrap_or_default();
         json!({"op": 0, "id": event_id, "t": "GROUP_AT_MESSAGE_CREATE", "d": {
             "id": msg_id, "content": format!(" {content}"), "timestamp": timestamp,
-            "group_openid": group, "author": {"member_openid": "MEMBER1"},
+            "group_openid": group, "author": {"member_openid": member},
         }})
         .to_string()
     }
