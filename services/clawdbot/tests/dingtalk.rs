@@ -85,6 +85,7 @@ clawdbot_testkit::backend_suite!(Setup { cluster => Backend::Cluster, embedded =
     a_stream_mode_message_round_trips_through_the_gateway,
     a_silent_gateway_is_replaced_and_nothing_is_lost,
     a_malformed_stream_frame_is_acked_as_failed_and_the_connection_kept,
+    a_disconnect_notice_is_acked_and_the_client_reconnects,
 ]);
 
 mod cases {
@@ -281,6 +282,27 @@ mod cases {
             "the log says why:\n{}",
             bot.logs()
         );
+    }
+
+    pub async fn a_disconnect_notice_is_acked_and_the_client_reconnects(setup: Setup) {
+        let (dt, _ports, bot) = streaming(setup).await;
+        let notice = dt.mock.gateway.disconnect_all(Duration::from_secs(2));
+        assert!(
+            dt.mock.gateway.wait_opened(2, WAIT).await >= 2,
+            "reconnected:\n{}",
+            bot.logs()
+        );
+        assert!(
+            dt.mock.gateway.acks().contains(&(notice, 200)),
+            "the notice is acked like every frame: {:?}",
+            dt.mock.gateway.acks()
+        );
+        dt.mock
+            .gateway
+            .push_message(&stream_message(&dt, "st-4", "/echo on the new socket"));
+        let sent = dt.mock.wait_for(1, WAIT).await;
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].content(), "on the new socket");
     }
 
     pub async fn a_malformed_stream_frame_is_acked_as_failed_and_the_connection_kept(setup: Setup) {

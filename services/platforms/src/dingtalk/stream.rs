@@ -162,7 +162,10 @@ impl StreamClient {
                 Message::Text(text) => match self.handle(text.as_str(), sink).await {
                     Handled::Ack(ack) => Some(Message::Text(ack.to_string().into())),
                     Handled::NoAck => None,
-                    Handled::Disconnect => {
+                    Handled::Disconnect(ack) => {
+                        // Acked before leaving, as the official SDKs do, so the gateway knows
+                        // the notice arrived and does not hold it for the next socket.
+                        let _acked = write.send(Message::Text(ack.to_string().into())).await;
                         return SessionEnd::Disconnected("the gateway asked to reconnect".into());
                     }
                 },
@@ -190,7 +193,10 @@ impl StreamClient {
         let data = frame["data"].as_str().unwrap_or_default();
         match (frame["type"].as_str().unwrap_or_default(), topic) {
             ("SYSTEM", "ping") => Handled::Ack(ack(message_id, 200, "OK", data)),
-            ("SYSTEM", "disconnect") => Handled::Disconnect,
+            // DingTalk's Stream protocol: `disconnect` announces the server will close this
+            // socket (a deploy, a rebalance); the client acks it and opens a new connection
+            // (docs/protocols/dingtalk.md, Stream mode).
+            ("SYSTEM", "disconnect") => Handled::Disconnect(ack(message_id, 200, "OK", data)),
             ("CALLBACK", BOT_TOPIC) => match message::decode(&self.config, data.as_bytes()) {
                 Ok(envelope) => match sink.publish(envelope).await {
                     Ok(()) => Handled::Ack(ack(message_id, 200, "OK", r#"{"response":null}"#)),
@@ -214,7 +220,8 @@ impl StreamClient {
 enum Handled {
     Ack(Value),
     NoAck,
-    Disconnect,
+    /// Ack this, then leave and reconnect.
+    Disconnect(Value),
 }
 
 /// The ack frame: the same messageId, a code, and `data` as a JSON string.

@@ -36,6 +36,8 @@ struct Inner {
     unacked: BTreeMap<String, String>,
     /// Acks received: (messageId, code).
     acks: Vec<(String, i64)>,
+    /// `disconnect` notices sent and not acked yet, by messageId.
+    disconnects: HashSet<String>,
 }
 
 struct GatewayState {
@@ -144,13 +146,27 @@ impl StreamGateway {
         }
     }
 
-    /// Tells every connection to disconnect (a SYSTEM `disconnect` frame) and closes it.
-    pub fn disconnect_all(&self) {
-        let frame = system_frame("disconnect", "{}");
-        for connection in std::mem::take(&mut self.lock().connections).into_values() {
+    /// Tells every connection to disconnect (a SYSTEM `disconnect` frame), and closes it
+    /// `grace` later (the gateway leaves the client time to ack and reconnect); returns the
+    /// notice's messageId, whose ack shows in [`StreamGateway::acks`].
+    pub fn disconnect_all(&self, grace: Duration) -> String {
+        let message_id = uuid::Uuid::new_v4().to_string();
+        let frame = system_frame_with_id("disconnect", "{}", &message_id);
+        let connections = {
+            let mut inner = self.lock();
+            inner.disconnects.insert(message_id.clone());
+            std::mem::take(&mut inner.connections)
+        };
+        for connection in connections.values() {
             let _sent = connection.frames.send(Message::Text(frame.clone().into()));
-            let _closed = connection.frames.send(Message::Close(None));
         }
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            for connection in connections.into_values() {
+                let _closed = connection.frames.send(Message::Close(None));
+            }
+        });
+        message_id
     }
 
     /// Waits until `count` sockets were opened in all, or `timeout` passed.
@@ -176,9 +192,13 @@ fn lock(state: &GatewayState) -> MutexGuard<'_, Inner> {
 }
 
 fn system_frame(topic: &str, data: &str) -> String {
+    system_frame_with_id(topic, data, &uuid::Uuid::new_v4().to_string())
+}
+
+fn system_frame_with_id(topic: &str, data: &str, message_id: &str) -> String {
     json!({
         "specVersion": "1.0", "type": "SYSTEM",
-        "headers": {"contentType": "application/json", "messageId": uuid::Uuid::new_v4().to_string(),
+        "headers": {"contentType": "application/json", "messageId": message_id,
                      "time": clawdbot_core::now_ms().to_string(), "topic": topic},
         "data": data,
     })
@@ -268,7 +288,10 @@ async fn serve(state: Arc<GatewayState>, mut socket: WebSocket) {
                     let message_id = ack["headers"]["messageId"].as_str().unwrap_or_default().to_string();
                     let code = ack["code"].as_i64().unwrap_or_default();
                     let mut inner = lock(&state);
-                    if inner.unacked.remove(&message_id).is_some() || code != 200 {
+                    if inner.unacked.remove(&message_id).is_some()
+                        || inner.disconnects.remove(&message_id)
+                        || code != 200
+                    {
                         inner.acks.push((message_id, code));
                     }
                 }
