@@ -349,10 +349,11 @@ async fn a_full_queue_answers_503_so_the_platform_retries_and_performance_knobs_
     // No worker: the queue only fills. performance.max_queue_size bounds it.
     let config = setup.config(&setup.redis_url(), ports.egress, "performance:\n  worker_threads: 1\n  max_queue_size: 100\n  batch: { size: 50, interval_ms: 100 }\n");
     let _ingress = Clawdbot::start(&["ingress"], &config, &ports).await;
+    // Many senders, as a busy group (one sender this fast reads as a bot loop to the worker).
     for id in 0..100 {
         assert_eq!(
             setup
-                .post_group_message(ports.ingress, 1, id, "/echo fill")
+                .post_group_message_from(ports.ingress, 1, 5000 + id, id, "/echo fill")
                 .await,
             204,
             "message {id}"

@@ -18,6 +18,7 @@ clawdbot_testkit::backend_suite!(Setup { cluster => Backend::Cluster, embedded =
     where_a_mention_is_required_only_addressed_messages_are_answered,
     the_bots_own_sends_reported_back_are_not_answered,
     two_bots_answering_each_other_are_cut,
+    events_recorded_by_other_projects_are_accepted_and_recorded,
 ]);
 
 /// A group message as NapCat posts it, with `segments` as the message array.
@@ -183,5 +184,65 @@ mod cases {
         post_signed(&setup, ports.ingress, &again).await;
         let sent = setup.mock.wait_for(7, WAIT).await;
         assert!(sent.iter().any(|m| m.text() == "still here"), "{sent:?}");
+    }
+
+    /// Every event of `testkit/fixtures/external/onebot` (NapCat recordings and NoneBot's test
+    /// event, see SOURCES.md) through the running ingress: each accepted, the messages in
+    /// history with the text `expected.json` names, the bot's own messages and the notices
+    /// never answered, nothing answered at all (none is a command).
+    pub async fn events_recorded_by_other_projects_are_accepted_and_recorded(setup: Setup) {
+        let ports = Ports::new();
+        let _bot = Clawdbot::start(&["up"], &setup.default_config(&ports), &ports).await;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testkit/fixtures/external/onebot");
+        let expected: Vec<serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
+        )
+        .expect("json");
+        let mut owed: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for case in &expected {
+            let file = case["file"].as_str().expect("file");
+            let mut event: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join(file)).expect(file)).expect(file);
+            // The one change: the recording account's id becomes the test account's.
+            let recorded_self = event["self_id"].clone();
+            event["self_id"] = SELF_ID.into();
+            if event["user_id"] == recorded_self {
+                event["user_id"] = SELF_ID.into();
+            }
+            post_signed(&setup, ports.ingress, &event.to_string()).await;
+            if case["outcome"] == "message" {
+                let conversation = case["conversation"].as_str().expect("conversation");
+                let id = conversation.split_once(':').expect("kind:id").1;
+                owed.entry(id.to_string())
+                    .or_default()
+                    .push(case["text"].as_str().expect("text").to_string());
+            }
+        }
+        for (conversation, mut texts) in owed {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            let recorded = loop {
+                let mut recorded: Vec<String> = setup
+                    .history(&conversation)
+                    .await
+                    .into_iter()
+                    .filter(|r| r.event_type.starts_with("message"))
+                    .map(|r| r.text)
+                    .collect();
+                recorded.sort();
+                if recorded.len() >= texts.len() || tokio::time::Instant::now() > deadline {
+                    break recorded;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            texts.sort();
+            assert_eq!(recorded, texts, "conversation {conversation}");
+        }
+        assert_eq!(
+            settled_count(&setup, Duration::from_secs(1)).await,
+            0,
+            "nothing answered: {:?}",
+            setup.mock.sent()
+        );
     }
 }

@@ -319,3 +319,66 @@ fn replies_encode_as_segment_arrays() {
         ])
     );
 }
+
+/// Events other projects recorded from real implementations (NapCat, NoneBot's fixtures; see
+/// `testkit/fixtures/external/onebot/SOURCES.md`), each decoded with its own `self_id` into
+/// what `expected.json` says: a message (conversation and text), the bot's own message, or a
+/// notice.
+#[test]
+fn events_recorded_by_other_projects_decode_as_expected() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testkit/fixtures/external/onebot");
+    let expected: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
+    )
+    .expect("expected.json is JSON");
+    assert!(expected.len() >= 14, "every collected event is listed");
+    for case in expected {
+        let file = case["file"].as_str().expect("file");
+        let body = std::fs::read(dir.join(file)).expect(file);
+        let event: Value = serde_json::from_slice(&body).expect(file);
+        let inbound =
+            OneBotInbound::new(account(None, event["self_id"].as_i64().expect("self_id")));
+        let inbox = run(&inbound, &[], &body).unwrap_or_else(|e| panic!("{file}: refused: {e}"));
+        match case["outcome"].as_str().expect("outcome") {
+            "own_message" => assert!(
+                matches!(
+                    inbox,
+                    Inbox::Skipped {
+                        reason: "own_message"
+                    }
+                ),
+                "{file}: {inbox:?}"
+            ),
+            "notice" => {
+                let envelope = single(inbox);
+                assert_eq!(envelope.kind(), EventKind::Notice, "{file}");
+                assert_eq!(
+                    envelope.event_type,
+                    case["event_type"].as_str().expect("event_type"),
+                    "{file}"
+                );
+            }
+            "message" => {
+                let envelope = single(inbox);
+                let conversation = envelope.conversation.clone().expect("conversation");
+                let kind = match conversation.kind() {
+                    ConversationKind::Group => "group",
+                    _ => "private",
+                };
+                assert_eq!(
+                    format!("{kind}:{}", conversation.id),
+                    case["conversation"].as_str().expect("conversation"),
+                    "{file}"
+                );
+                assert_eq!(
+                    envelope.text,
+                    case["text"].as_str().expect("text"),
+                    "{file}"
+                );
+                assert_eq!(envelope.kind(), EventKind::Message, "{file}");
+            }
+            other => panic!("{file}: unknown outcome {other}"),
+        }
+    }
+}
