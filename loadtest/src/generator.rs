@@ -40,6 +40,7 @@ pub fn as_reply(sent: &WeComSent) -> SentMessage {
         group_id: None,
         user_id: None,
         message: serde_json::Value::String(sent.content()),
+        via: "http",
         received_at: sent.received_at,
     }
 }
@@ -51,6 +52,7 @@ pub fn qq_reply(sent: &QqSent) -> SentMessage {
         group_id: None,
         user_id: None,
         message: serde_json::Value::String(sent.content()),
+        via: "http",
         received_at: sent.received_at,
     }
 }

@@ -54,6 +54,7 @@ impl SseCollector {
                         group_id: None,
                         user_id: None,
                         message,
+                        via: "sse",
                         received_at,
                     };
                     if let Ok(mut all) = replies.lock() {

@@ -255,13 +255,14 @@ pub trait Streams: Send + Sync {
 /// Messages to every process at once (sandbox replies, registry changes).
 #[async_trait::async_trait]
 pub trait Broadcast: Send + Sync {
-    /// Sends `payload` to every current subscriber of `channel`, in every process. Live views
-    /// only (the sandbox chat): nothing is stored, and a subscriber that is not listening at
-    /// that moment misses it.
+    /// Sends `payload` to every current subscriber of `channel`, in every process, and returns
+    /// how many it reached. Live views and calls only (the sandbox chat, a OneBot socket's
+    /// calls): nothing is stored, and a subscriber that is not listening at that moment misses
+    /// it.
     ///
     /// # Errors
     /// The bus is unreachable.
-    async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<(), BusError>;
+    async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<u64, BusError>;
 
     /// Subscribes to `channel`. The subscription lives until the receiver is dropped, and
     /// reconnects by itself after a bus outage (missing what was sent meanwhile).

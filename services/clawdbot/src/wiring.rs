@@ -32,6 +32,27 @@ pub fn platform_services(
         sandbox_sink: Some(Arc::new(BusSandboxSink(bus.clone()))),
         shared: Some(bus.clone()),
         issued_keys: clawdbot_platforms::IssuedKeys::default(),
+        relay: Some(Arc::new(BusRelay(bus.clone()))),
+    }
+}
+
+/// Calls between processes (a OneBot socket's sends) go over the bus's broadcast.
+struct BusRelay(Arc<dyn Bus>);
+
+#[async_trait::async_trait]
+impl clawdbot_platforms::relay::Relay for BusRelay {
+    async fn send(&self, channel: &str, payload: &[u8]) -> Result<u64, String> {
+        self.0
+            .broadcast(channel, payload)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    async fn listen(&self, channel: &str) -> Result<tokio::sync::mpsc::Receiver<Vec<u8>>, String> {
+        self.0
+            .subscribe(channel)
+            .await
+            .map_err(|error| error.to_string())
     }
 }
 
@@ -44,6 +65,7 @@ impl clawdbot_platforms::sandbox::SandboxSink for BusSandboxSink {
         self.0
             .broadcast(channel, &payload)
             .await
+            .map(|_reached| ())
             .map_err(|error| error.to_string())
     }
 }

@@ -28,8 +28,8 @@ const HANDOVER_WAIT: Duration = Duration::from_secs(4);
 const HANDOVER_GRACE: Duration = Duration::from_millis(300);
 
 /// Publishes envelopes from connections like the webhook handler does (dedupe by message id).
-struct PublisherSink {
-    publisher: Publisher,
+pub(crate) struct PublisherSink {
+    pub(crate) publisher: Publisher,
 }
 
 #[async_trait::async_trait]

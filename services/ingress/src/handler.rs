@@ -85,7 +85,7 @@ pub(crate) async fn ready(State(state): State<Arc<IngressState>>) -> Response {
     }
 }
 
-fn not_found(state: &IngressState, platform: &str, id: Option<&str>) -> Response {
+pub(crate) fn not_found(state: &IngressState, platform: &str, id: Option<&str>) -> Response {
     let mut known: Vec<String> = state
         .inbounds
         .keys()

@@ -7,8 +7,9 @@
 //! the answer is 503, so that the platform retries and nothing is lost.
 //!
 //! Routes: `/clawdbot/{platform}/callback` (the platform's only account, or the one with id
-//! `default`) and `/clawdbot/{platform}/{id}/callback`; `/healthz` (the process is up) and
-//! `/readyz` (Redis answers and the process is not shutting down).
+//! `default`) and `/clawdbot/{platform}/{id}/callback`; sockets a platform opens to us at
+//! `/clawdbot/{platform}[/{id}]/ws[/{role}]` (OneBot reverse WebSocket); `/healthz` (the process
+//! is up) and `/readyz` (Redis answers and the process is not shutting down).
 
 mod access;
 mod body;
@@ -17,6 +18,7 @@ mod handler;
 mod publisher;
 mod sandbox;
 pub mod server;
+mod socket;
 mod start;
 pub mod tls;
 
@@ -108,6 +110,16 @@ pub fn router(
         .route(
             "/clawdbot/{platform}/{id}/callback",
             any(handler::named_account),
+        )
+        .route("/clawdbot/{platform}/ws", get(socket::default_account))
+        .route(
+            "/clawdbot/{platform}/ws/{role}",
+            get(socket::default_account_role),
+        )
+        .route("/clawdbot/{platform}/{id}/ws", get(socket::named_account))
+        .route(
+            "/clawdbot/{platform}/{id}/ws/{role}",
+            get(socket::named_account_role),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(handler::ready))

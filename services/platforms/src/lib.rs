@@ -22,9 +22,11 @@ mod one_or_many;
 pub mod onebot;
 pub mod qq;
 pub mod registry;
+pub mod relay;
 pub mod reply_context;
 pub mod sandbox;
 pub mod send_limit;
+pub mod socket;
 pub mod token;
 pub mod wecom;
 
@@ -341,6 +343,11 @@ pub trait Inbound: Send + Sync {
     /// # Errors
     /// A body that does not decode.
     fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError>;
+    /// The socket this account's platform side may open to the ingress instead of calling the
+    /// webhook (OneBot reverse WebSocket); none by default.
+    fn socket(&self) -> Option<&dyn socket::SocketEndpoint> {
+        None
+    }
 }
 
 /// Where a connection-shaped inbound (DingTalk Stream mode) puts the envelopes it receives:
@@ -412,6 +419,9 @@ pub struct PlatformServices {
     pub shared: Option<Arc<dyn clawdbot_core::shared::SharedState>>,
     /// API keys issued from the store (`clawdbot security issue-key`), refreshed by the ingress.
     pub issued_keys: IssuedKeys,
+    /// Calls between processes for replies that leave through a socket one process holds
+    /// (OneBot over WebSocket).
+    pub relay: Option<Arc<dyn relay::Relay>>,
 }
 
 /// Builds the inbound half of every configured account.

@@ -186,11 +186,12 @@ impl crate::Streams for MemoryBus {
 
 #[async_trait::async_trait]
 impl crate::Broadcast for MemoryBus {
-    async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<(), BusError> {
+    async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<u64, BusError> {
         let sender = self.inner.lock().broadcast_sender(channel);
-        // No subscriber is not an error: live views only.
-        let _receivers = sender.send(std::sync::Arc::new(payload.to_vec()));
-        Ok(())
+        // No subscriber is not an error (live views): it reached none.
+        Ok(sender
+            .send(std::sync::Arc::new(payload.to_vec()))
+            .map_or(0, |reached| reached as u64))
     }
 
     async fn subscribe(
@@ -201,7 +202,13 @@ impl crate::Broadcast for MemoryBus {
         let (tx, rx) = tokio::sync::mpsc::channel(SUBSCRIBER_BUFFER);
         tokio::spawn(async move {
             loop {
-                let payload = match receiver.recv().await {
+                // Ends as soon as the subscriber is dropped, so that it stops counting as a
+                // receiver of `broadcast` at once.
+                let received = tokio::select! {
+                    received = receiver.recv() => received,
+                    () = tx.closed() => return,
+                };
+                let payload = match received {
                     Ok(payload) => payload,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,

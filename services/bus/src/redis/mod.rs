@@ -271,13 +271,12 @@ impl crate::Streams for RedisBus {
 
 #[async_trait::async_trait]
 impl crate::Broadcast for RedisBus {
-    async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<(), BusError> {
+    async fn broadcast(&self, channel: &str, payload: &[u8]) -> Result<u64, BusError> {
         let cmd = redis::cmd("PUBLISH")
             .arg(self.keys.broadcast(channel))
             .arg(payload)
             .clone();
-        let _receivers: u64 = timed("PUBLISH", cmd.query_async(&mut self.conn.clone())).await?;
-        Ok(())
+        timed("PUBLISH", cmd.query_async(&mut self.conn.clone())).await
     }
 
     async fn subscribe(

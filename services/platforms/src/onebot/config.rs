@@ -17,11 +17,25 @@ pub struct OneBotConfig {
     /// HMAC key for `X-Signature`; when unset, events are not signed (trust the network).
     #[serde(default)]
     pub secret: Option<String>,
-    /// Bearer token for the HTTP API.
+    /// Bearer token: sent to the implementation's HTTP API and forward WebSocket, and required
+    /// of a reverse WebSocket connecting to us (`Authorization: Bearer` or `?access_token=`).
     #[serde(default)]
     pub access_token: Option<String>,
-    /// Base URL of the implementation's HTTP API (`http://127.0.0.1:5700`).
+    /// How events arrive and API calls leave: `http` (events POSTed to the callback, calls to
+    /// `api_root`), `ws-reverse` (the implementation connects to `/clawdbot/onebot/ws`; events
+    /// and calls on that socket) or `ws-forward` (clawdbot connects to `ws_url`).
+    #[serde(default)]
+    pub transport: Transport,
+    /// Base URL of the implementation's HTTP API (`http://127.0.0.1:5700`); `http` only.
+    #[serde(default)]
     pub api_root: String,
+    /// The implementation's WebSocket server (`ws://127.0.0.1:3001`); `ws-forward` only.
+    #[serde(default)]
+    pub ws_url: Option<String>,
+    /// `ws-forward`: how long an ingress's hold on the socket lasts (renewed every third);
+    /// after a holder dies another ingress connects within it.
+    #[serde(default = "default_ws_lease_secs")]
+    pub ws_lease_secs: u64,
     /// Timeout of one API call.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -44,6 +58,23 @@ pub struct OneBotConfig {
     /// or `give_up` (never twice, lost if the implementation never got it).
     #[serde(default)]
     pub unknown_outcome: crate::late_answer::UnknownOutcome,
+}
+
+/// How one account talks to its implementation (OneBot v11's communication methods).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// HTTP POST events to the callback, HTTP API calls.
+    #[default]
+    Http,
+    /// The implementation connects to clawdbot's WebSocket (reverse WebSocket).
+    WsReverse,
+    /// clawdbot connects to the implementation's WebSocket server (forward WebSocket).
+    WsForward,
+}
+
+fn default_ws_lease_secs() -> u64 {
+    10
 }
 
 pub(crate) fn number_or_numeric_string<'de, D: serde::Deserializer<'de>>(
@@ -99,11 +130,33 @@ impl OneBotConfig {
                 "`{path}.secret` is empty: remove it to accept unsigned events"
             ));
         }
-        if !(self.api_root.starts_with("http://") || self.api_root.starts_with("https://")) {
-            problems.push(format!(
-                "`{path}.api_root` must be an http:// or https:// URL, got `{}`",
-                self.api_root
-            ));
+        match self.transport {
+            Transport::Http => {
+                if !(self.api_root.starts_with("http://") || self.api_root.starts_with("https://"))
+                {
+                    problems.push(format!(
+                        "`{path}.api_root` must be an http:// or https:// URL (transport http), got `{}`",
+                        self.api_root
+                    ));
+                }
+            }
+            Transport::WsForward => {
+                let url = self.ws_url.as_deref().unwrap_or_default();
+                if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                    problems.push(format!(
+                        "`{path}.ws_url` must be the implementation's ws:// or wss:// address (transport ws-forward), got `{url}`"
+                    ));
+                }
+                crate::check_range(
+                    &mut problems,
+                    path,
+                    "ws_lease_secs",
+                    self.ws_lease_secs,
+                    3,
+                    300,
+                );
+            }
+            Transport::WsReverse => {}
         }
         crate::check_http_settings(&mut problems, path, self.timeout_secs, self.max_attempts);
         crate::check_range(

@@ -33,18 +33,99 @@ fn hmac(secret: &str) -> Hmac<Sha1> {
 /// The inbound half of one OneBot account.
 pub struct OneBotInbound {
     config: OneBotConfig,
+    /// Where API calls for a reverse socket held here come from.
+    relay: Option<std::sync::Arc<dyn crate::relay::Relay>>,
 }
 
 impl OneBotInbound {
     /// Returns the inbound half for `config`.
     pub fn new(config: OneBotConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            relay: None,
+        }
+    }
+
+    /// Serves API calls on reverse sockets through `relay`.
+    pub fn with_relay(mut self, relay: Option<std::sync::Arc<dyn crate::relay::Relay>>) -> Self {
+        self.relay = relay;
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::socket::SocketEndpoint for OneBotInbound {
+    /// OneBot v11 reverse WebSocket: `Authorization: Bearer <access_token>` (or
+    /// `?access_token=`), `X-Self-ID` when sent must be this account's, `X-Client-Role`
+    /// (or the path's `/event`, `/api`) says what the socket carries.
+    fn accept(
+        &self,
+        headers: &http::HeaderMap,
+        query: Option<&str>,
+        role: Option<&str>,
+    ) -> Result<String, InboundError> {
+        if let Some(expected) = &self.config.access_token {
+            let from_header = headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("Token "))
+                });
+            let from_query = query.and_then(|q| {
+                q.split('&')
+                    .find_map(|pair| pair.strip_prefix("access_token="))
+            });
+            let given = from_header
+                .or(from_query)
+                .ok_or(InboundError::MissingSignature {
+                    header: "Authorization",
+                })?;
+            if !crate::secret_matches(given, std::iter::once(expected)) {
+                return Err(InboundError::BadSignature);
+            }
+        }
+        let self_id = headers.get("x-self-id").and_then(|v| v.to_str().ok());
+        if let Some(self_id) = self_id
+            && self_id.trim() != self.config.self_id.to_string()
+        {
+            return Err(InboundError::MalformedBody(format!(
+                "X-Self-ID `{self_id}` is not account `{}` (self_id `{}`)",
+                self.config.id, self.config.self_id
+            )));
+        }
+        let header_role = headers.get("x-client-role").and_then(|v| v.to_str().ok());
+        let role = role.or(header_role);
+        super::ws::Role::parse(role)
+            .map(|role| role.label().to_string())
+            .ok_or_else(|| {
+                InboundError::MalformedBody(format!(
+                    "X-Client-Role `{}` is none of Universal, Event, API",
+                    role.unwrap_or_default()
+                ))
+            })
+    }
+
+    async fn serve(
+        &self,
+        io: crate::socket::SocketIo,
+        role: &str,
+        sink: &dyn crate::EnvelopeSink,
+        stop: crate::Stop<'_>,
+    ) -> String {
+        let role = super::ws::Role::parse(Some(role)).unwrap_or(super::ws::Role::Universal);
+        let mut stop = stop;
+        super::ws::serve(io, role, self, sink, self.relay.as_deref(), &mut stop).await
     }
 }
 
 impl Inbound for OneBotInbound {
     fn platform(&self) -> &'static str {
         NAME
+    }
+
+    fn socket(&self) -> Option<&dyn crate::socket::SocketEndpoint> {
+        (self.config.transport == super::Transport::WsReverse).then_some(self as _)
     }
 
     fn bot_id(&self) -> &str {

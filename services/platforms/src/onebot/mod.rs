@@ -21,9 +21,10 @@ mod outbound;
 mod segments;
 #[cfg(test)]
 mod tests;
+pub mod ws;
 
-pub use config::OneBotConfig;
 pub(crate) use config::number_or_numeric_string;
+pub use config::{OneBotConfig, Transport};
 pub use context::OneBotReplyContext;
 pub use inbound::{OneBotInbound, signature_header};
 pub use outbound::OneBotOutbound;
@@ -50,19 +51,39 @@ impl Section for OneOrMany<OneBotConfig> {
     fn chats(&self) -> bool {
         !self.is_empty()
     }
-    fn inbounds(&self, _: &PlatformServices) -> Vec<Arc<dyn Inbound>> {
+    fn inbounds(&self, services: &PlatformServices) -> Vec<Arc<dyn Inbound>> {
         self.iter()
-            .map(|account| Arc::new(OneBotInbound::new(account.clone())) as Arc<dyn Inbound>)
+            .map(|account| {
+                Arc::new(OneBotInbound::new(account.clone()).with_relay(services.relay.clone()))
+                    as Arc<dyn Inbound>
+            })
             .collect()
     }
     fn outbounds(
         &self,
-        _: &PlatformServices,
+        services: &PlatformServices,
     ) -> Result<crate::registry::AccountOutbounds, OutboundError> {
+        // One answer channel per process for every account's socket calls.
+        let caller = services
+            .relay
+            .clone()
+            .map(|relay| Arc::new(ws::WsCaller::new(relay)));
         self.iter()
             .map(|account| {
-                let outbound: Arc<dyn Outbound> = Arc::new(OneBotOutbound::new(account.clone())?);
+                let outbound: Arc<dyn Outbound> =
+                    Arc::new(OneBotOutbound::new(account.clone(), caller.clone())?);
                 Ok((account.id.clone(), outbound))
+            })
+            .collect()
+    }
+    fn connections(&self, services: &PlatformServices) -> Vec<Arc<dyn crate::Connection>> {
+        self.iter()
+            .filter(|account| account.transport == Transport::WsForward)
+            .map(|account| {
+                Arc::new(ws::ForwardSocket::new(
+                    account.clone(),
+                    services.relay.clone(),
+                )) as Arc<dyn crate::Connection>
             })
             .collect()
     }

@@ -1,4 +1,5 @@
-//! Sends replies through the OneBot HTTP API (`send_group_msg`, `send_private_msg`).
+//! Sends replies through the OneBot API (`send_group_msg`, `send_private_msg`): over HTTP, or
+//! over the account's WebSocket (held by an ingress, reached through [`super::ws::WsCaller`]).
 
 use std::time::Duration;
 
@@ -6,8 +7,11 @@ use clawdbot_core::proto::{ConversationKind, Reply};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::OneBotConfig;
+use std::sync::Arc;
+
 use super::segments::to_onebot;
+use super::ws::WsCaller;
+use super::{OneBotConfig, Transport};
 use crate::late_answer::{self, Answer, UnknownOutcome};
 use crate::{Delivered, Outbound, OutboundError};
 
@@ -15,6 +19,8 @@ use crate::{Delivered, Outbound, OutboundError};
 pub struct OneBotOutbound {
     config: OneBotConfig,
     client: reqwest::Client,
+    /// Calls over the account's socket (transports `ws-*`).
+    socket: Option<Arc<WsCaller>>,
     /// Bounds the calls in flight to `max_in_flight` (a per-account queue).
     in_flight: tokio::sync::Semaphore,
 }
@@ -39,8 +45,15 @@ impl OneBotOutbound {
     /// Returns the outbound half for `config`.
     ///
     /// # Errors
-    /// The HTTP client cannot be built.
-    pub fn new(config: OneBotConfig) -> Result<Self, OutboundError> {
+    /// The HTTP client cannot be built, or the account talks over a WebSocket and `socket` is
+    /// none (no relay to reach its holder).
+    pub fn new(config: OneBotConfig, socket: Option<Arc<WsCaller>>) -> Result<Self, OutboundError> {
+        if config.transport != Transport::Http && socket.is_none() {
+            return Err(OutboundError::InvalidReply(format!(
+                "account `{}` talks over a websocket, and this process has no relay to its holder",
+                config.id
+            )));
+        }
         let client = clawdbot_core::tls::http_client_builder()
             // The whole call's timeout is `late_answer::await_answer`'s: a call past it may have
             // arrived, so it is not cut off (see `attempt`).
@@ -52,6 +65,7 @@ impl OneBotOutbound {
         Ok(Self {
             config,
             client,
+            socket,
             in_flight,
         })
     }
@@ -111,8 +125,25 @@ impl OneBotOutbound {
         }
     }
 
-    /// The HTTP call and its answer.
+    /// The call and its answer, over the account's transport.
     async fn call(&self, url: &str, body: &serde_json::Value) -> Attempt {
+        match &self.socket {
+            Some(socket) if self.config.transport != Transport::Http => {
+                let action = url.rsplit('/').next().unwrap_or_default();
+                match socket.call(&self.config.id, action, body.clone()).await {
+                    Ok(answer) => match serde_json::from_value::<ApiResponse>(answer) {
+                        Ok(api) => interpret(api),
+                        Err(error) => Attempt::Refused(format!("unreadable API answer: {error}")),
+                    },
+                    Err(reason) => Attempt::Transient(reason),
+                }
+            }
+            _ => self.http_call(url, body).await,
+        }
+    }
+
+    /// The HTTP call and its answer.
+    async fn http_call(&self, url: &str, body: &serde_json::Value) -> Attempt {
         let mut request = self.client.post(url).json(body);
         if let Some(token) = &self.config.access_token {
             request = request.bearer_auth(token);
@@ -128,23 +159,27 @@ impl OneBotOutbound {
         if !status.is_success() {
             return Attempt::Refused(format!("http {status}"));
         }
-        let api: ApiResponse = match response.json().await {
-            Ok(api) => api,
-            Err(error) => return Attempt::Refused(format!("unreadable API response: {error}")),
-        };
-        // retcode 1 is "async": queued by the implementation, which counts as accepted.
-        if api.retcode == 0 || api.retcode == 1 {
-            let message_id = api
-                .data
-                .as_ref()
-                .and_then(|data| data.get("message_id"))
-                .map(|id| id.to_string())
-                .unwrap_or_default();
-            return Attempt::Accepted(message_id);
+        match response.json().await {
+            Ok(api) => interpret(api),
+            Err(error) => Attempt::Refused(format!("unreadable API response: {error}")),
         }
-        let explanation = api.wording.or(api.message).unwrap_or(api.status);
-        Attempt::Refused(format!("retcode {}: {explanation}", api.retcode))
     }
+}
+
+/// What an API answer means, whichever transport brought it.
+fn interpret(api: ApiResponse) -> Attempt {
+    // retcode 1 is "async": queued by the implementation, which counts as accepted.
+    if api.retcode == 0 || api.retcode == 1 {
+        let message_id = api
+            .data
+            .as_ref()
+            .and_then(|data| data.get("message_id"))
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        return Attempt::Accepted(message_id);
+    }
+    let explanation = api.wording.or(api.message).unwrap_or(api.status);
+    Attempt::Refused(format!("retcode {}: {explanation}", api.retcode))
 }
 
 /// How one attempt ended.

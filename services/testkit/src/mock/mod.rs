@@ -4,6 +4,7 @@
 pub mod dingtalk;
 mod dingtalk_stream;
 pub mod onebot;
+mod onebot_ws;
 pub mod qq;
 pub mod service;
 pub mod skill;

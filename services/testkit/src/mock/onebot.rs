@@ -31,6 +31,8 @@ pub struct SentMessage {
     pub user_id: Option<i64>,
     /// The `message` field as sent (a segment array from clawdbot).
     pub message: Value,
+    /// How the call came: `http` (the HTTP API) or `ws` (a WebSocket).
+    pub via: &'static str,
     pub received_at: Instant,
 }
 
@@ -82,7 +84,7 @@ pub enum Failure {
 }
 
 #[derive(Default)]
-struct Shared {
+pub(super) struct Shared {
     sent: Mutex<Vec<SentMessage>>,
     failures: Mutex<VecDeque<Failure>>,
     /// Every call answers this status until then (a platform outage).
@@ -91,11 +93,14 @@ struct Shared {
     /// send and answers after the sender's timeout).
     late: Mutex<(usize, Duration)>,
     /// Calls answered with a programmed failure, and calls refused for auth.
-    failed_calls: AtomicI64,
+    pub(super) failed_calls: AtomicI64,
     next_message_id: AtomicI64,
-    notify: Notify,
-    access_token: Option<String>,
+    pub(super) notify: Notify,
+    pub(super) access_token: Option<String>,
     reporting: Mutex<Option<Reporting>>,
+    /// Open WebSockets (either direction), for pushing events.
+    pub(super) sockets: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<String>>>,
+    pub(super) sockets_opened: std::sync::atomic::AtomicU64,
 }
 
 /// The running mock. The server stops when this is dropped.
@@ -125,6 +130,7 @@ impl MockOneBot {
         });
         let (listener, address) = super::bind(address, "onebot").await;
         let app = axum::Router::new()
+            .route("/", axum::routing::get(super::onebot_ws::forward))
             .route("/{action}", post(call))
             .with_state(shared.clone());
         let server = super::serve(listener, app, "onebot");
@@ -132,6 +138,42 @@ impl MockOneBot {
             address,
             shared,
             _server: server,
+        }
+    }
+
+    /// Returns the `ws_url` of the forward WebSocket server, to configure clawdbot with.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/", self.address)
+    }
+
+    /// Connects to clawdbot's reverse WebSocket at `url` as `self_id`, with the mock's token.
+    ///
+    /// # Errors
+    /// The connection or its handshake was refused.
+    pub async fn connect_reverse(&self, url: &str, self_id: i64) -> Result<(), String> {
+        super::onebot_ws::connect_reverse(
+            self.shared.clone(),
+            url,
+            self_id,
+            self.shared.access_token.as_deref(),
+        )
+        .await
+    }
+
+    /// Sends `event` (an OneBot event's JSON) on every open WebSocket; returns how many.
+    pub fn push_event(&self, event: &Value) -> usize {
+        super::onebot_ws::push(&self.shared, event)
+    }
+
+    /// Waits until `count` WebSockets were opened in all, or `timeout` passed; returns how many.
+    pub async fn wait_sockets_opened(&self, count: u64, timeout: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.notify.notified();
+            let opened = self.shared.sockets_opened.load(Ordering::Relaxed);
+            if opened >= count || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.shared.sockets_opened.load(Ordering::Relaxed);
+            }
         }
     }
 
@@ -209,26 +251,55 @@ async fn call(
     headers: HeaderMap,
     body: Option<Json<Value>>,
 ) -> Response {
-    if let Some(token) = &shared.access_token {
-        let given = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match given {
-            None => return refuse(&shared, StatusCode::UNAUTHORIZED),
-            Some(given) if given != token => return refuse(&shared, StatusCode::FORBIDDEN),
-            Some(_) => {}
-        }
-    }
-    if !matches!(
-        action.as_str(),
-        "send_group_msg" | "send_private_msg" | "send_msg"
-    ) {
-        return refuse(&shared, StatusCode::NOT_FOUND);
+    if let Err(status) = check_token(&shared, &headers, None) {
+        return refuse(&shared, status);
     }
     let Some(Json(body)) = body else {
         return refuse(&shared, StatusCode::BAD_REQUEST);
     };
+    match api_call(&shared, "http", action, &body).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(status) => status.into_response(),
+    }
+}
+
+/// `Authorization: Bearer` (or `?access_token=`) against the mock's token: 401 missing, 403
+/// wrong, as the spec says.
+pub(super) fn check_token(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(), StatusCode> {
+    let Some(token) = &shared.access_token else {
+        return Ok(());
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("access_token="))));
+    match given {
+        None => Err(StatusCode::UNAUTHORIZED),
+        Some(given) if given != token => Err(StatusCode::FORBIDDEN),
+        Some(_) => Ok(()),
+    }
+}
+
+/// One API call, whichever transport brought it: the answer JSON, or an HTTP status to fail
+/// with (programmed failures, unknown actions).
+pub(super) async fn api_call(
+    shared: &Arc<Shared>,
+    via: &'static str,
+    action: String,
+    body: &Value,
+) -> Result<Value, StatusCode> {
+    if !matches!(
+        action.as_str(),
+        "send_group_msg" | "send_private_msg" | "send_msg"
+    ) {
+        shared.failed_calls.fetch_add(1, Ordering::Relaxed);
+        return Err(StatusCode::NOT_FOUND);
+    }
     let outage = shared
         .outage
         .lock()
@@ -246,13 +317,13 @@ async fn call(
     match failure {
         Some(Failure::Http(status)) => {
             shared.failed_calls.fetch_add(1, Ordering::Relaxed);
-            return StatusCode::from_u16(status)
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-                .into_response();
+            return Err(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
         }
         Some(Failure::Retcode(retcode)) => {
             shared.failed_calls.fetch_add(1, Ordering::Relaxed);
-            return Json(json!({"status": "failed", "retcode": retcode, "data": null, "message": "mock refusal", "wording": "mock refusal"})).into_response();
+            return Ok(
+                json!({"status": "failed", "retcode": retcode, "data": null, "message": "mock refusal", "wording": "mock refusal"}),
+            );
         }
         None => {}
     }
@@ -262,6 +333,7 @@ async fn call(
         group_id: body["group_id"].as_i64(),
         user_id: body["user_id"].as_i64(),
         message: body["message"].clone(),
+        via,
         received_at: Instant::now(),
     };
     let message_id = shared.next_message_id.fetch_add(1, Ordering::Relaxed) + 1;
@@ -282,7 +354,7 @@ async fn call(
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
-    Json(json!({"status": "ok", "retcode": 0, "data": {"message_id": message_id}})).into_response()
+    Ok(json!({"status": "ok", "retcode": 0, "data": {"message_id": message_id}}))
 }
 
 /// The event an implementation posts for `sent`, built from the OneBot v11 spec's message
