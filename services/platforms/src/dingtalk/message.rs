@@ -31,8 +31,15 @@ struct RobotMessage {
     robot_code: String,
     is_admin: bool,
     is_in_at_list: bool,
+    at_users: Vec<AtUser>,
     session_webhook: String,
     session_webhook_expired_time: i64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct AtUser {
+    dingtalk_id: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,7 +83,8 @@ pub fn decode(config: &DingTalkConfig, body: &[u8]) -> Result<Envelope, InboundE
             )));
         }
     };
-    let (kind, segments) = segments(&message, body);
+    let (kind, mut segments) = segments(&message, body);
+    drop_leading_robot_mention(&message, &mut segments);
     let robot_code = if message.robot_code.is_empty() {
         config.robot_code().to_string()
     } else {
@@ -121,6 +129,45 @@ pub fn decode(config: &DingTalkConfig, body: &[u8]) -> Result<Envelope, InboundE
         mentions_bot: message.is_in_at_list || message.conversation_type == "1",
         dedupe_id: String::new(),
     })
+}
+
+/// DingTalk takes the robot's @ out of a text message's content, but a rich-text message keeps
+/// it as written (`@机器人` as its first text part, as other projects' fixtures show). When the
+/// robot is the only one mentioned (`atUsers` holds only `chatbotUserId`), a leading `@name`
+/// can only be the robot's: it is dropped so that `@机器人 /echo hi` routes as `/echo hi`. With
+/// anyone else mentioned, the text is left as written.
+fn drop_leading_robot_mention(message: &RobotMessage, segments: &mut Vec<Segment>) {
+    let only_the_robot = !message.at_users.is_empty()
+        && message
+            .at_users
+            .iter()
+            .all(|user| user.dingtalk_id == message.chatbot_user_id);
+    if !(message.is_in_at_list && only_the_robot) {
+        return;
+    }
+    let Some(Segment {
+        kind: Some(SegmentKind::Text(first)),
+    }) = segments.first_mut()
+    else {
+        return;
+    };
+    let trimmed = first.text.trim_start();
+    if let Some(after_at) = trimmed.strip_prefix('@') {
+        // The name runs to the first white space (DingTalk puts one after a mention).
+        let rest = after_at
+            .find(char::is_whitespace)
+            .map_or("", |end| &after_at[end..]);
+        first.text = rest.trim_start().to_string();
+        if first.text.is_empty() {
+            segments.remove(0);
+            if let Some(Segment {
+                kind: Some(SegmentKind::Text(next)),
+            }) = segments.first_mut()
+            {
+                next.text = next.text.trim_start().to_string();
+            }
+        }
+    }
 }
 
 fn text(text: &str) -> Segment {

@@ -153,6 +153,39 @@ fn a_signed_group_message_decodes_with_its_admin_flag_and_session_webhook() {
 }
 
 #[test]
+fn a_command_after_the_robots_mention_routes_in_every_shape_dingtalk_sends() {
+    let config = app("http");
+    let decoded = |extra: Value| {
+        let mut message = group_message();
+        for (key, value) in extra.as_object().expect("object") {
+            message[key] = value.clone();
+        }
+        decode(&config, message.to_string().as_bytes()).expect("decodes")
+    };
+    let only_robot = json!([{"dingtalkId": "$:LWCP_v1:$bot"}]);
+    // Text: DingTalk already took the @robot out and left its space.
+    let text = decoded(json!({"atUsers": only_robot}));
+    assert_eq!(text.text, "/echo hi");
+    assert!(text.mentions_bot);
+    // Rich text keeps `@机器人` as its first part.
+    let rich = decoded(json!({
+        "msgtype": "richText", "atUsers": only_robot,
+        "content": {"richText": [{"text": "@sop测试机器人"}, {"text": " /echo hi"}]},
+    }));
+    assert_eq!(rich.text, "/echo hi");
+    let rich_inline = decoded(json!({
+        "msgtype": "richText", "atUsers": only_robot,
+        "content": {"richText": [{"text": "@机器人 /echo 你好"}]},
+    }));
+    assert_eq!(rich_inline.text, "/echo 你好");
+    // Someone else mentioned too: a leading @ may be theirs, so the text stays as written.
+    let others = decoded(json!({
+        "text": {"content": "@李四 /echo hi"},
+    }));
+    assert_eq!(others.text, "@李四 /echo hi");
+}
+
+#[test]
 fn each_message_type_becomes_its_segments() {
     let config = app("http");
     let with = |extra: Value| {

@@ -213,6 +213,14 @@ fn text_of(d: &Value, key: &str) -> String {
         .to_string()
 }
 
+fn push_text(segments: &mut Vec<Segment>, text: String) {
+    if !text.is_empty() {
+        segments.push(Segment {
+            kind: Some(SegmentKind::Text(Text { text })),
+        });
+    }
+}
+
 fn scene(event: &str, d: &Value) -> Option<Scene> {
     let conversation = |kind: ConversationKind, id: &str| Conversation {
         kind: kind.into(),
@@ -273,21 +281,60 @@ fn scene(event: &str, d: &Value) -> Option<Scene> {
     })
 }
 
-/// Message content: the text (the space QQ leaves after a stripped @, and a guild
-/// `<@!bot>` mention, removed) and attachments as image or file segments.
+/// Message content: the text, mentions, and attachments as image or file segments. Group and
+/// C2C content comes with the bot's @ already taken out (a leading space left); guild content
+/// writes mentions inline as `<@!id>` (or `<@id>`), and `mentions[]` says which of them are
+/// bots: the bot's own is taken out (so `<@!bot> /echo hi` routes as `/echo hi`), anyone
+/// else's becomes a mention segment. Without `mentions[]`, a leading one is taken for the bot's
+/// (only messages that @ the bot reach it).
 fn segments(d: &Value) -> Vec<Segment> {
-    let mut content = d["content"].as_str().unwrap_or_default().trim().to_string();
-    if content.starts_with("<@")
-        && let Some(end) = content.find('>')
-    {
-        content = content[end + 1..].trim_start().to_string();
-    }
+    let content = d["content"].as_str().unwrap_or_default();
+    let bots: Vec<&str> = d["mentions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["bot"].as_bool() == Some(true))
+        .filter_map(|m| m["id"].as_str())
+        .collect();
     let mut segments = Vec::new();
-    if !content.is_empty() {
-        segments.push(Segment {
-            kind: Some(SegmentKind::Text(Text { text: content })),
-        });
+    let mut rest = content;
+    let mut text = String::new();
+    while let Some(start) = rest.find("<@") {
+        let Some(end) = rest[start..].find('>').map(|end| start + end) else {
+            break;
+        };
+        text.push_str(&rest[..start]);
+        let id = rest[start + 2..end].trim_start_matches('!');
+        let leading = segments.is_empty() && text.trim().is_empty();
+        let the_bot = bots.contains(&id) || (bots.is_empty() && leading);
+        if !the_bot {
+            push_text(&mut segments, std::mem::take(&mut text));
+            segments.push(Segment {
+                kind: Some(SegmentKind::Mention(clawdbot_core::proto::Mention {
+                    user_id: id.to_string(),
+                    all: false,
+                    display_name: String::new(),
+                })),
+            });
+        }
+        rest = &rest[end + 1..];
     }
+    text.push_str(rest);
+    push_text(&mut segments, text);
+    // The space left where the bot's @ was, at either end.
+    if let Some(Segment {
+        kind: Some(SegmentKind::Text(first)),
+    }) = segments.first_mut()
+    {
+        first.text = first.text.trim_start().to_string();
+    }
+    if let Some(Segment {
+        kind: Some(SegmentKind::Text(last)),
+    }) = segments.last_mut()
+    {
+        last.text = last.text.trim_end().to_string();
+    }
+    segments.retain(|s| !matches!(&s.kind, Some(SegmentKind::Text(t)) if t.text.is_empty()));
     for attachment in d["attachments"].as_array().into_iter().flatten() {
         let mime = attachment["content_type"]
             .as_str()

@@ -230,6 +230,28 @@ fn c2c_and_channel_messages_and_notices() {
         panic!()
     };
     assert_eq!(e[0].text, "/echo x", "the bot's own <@!id> is stripped");
+    // With `mentions[]` (as the guild API sends it): the bot's mention goes wherever it is,
+    // anyone else's stays as a mention segment.
+    let mentions = json!({"op": 0, "id": "AT:e4", "t": "AT_MESSAGE_CREATE", "d": {"id": "m4", "content": "<@!777> <@!123> /echo hi <@!888>", "mentions": [{"id": "777", "username": "Li", "bot": false}, {"id": "123", "username": "clawdbot", "bot": true}, {"id": "888", "username": "Wang", "bot": false}], "channel_id": "C1", "guild_id": "G", "author": {"id": "A1", "username": "Ann"}, "timestamp": "2026-11-25T12:00:00+08:00"}}).to_string();
+    let Inbox::Envelopes(e) = run(&signed(&mentions, now()), &mentions).expect("mentions") else {
+        panic!()
+    };
+    assert_eq!(e[0].text, "@777  /echo hi @888");
+    let mentioned: Vec<&str> = e[0]
+        .segments
+        .iter()
+        .filter_map(|s| match &s.kind {
+            Some(clawdbot_core::proto::segment::Kind::Mention(m)) => Some(m.user_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(mentioned, ["777", "888"]);
+    let addressed = json!({"op": 0, "id": "AT:e5", "t": "AT_MESSAGE_CREATE", "d": {"id": "m5", "content": "<@!123> /echo hi <@!888>", "mentions": [{"id": "123", "bot": true}, {"id": "888", "bot": false}], "channel_id": "C1", "guild_id": "G", "author": {"id": "A1", "username": "Ann"}, "timestamp": "2026-11-25T12:00:00+08:00"}}).to_string();
+    let Inbox::Envelopes(e) = run(&signed(&addressed, now()), &addressed).expect("addressed")
+    else {
+        panic!()
+    };
+    assert_eq!(e[0].text, "/echo hi @888", "routes as the command");
     assert_eq!(
         e[0].conversation.clone().expect("c").kind(),
         ConversationKind::Channel
