@@ -135,7 +135,7 @@ impl OneBotConfig {
                 if !(self.api_root.starts_with("http://") || self.api_root.starts_with("https://"))
                 {
                     problems.push(format!(
-                        "`{path}.api_root` must be an http:// or https:// URL (transport http), got `{}`",
+                        "`{path}.api_root` must be an http:// or https:// URL, got `{}` (or set `{path}.transport` to ws-reverse or ws-forward)",
                         self.api_root
                     ));
                 }

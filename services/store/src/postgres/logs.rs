@@ -112,3 +112,26 @@ impl PostgresStore {
             .map_err(query_error("purge logs"))
     }
 }
+
+#[async_trait::async_trait]
+impl crate::LogStore for PostgresStore {
+    async fn write_logs(&self, records: &[crate::LogRecord]) -> Result<(), StoreError> {
+        self.insert_logs(records).await
+    }
+
+    async fn logs(&self, query: &crate::LogQuery) -> Result<Vec<crate::LogRecord>, StoreError> {
+        self.select_logs(query).await
+    }
+
+    async fn log_summary(
+        &self,
+        group: crate::LogGroup,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<crate::LogSummary>, StoreError> {
+        self.summarize_logs(group, since).await
+    }
+
+    async fn purge_logs(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+        self.delete_logs(before).await
+    }
+}

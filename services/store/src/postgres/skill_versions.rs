@@ -106,3 +106,71 @@ impl PostgresStore {
         Ok(row.map(|row| row.get(0)))
     }
 }
+
+#[async_trait::async_trait]
+impl crate::SkillRegistry for PostgresStore {
+    async fn register_skill(
+        &self,
+        name: &str,
+        manifest_json: &str,
+        loaded_by: &str,
+    ) -> Result<(), StoreError> {
+        self.register_version(name, manifest_json, loaded_by).await
+    }
+
+    async fn rollback_skill(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.step_back(name).await
+    }
+
+    async fn put_skill_component(&self, sha256: &str, component: &[u8]) -> Result<(), StoreError> {
+        self.insert_component(sha256, component).await
+    }
+
+    async fn skill_component(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.select_component(sha256).await
+    }
+
+    async fn registered_skills(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT name, manifest FROM skill_registry", &[])
+            .await
+            .map_err(|source| StoreError::Query {
+                context: "select skill registry",
+                source,
+            })?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    async fn skill_states(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT name, enabled FROM skill_states", &[])
+            .await
+            .map_err(|source| StoreError::Query {
+                context: "select skill states",
+                source,
+            })?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    async fn set_skill_state(
+        &self,
+        name: &str,
+        enabled: bool,
+        changed_by: &str,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO skill_states (name, enabled, changed_by) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled, changed_by = excluded.changed_by, changed_at = now()",
+                &[&name, &enabled, &changed_by],
+            )
+            .await
+            .map_err(|source| StoreError::Query { context: "set skill state", source })?;
+        Ok(())
+    }
+}

@@ -118,3 +118,26 @@ impl SqliteStore {
         .await
     }
 }
+
+#[async_trait::async_trait]
+impl crate::LogStore for SqliteStore {
+    async fn write_logs(&self, records: &[crate::LogRecord]) -> Result<(), StoreError> {
+        self.insert_logs(records).await
+    }
+
+    async fn logs(&self, query: &crate::LogQuery) -> Result<Vec<crate::LogRecord>, StoreError> {
+        self.select_logs(query).await
+    }
+
+    async fn log_summary(
+        &self,
+        group: crate::LogGroup,
+        since: OffsetDateTime,
+    ) -> Result<Vec<crate::LogSummary>, StoreError> {
+        self.summarize_logs(group, since).await
+    }
+
+    async fn purge_logs(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.delete_logs(before).await
+    }
+}

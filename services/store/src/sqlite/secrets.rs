@@ -112,3 +112,33 @@ impl SqliteStore {
         .await
     }
 }
+
+#[async_trait::async_trait]
+impl crate::SecretStore for SqliteStore {
+    async fn put_secret(&self, record: &crate::SecretRecord) -> Result<(), StoreError> {
+        self.upsert_secret(record).await
+    }
+
+    async fn secrets(&self) -> Result<Vec<crate::SecretRecord>, StoreError> {
+        self.select_secrets().await
+    }
+
+    async fn reseal_secret(
+        &self,
+        name: &str,
+        expected: &[u8],
+        key_id: &str,
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.compare_and_reseal(name, expected, key_id, sealed)
+            .await
+    }
+
+    async fn delete_secret(&self, name: &str) -> Result<bool, StoreError> {
+        self.remove_secret(name).await
+    }
+
+    async fn purge_expired_secrets(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
+        self.remove_expired_secrets(now).await
+    }
+}

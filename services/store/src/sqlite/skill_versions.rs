@@ -116,3 +116,81 @@ impl SqliteStore {
         .await
     }
 }
+
+#[async_trait::async_trait]
+impl crate::SkillRegistry for SqliteStore {
+    async fn register_skill(
+        &self,
+        name: &str,
+        manifest_json: &str,
+        loaded_by: &str,
+    ) -> Result<(), StoreError> {
+        self.register_version(name, manifest_json, loaded_by).await
+    }
+
+    async fn rollback_skill(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.step_back(name).await
+    }
+
+    async fn put_skill_component(&self, sha256: &str, component: &[u8]) -> Result<(), StoreError> {
+        self.insert_component(sha256, component).await
+    }
+
+    async fn skill_component(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.select_component(sha256).await
+    }
+
+    async fn registered_skills(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        self.with_connection(|connection| {
+            let mut select = connection
+                .prepare_cached("SELECT name, manifest FROM skill_registry")
+                .map_err(sqlite_error("prepare skill registry"))?;
+            let rows = select
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(sqlite_error("select skill registry"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(sqlite_error("read skill registry"))
+        })
+        .await
+    }
+
+    async fn skill_states(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+        self.with_connection(|connection| {
+            let mut select = connection
+                .prepare_cached("SELECT name, enabled FROM skill_states")
+                .map_err(sqlite_error("prepare skill states"))?;
+            let rows = select
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? != 0))
+                })
+                .map_err(sqlite_error("select skill states"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(sqlite_error("read skill state"))
+        })
+        .await
+    }
+
+    async fn set_skill_state(
+        &self,
+        name: &str,
+        enabled: bool,
+        changed_by: &str,
+    ) -> Result<(), StoreError> {
+        let (name, changed_by) = (name.to_string(), changed_by.to_string());
+        self.with_connection(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO skill_states (name, enabled, changed_by, changed_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled, changed_by = excluded.changed_by, changed_at = excluded.changed_at",
+                    params![name, enabled, changed_by, clawdbot_core::now_ms()],
+                )
+                .map_err(sqlite_error("set skill state"))?;
+            Ok(())
+        })
+        .await
+    }
+}
