@@ -252,6 +252,42 @@ async fn list(
     store: &dyn clawdbot_store::Store,
     builtin: &[Arc<dyn clawdbot_core::skill::Skill>],
 ) -> anyhow::Result<()> {
+    let rows = rows(config, store, builtin).await?;
+    let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let activity = store.skill_activity(hour_ago).await?;
+    crate::cli_out::say!(
+        "{:<14} {:<8} {:<8} {:<8} {:>10} {:>9}  DESCRIPTION",
+        "NAME",
+        "VERSION",
+        "ENABLED",
+        "SOURCE",
+        "CALLS/1H",
+        "P99"
+    );
+    for row in rows {
+        let (calls, p99) = match activity.iter().find(|a| a.skill == row.name) {
+            Some(a) => (a.calls.to_string(), format!("{:.0} ms", a.p99_ms)),
+            None => ("0".to_string(), "-".to_string()),
+        };
+        let enabled = if row.enabled { "yes" } else { "no" };
+        crate::cli_out::say!(
+            "{:<14} {:<8} {enabled:<8} {:<8} {calls:>10} {p99:>9}  {}",
+            row.name,
+            row.version,
+            row.source,
+            row.description
+        );
+    }
+    Ok(())
+}
+
+/// The rows of `skill list`, in order: built-in, remote, then loaded (a loaded skill replaces
+/// the built-in of its name).
+async fn rows(
+    config: &Config,
+    store: &dyn clawdbot_store::Store,
+    builtin: &[Arc<dyn clawdbot_core::skill::Skill>],
+) -> anyhow::Result<Vec<Row>> {
     let switches = store.skill_states().await?;
     let mut rows: Vec<Row> = builtin
         .iter()
@@ -310,32 +346,7 @@ async fn list(
             name,
         });
     }
-    let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
-    let activity = store.skill_activity(hour_ago).await?;
-    crate::cli_out::say!(
-        "{:<14} {:<8} {:<8} {:<8} {:>10} {:>9}  DESCRIPTION",
-        "NAME",
-        "VERSION",
-        "ENABLED",
-        "SOURCE",
-        "CALLS/1H",
-        "P99"
-    );
-    for row in rows {
-        let (calls, p99) = match activity.iter().find(|a| a.skill == row.name) {
-            Some(a) => (a.calls.to_string(), format!("{:.0} ms", a.p99_ms)),
-            None => ("0".to_string(), "-".to_string()),
-        };
-        let enabled = if row.enabled { "yes" } else { "no" };
-        crate::cli_out::say!(
-            "{:<14} {:<8} {enabled:<8} {:<8} {calls:>10} {p99:>9}  {}",
-            row.name,
-            row.version,
-            row.source,
-            row.description
-        );
-    }
-    Ok(())
+    Ok(rows)
 }
 
 /// Which loaded skill versions each live worker serves (from their heartbeats).

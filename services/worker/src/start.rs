@@ -109,22 +109,7 @@ pub async fn start(start: WorkerStart<'_>) -> anyhow::Result<()> {
             tail.clone(),
         ));
     }
-    tail.spawn(policy_sync::poll_switches(
-        store.clone(),
-        policy.clone(),
-        SWITCH_POLL,
-        tail.clone(),
-    ));
-    if let Some(path) = config_path {
-        tail.spawn(policy_sync::watch_config(
-            path,
-            config_env,
-            known,
-            policy,
-            CONFIG_POLL,
-            tail.clone(),
-        ));
-    }
+    keep_policy_current(&store, &policy, config_path, config_env, known, tail);
     shutdown.spawn(logged(
         "worker",
         crate::run(settings, bus.clone(), dispatcher, egress, shutdown.clone()),
@@ -142,6 +127,34 @@ pub async fn start(start: WorkerStart<'_>) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Keeps `policy` current: the store's switches (`clawdbot skill enable|disable`) and, when
+/// the worker was started from a config file, that file's permissions.
+fn keep_policy_current(
+    store: &Arc<dyn Store>,
+    policy: &PolicyHandle,
+    config_path: Option<PathBuf>,
+    config_env: ConfigEnv,
+    known: Vec<String>,
+    tail: &Shutdown,
+) {
+    tail.spawn(policy_sync::poll_switches(
+        store.clone(),
+        policy.clone(),
+        SWITCH_POLL,
+        tail.clone(),
+    ));
+    if let Some(path) = config_path {
+        tail.spawn(policy_sync::watch_config(
+            path,
+            config_env,
+            known,
+            policy.clone(),
+            CONFIG_POLL,
+            tail.clone(),
+        ));
+    }
 }
 
 fn worker_settings(config: &Config, group: &str, consumer_name: &str) -> WorkerSettings {

@@ -367,6 +367,8 @@ fn segments(d: &Value) -> Vec<Segment> {
     segments
 }
 
+// Long on purpose: it fills every field of the envelope in one struct literal, next to the
+// event fields each comes from; split up, a reader would chase one envelope across helpers.
 fn envelope(config: &QqConfig, payload: &Payload, body: &[u8]) -> Result<Envelope, InboundError> {
     let d = &payload.d;
     let sent_at_ms = d["timestamp"]
