@@ -383,6 +383,71 @@ impl Command {
             | Command::Security(SecurityCommand::Keygen) => None,
         }
     }
+
+    /// The `--config` argument of a command that takes one (not `config check`, whose path is
+    /// required), to fill in a discovered config.
+    pub fn config_arg_mut(&mut self) -> Option<&mut ConfigArg> {
+        match self {
+            Command::Up(role)
+            | Command::Ingress { role, .. }
+            | Command::Worker(role)
+            | Command::Egress(role) => Some(&mut role.config),
+            Command::Migrate(arg) | Command::Status { config: arg, .. } => Some(arg),
+            Command::Admin(AdminCommand::Audit(AuditCommand::Enable { config: arg, .. }))
+            | Command::Admin(AdminCommand::Audit(AuditCommand::Disable(arg)))
+            | Command::Admin(AdminCommand::Audit(AuditCommand::Show { config: arg, .. })) => {
+                Some(arg)
+            }
+            Command::Skill(SkillCommand::List { config: arg, .. })
+            | Command::Skill(SkillCommand::Load { config: arg, .. })
+            | Command::Skill(SkillCommand::Rollback { config: arg, .. })
+            | Command::Skill(SkillCommand::Check(arg))
+            | Command::Skill(SkillCommand::Enable { config: arg, .. })
+            | Command::Skill(SkillCommand::Disable { config: arg, .. }) => Some(arg),
+            Command::Dlq(
+                DlqCommand::List { config: arg, .. }
+                | DlqCommand::Show { config: arg, .. }
+                | DlqCommand::Replay { config: arg, .. }
+                | DlqCommand::Purge { config: arg, .. },
+            ) => Some(arg),
+            Command::Log(LogCommand::Show { config: arg, .. })
+            | Command::Log(LogCommand::Analyze { config: arg, .. }) => Some(arg),
+            Command::Security(
+                SecurityCommand::Set { config: arg, .. }
+                | SecurityCommand::IssueKey { config: arg, .. }
+                | SecurityCommand::List(arg)
+                | SecurityCommand::Revoke { config: arg, .. }
+                | SecurityCommand::RotateKeys { config: arg, .. },
+            ) => Some(arg),
+            Command::Config(ConfigCommand::Check { .. })
+            | Command::Skill(SkillCommand::Build { .. } | SkillCommand::Keygen { .. })
+            | Command::Probe { .. }
+            | Command::Security(SecurityCommand::Keygen) => None,
+        }
+    }
+
+    /// Whether the command acts on a running deployment's store (and must not invent one).
+    pub fn acts_on_a_deployment(&self) -> bool {
+        matches!(
+            self,
+            Command::Admin(_)
+                | Command::Log(_)
+                | Command::Skill(
+                    SkillCommand::List { remote: false, .. }
+                        | SkillCommand::Load { .. }
+                        | SkillCommand::Rollback { .. }
+                        | SkillCommand::Enable { .. }
+                        | SkillCommand::Disable { .. }
+                )
+                | Command::Security(
+                    SecurityCommand::Set { .. }
+                        | SecurityCommand::IssueKey { .. }
+                        | SecurityCommand::List(_)
+                        | SecurityCommand::Revoke { .. }
+                        | SecurityCommand::RotateKeys { .. }
+                )
+        )
+    }
 }
 
 impl Cli {

@@ -7,6 +7,7 @@ mod backends;
 mod cli;
 mod cli_out;
 mod commands;
+mod config_discovery;
 mod config_secrets;
 mod dlq_cli;
 mod internal_tls;
@@ -32,7 +33,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let mut cli = cli::Cli::parse();
+    if let Err(refusal) = find_config(&mut cli) {
+        eprintln!("{refusal}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let config_env = match &cli.command {
         cli::Command::Security(_) => Ok(clawdbot_config::ConfigEnv::default()),
         command => config_secrets::open(command.config_path()),
@@ -84,5 +89,34 @@ fn main() -> ExitCode {
             );
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Fills in the config of a command given none, from the usual places (see
+/// `config_discovery`); an admin command that finds nothing to act on is refused.
+fn find_config(cli: &mut cli::Cli) -> Result<(), String> {
+    if cli.command.config_path().is_some() {
+        return Ok(());
+    }
+    let acts = cli.command.acts_on_a_deployment();
+    let role = cli.command.role_name();
+    let Some(arg) = cli.command.config_arg_mut() else {
+        return Ok(());
+    };
+    match config_discovery::find() {
+        config_discovery::Found::Config(path) => {
+            eprintln!("clawdbot {role}: using the config at {}", path.display());
+            arg.config = Some(path);
+            Ok(())
+        }
+        config_discovery::Found::LocalUp(data) if acts => {
+            eprintln!(
+                "clawdbot {role}: no config given or found; acting on the local `clawdbot up` data in ./{}",
+                data.display()
+            );
+            Ok(())
+        }
+        config_discovery::Found::Nothing if acts => Err(config_discovery::nothing_found(role)),
+        _ => Ok(()),
     }
 }

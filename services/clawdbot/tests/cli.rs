@@ -115,3 +115,65 @@ fn output_into_a_closed_pipe_ends_quietly_not_with_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let _removed = std::fs::remove_dir_all(dir);
 }
+
+/// An admin command given no config finds the deployment the usual way, and never acts on a
+/// store it invented: in a directory with nothing it refuses (naming where it looked), beside
+/// a local `clawdbot up`'s data file it acts on that file and says so, and with a
+/// `./clawdbot.yaml` it uses that.
+#[test]
+fn admin_commands_without_a_config_act_only_on_a_deployment_they_found() {
+    let dir = std::env::temp_dir().join(format!(
+        "clawdbot-cli-dir-{}",
+        clawdbot_testkit::random_suffix()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let run = |args: &[&str]| {
+        let output = clawdbot()
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("CLAWDBOT_CONFIG")
+            .output()
+            .expect("runs");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["skill", "disable", "echo"]);
+    assert_eq!(code, Some(64), "{out}{err}");
+    assert!(
+        err.contains("no deployment to act on") && err.contains("--config"),
+        "{err}"
+    );
+    assert!(!dir.join("clawdbot.db").exists(), "no store was invented");
+
+    // A local `clawdbot up` keeps its data in ./clawdbot.db (an empty file is an empty SQLite).
+    std::fs::write(dir.join("clawdbot.db"), b"").expect("data file");
+    let (code, out, err) = run(&["skill", "disable", "echo"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("local `clawdbot up` data"), "{err}");
+    let (_, listed, _) = run(&["skill", "list"]);
+    let echo = listed
+        .lines()
+        .find(|l| l.starts_with("echo"))
+        .unwrap_or_default();
+    assert!(
+        echo.contains(" no "),
+        "echo switched off in ./clawdbot.db:\n{listed}"
+    );
+
+    std::fs::write(
+        dir.join("clawdbot.yaml"),
+        "storage: { type: sqlite, path: \"team.db\" }\n",
+    )
+    .expect("config");
+    let (code, out, err) = run(&["skill", "disable", "faq"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("using the config at clawdbot.yaml"), "{err}");
+    assert!(
+        dir.join("team.db").exists(),
+        "acted on the configured store"
+    );
+    let _removed = std::fs::remove_dir_all(&dir);
+}
