@@ -76,6 +76,10 @@ pub struct Args {
     /// what ordering costs; unset, clawdbot's default.
     #[arg(long)]
     pub order_wait_secs: Option<u64>,
+    /// Set the workers' `loop_guard.max_replies` (0 turns the loop guard off), to measure what
+    /// it costs; unset, clawdbot's default (on).
+    #[arg(long)]
+    pub loop_guard_max_replies: Option<u64>,
     /// Print the table header before the row.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub header: bool,

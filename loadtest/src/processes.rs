@@ -95,7 +95,7 @@ egress: {{ listen: "127.0.0.1:{egress_port}", endpoint: "http://127.0.0.1:{egres
 history: {{ enabled: {history} }}
 sandbox: {{ enabled: {sandbox} }}
 telemetry: {{ log_format: text }}
-worker: {{ wasm: {{ allow_unsigned: true }}{order_wait} }}
+worker: {{ wasm: {{ allow_unsigned: true }}{order_wait}{loop_guard} }}
 {wecom_section}"#,
                 api = mocks.onebot.api_root(),
                 wecom_section = wecom_section(mocks.wecom) + &qq_section(mocks.qq),
@@ -103,6 +103,10 @@ worker: {{ wasm: {{ allow_unsigned: true }}{order_wait} }}
                 order_wait = args
                     .order_wait_secs
                     .map(|secs| format!(", order_wait_secs: {secs}"))
+                    .unwrap_or_default(),
+                loop_guard = args
+                    .loop_guard_max_replies
+                    .map(|max| format!(", loop_guard: {{ max_replies: {max} }}"))
                     .unwrap_or_default(),
                 sandbox = args.path == crate::PathKind::Sandbox || args.mode != Mode::Cluster,
             ),

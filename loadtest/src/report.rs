@@ -140,6 +140,14 @@ fn mode_label(args: &Args) -> String {
     if args.slow_clients > 0 {
         label.push_str(&format!(", {} slow clients", args.slow_clients));
     }
+    if let Some(secs) = args.order_wait_secs {
+        label.push_str(&format!(", order_wait {secs}s"));
+    }
+    match args.loop_guard_max_replies {
+        Some(0) => label.push_str(", loop guard off"),
+        Some(max) => label.push_str(&format!(", loop guard {max}")),
+        None => {}
+    }
     label
 }
 
