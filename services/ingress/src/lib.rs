@@ -111,16 +111,10 @@ pub fn router(
             "/clawdbot/{platform}/{id}/callback",
             any(handler::named_account),
         )
-        .route("/clawdbot/{platform}/ws", get(socket::default_account))
-        .route(
-            "/clawdbot/{platform}/ws/{role}",
-            get(socket::default_account_role),
-        )
-        .route("/clawdbot/{platform}/{id}/ws", get(socket::named_account))
-        .route(
-            "/clawdbot/{platform}/{id}/ws/{role}",
-            get(socket::named_account_role),
-        )
+        .route("/clawdbot/{platform}/ws", get(socket::upgrade))
+        .route("/clawdbot/{platform}/ws/{role}", get(socket::upgrade))
+        .route("/clawdbot/{platform}/{id}/ws", get(socket::upgrade))
+        .route("/clawdbot/{platform}/{id}/ws/{role}", get(socket::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(handler::ready))
         // The notify API's documented address (the same as /clawdbot/notify/callback).

@@ -4,6 +4,7 @@
 //! publisher (dedupe, the inbound stream) as webhooks. The socket lives until it closes or
 //! the process shuts down.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -19,56 +20,20 @@ use crate::IngressState;
 /// Frames buffered each way between the socket and the platform.
 const FRAMES: usize = 256;
 
-pub(crate) async fn default_account(
+/// Every socket route (`/clawdbot/{platform}[/{id}]/ws[/{role}]`): the path's named parts.
+pub(crate) async fn upgrade(
     State(state): State<Arc<IngressState>>,
-    Path(platform): Path<String>,
+    Path(parts): Path<HashMap<String, String>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    accept(&state, &platform, None, None, query, headers, upgrade)
-}
-
-pub(crate) async fn default_account_role(
-    State(state): State<Arc<IngressState>>,
-    Path((platform, role)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+    let part = |name: &str| parts.get(name).map(String::as_str);
     accept(
         &state,
-        &platform,
-        None,
-        Some(&role),
-        query,
-        headers,
-        upgrade,
-    )
-}
-
-pub(crate) async fn named_account(
-    State(state): State<Arc<IngressState>>,
-    Path((platform, id)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    accept(&state, &platform, Some(&id), None, query, headers, upgrade)
-}
-
-pub(crate) async fn named_account_role(
-    State(state): State<Arc<IngressState>>,
-    Path((platform, id, role)): Path<(String, String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    accept(
-        &state,
-        &platform,
-        Some(&id),
-        Some(&role),
+        part("platform").unwrap_or_default(),
+        part("id"),
+        part("role"),
         query,
         headers,
         upgrade,
