@@ -115,4 +115,5 @@ pub fn metrics_recorder() -> anyhow::Result<PrometheusHandle> {
         .context("histogram buckets")?
         .install_recorder()
         .context("installing the metrics recorder")
+        .inspect(|_| clawdbot_core::telemetry::describe())
 }

@@ -177,3 +177,33 @@ fn admin_commands_without_a_config_act_only_on_a_deployment_they_found() {
     );
     let _removed = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_role_for_an_unconfigured_platform_names_the_configured_ones() {
+    let config = temp_config(&format!(
+        "onebot: {{ self_id: 1, api_root: \"http://127.0.0.1:5700\" }}\ncluster: {{ redis: \"{}\", key_prefix: \"t_{}\" }}\n",
+        clawdbot_testkit::redis_url(),
+        clawdbot_testkit::random_suffix()
+    ));
+    let output = clawdbot()
+        .args([
+            "ingress",
+            "--platform",
+            "nope",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`--platform nope`") && stderr.contains("configured: onebot"),
+        "{stderr}"
+    );
+    let _removed = std::fs::remove_file(config);
+}

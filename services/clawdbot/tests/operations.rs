@@ -76,6 +76,47 @@ fn sample(text: &str, metric: &str, labels: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// An idle worker's /metrics already carries its series (at 0) with `# HELP` and `# TYPE`, and
+/// every process says which release it runs: dashboards show a flat line, not a gap.
+#[tokio::test]
+async fn an_idle_worker_exports_its_series_described() {
+    let setup = Setup::new(Backend::Cluster).await;
+    let ports = Ports::new();
+    let config = setup.default_config(&ports);
+    let _worker = Clawdbot::start(&["worker"], &config, &ports).await;
+    // The metrics listener answers before the worker has started its group: wait for it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = setup
+            .http
+            .get(format!("http://127.0.0.1:{}/metrics", ports.metrics))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if text.contains("clawdbot_worker_acked_total") || tokio::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for expected in [
+        "# HELP clawdbot_worker_acked_total",
+        "# TYPE clawdbot_worker_acked_total counter",
+        "clawdbot_worker_acked_total{group=\"skills\"} 0",
+        "# TYPE clawdbot_dead_letters_total counter",
+        "clawdbot_dead_letters_total{group=\"skills\"} 0",
+        "# TYPE clawdbot_build_info gauge",
+        &format!(
+            "clawdbot_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+}
+
 #[tokio::test]
 async fn metrics_move_as_messages_flow() {
     let setup = Setup::new(Backend::Embedded).await;

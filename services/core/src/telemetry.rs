@@ -50,6 +50,85 @@ pub const QUOTA_REFUSALS_TOTAL: &str = "clawdbot_quota_refusals_total";
 /// Log records the store writer had to drop (the store fell behind or failed).
 pub const LOG_RECORDS_DROPPED_TOTAL: &str = "clawdbot_log_records_dropped_total";
 
+/// Always 1, labelled with the binary's `version`: which release each process runs.
+pub const BUILD_INFO: &str = "clawdbot_build_info";
+
+/// Every metric above with its help text, for the `# HELP` / `# TYPE` lines of `/metrics`.
+/// A metric missing here renders without them; `describe` is the one place to add it.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        MESSAGES_IN_TOTAL,
+        "Messages accepted by ingress, by platform."
+    );
+    describe_counter!(
+        INGRESS_REQUESTS_TOTAL,
+        "Ingress requests by platform and outcome."
+    );
+    describe_counter!(
+        HTTP_CONNECTIONS_WAITED_TOTAL,
+        "Connections that waited for a place under a listener's max_connections."
+    );
+    describe_histogram!(
+        SKILLS_LATENCY_SECONDS,
+        Unit::Seconds,
+        "Time a skill took to handle one message, by skill."
+    );
+    describe_counter!(SKILL_CALLS_TOTAL, "Skill invocations, by skill.");
+    describe_counter!(
+        SKILL_DENIALS_TOTAL,
+        "Uses refused by permissions or rate limits, by skill and reason."
+    );
+    describe_counter!(ERRORS_TOTAL, "Errors by component and error_type.");
+    describe_counter!(
+        EGRESS_DELIVERIES_TOTAL,
+        "Egress deliveries by platform and outcome."
+    );
+    describe_gauge!(STREAM_LENGTH, "Entries in a stream, by stream (sampled).");
+    describe_gauge!(
+        STREAM_PENDING,
+        "Entries delivered to a group and not yet acknowledged, by stream and group."
+    );
+    describe_counter!(
+        WORKER_ACKED_TOTAL,
+        "Entries a worker acknowledged, by group."
+    );
+    describe_counter!(
+        WORKER_ORDER_SKIPPED_TOTAL,
+        "Messages answered before an earlier one of their conversation (order_wait_secs passed), by group."
+    );
+    describe_counter!(
+        WORKER_LOOPS_CUT_TOTAL,
+        "Conversations cut by the loop guard, by platform."
+    );
+    describe_counter!(
+        DEAD_LETTERS_TOTAL,
+        "Entries moved to the dead letters, by group."
+    );
+    describe_counter!(HISTORY_ROWS_TOTAL, "History rows written, by direction.");
+    describe_counter!(
+        TOKEN_REFRESHES_TOTAL,
+        "Access-token fetches, by app and outcome."
+    );
+    describe_gauge!(
+        SEND_QUEUE_WAITING,
+        "Sends waiting for their rate-limit slot now, by kind of limit."
+    );
+    describe_counter!(
+        QUOTA_REFUSALS_TOTAL,
+        "Replies refused by a platform's rules before any API call, by platform and reason."
+    );
+    describe_counter!(
+        LOG_RECORDS_DROPPED_TOTAL,
+        "Log records the store writer had to drop."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version label says which release runs."
+    );
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
 /// The tracing target of skill-call outcome events (recorded for `clawdbot log analyze`).
 pub const SKILL_CALL_TARGET: &str = "clawdbot::skill_call";
 

@@ -39,6 +39,15 @@ pub fn start(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: &Shutdown,
 ) -> Arc<EgressService> {
+    // Each platform's series exists from the start: a dashboard shows 0, not a gap.
+    for (platform, _) in outbounds.keys() {
+        metrics::counter!(
+            clawdbot_core::telemetry::EGRESS_DELIVERIES_TOTAL,
+            "platform" => *platform,
+            "outcome" => "delivered"
+        )
+        .increment(0);
+    }
     let service = Arc::new(EgressService::new(settings, bus, outbounds, shutdown));
     let serving = run(service.clone(), listener, tls, shutdown.clone());
     shutdown.spawn(async move {

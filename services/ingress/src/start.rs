@@ -57,8 +57,23 @@ pub async fn start(start: IngressStart<'_>) -> anyhow::Result<()> {
         inbounds.retain(|inbound| inbound.platform() == platform || inbound.route() == platform);
         connections.retain(|connection| connection.platform() == platform);
         if inbounds.is_empty() && connections.is_empty() {
-            bail!("`--platform {platform}`: no account of that platform is configured");
+            let mut configured: Vec<&str> =
+                clawdbot_platforms::build_inbounds(&config.platforms, services)
+                    .iter()
+                    .map(|inbound| inbound.platform())
+                    .collect();
+            configured.sort_unstable();
+            configured.dedup();
+            bail!(
+                "`--platform {platform}`: no account of that platform is configured (configured: {})",
+                configured.join(", ")
+            );
         }
+    }
+    // Each served platform's series exists from the start: a dashboard shows 0, not a gap.
+    for inbound in &inbounds {
+        metrics::counter!(clawdbot_core::telemetry::MESSAGES_IN_TOTAL, "platform" => inbound.platform())
+            .increment(0);
     }
     let settings = IngressSettings {
         max_body_bytes: core.ingress.max_body_bytes,

@@ -22,7 +22,7 @@ mod tcp_proxy;
 
 pub use postgres::{TestPostgres, database_url};
 pub use private_redis::{Persistence, PrivateRedis};
-pub use redis::TestRedis;
+pub use redis::{TestRedis, redis_url};
 pub use tcp_proxy::TcpProxy;
 
 /// Returns a random lowercase alphanumeric suffix for names that must not collide.

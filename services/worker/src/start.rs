@@ -86,6 +86,14 @@ pub async fn start(start: WorkerStart<'_>) -> anyhow::Result<()> {
             .await?;
     }
     let settings = worker_settings(config, &group, &consumer_name);
+    // The group's series exist from the start: an idle worker shows 0, not a gap.
+    for name in [
+        clawdbot_core::telemetry::WORKER_ACKED_TOTAL,
+        clawdbot_core::telemetry::DEAD_LETTERS_TOTAL,
+        clawdbot_core::telemetry::WORKER_ORDER_SKIPPED_TOTAL,
+    ] {
+        metrics::counter!(name, "group" => group.clone()).increment(0);
+    }
     let (skills, known) = pool_skills(config, &listed, listed_only).await?;
     let router =
         RouterHandle::new(Router::new(skills.clone()).map_err(|error| anyhow::anyhow!(error))?);
