@@ -67,13 +67,12 @@ async fn requests_from_outside_allowed_ips_get_403_and_probes_stay_open() {
     assert_eq!(sandbox.status(), 403, "the sandbox page is restricted too");
 }
 
-/// Returns the value of the first sample of `metric` whose line contains `labels`.
+/// The sum of `metric`'s series whose labels contain `labels` (several platforms may match).
 fn sample(text: &str, metric: &str, labels: &str) -> f64 {
     text.lines()
         .filter(|line| line.starts_with(metric) && line.contains(labels))
-        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
-        .next()
-        .unwrap_or(0.0)
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// An idle worker's /metrics already carries its series (at 0) with `# HELP` and `# TYPE`, and
