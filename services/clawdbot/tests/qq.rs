@@ -104,6 +104,7 @@ async fn egress_client(port: u16) -> EgressClient<tonic::transport::Channel> {
 clawdbot_testkit::backend_suite!(Setup { cluster => Backend::Cluster, embedded => Backend::Embedded }; cases; [
     the_callback_url_validates_and_a_group_at_message_gets_its_passive_reply_once,
     bad_events_are_refused_with_their_status,
+    a_button_click_is_acknowledged_once_it_is_in_the_stream,
 ]);
 
 mod cases {
@@ -160,6 +161,40 @@ mod cases {
         assert_eq!(sent[0].body["msg_type"], 0);
         assert_eq!(sent[0].content(), "你好 QQ");
         assert!(qq.mock.refusals().is_empty(), "{:?}", qq.mock.refusals());
+    }
+
+    pub async fn a_button_click_is_acknowledged_once_it_is_in_the_stream(setup: Setup) {
+        let (qq, ports, _bot) = started(setup, "").await;
+        // A group button click as the QQ bot API documents INTERACTION_CREATE.
+        let click = serde_json::json!({
+            "op": 0, "id": "INTERACTION_CREATE:click-1", "t": "INTERACTION_CREATE",
+            "d": {
+                "id": "interaction-1", "application_id": APP_ID, "type": 11, "scene": "group",
+                "chat_type": 1, "timestamp": "2026-12-03T12:00:00+08:00",
+                "group_openid": "G1", "group_member_openid": "M1", "version": 1,
+                "data": {"type": 11, "resolved": {"button_data": "yes", "button_id": "1"}},
+            },
+        })
+        .to_string();
+        assert_eq!(
+            qq.post(ports.ingress, &qq.events.headers(&click), &click)
+                .await
+                .0,
+            200
+        );
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while qq.mock.interaction_acks().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never acknowledged; refusals {:?}",
+                qq.mock.refusals()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            qq.mock.interaction_acks(),
+            vec![("interaction-1".to_string(), 0)]
+        );
     }
 
     pub async fn bad_events_are_refused_with_their_status(setup: Setup) {

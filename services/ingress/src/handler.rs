@@ -136,7 +136,16 @@ async fn handle(
         };
         match inbox {
             Inbox::Envelopes(envelopes) => {
-                publish(state, platform, envelopes, inbound.accepted_status()).await
+                let acknowledgements: Vec<_> =
+                    envelopes.iter().filter_map(|e| inbound.acknowledge(e)).collect();
+                let response = publish(state, platform, envelopes, inbound.accepted_status()).await;
+                // Only for what is safely in the stream; a refused event is sent again.
+                if response.status().is_success() {
+                    for acknowledgement in acknowledgements {
+                        tokio::spawn(acknowledgement);
+                    }
+                }
+                response
             }
             Inbox::Handshake { content_type, body } => {
                 count(platform, "handshake");

@@ -241,6 +241,9 @@ pub struct WebhookRequest<'a> {
     pub body: &'a [u8],
 }
 
+/// A platform call the ingress runs after publishing an event (see [`Inbound::acknowledge`]).
+pub type Acknowledgement = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// What a verified request turned into.
 #[derive(Debug)]
 pub enum Inbox {
@@ -343,6 +346,11 @@ pub trait Inbound: Send + Sync {
     /// # Errors
     /// A body that does not decode.
     fn parse(&self, req: &WebhookRequest) -> Result<Inbox, InboundError>;
+    /// Work the platform expects once an event is safely in the stream, run by the ingress in
+    /// the background (QQ: acknowledging a button click); none by default.
+    fn acknowledge(&self, _envelope: &Envelope) -> Option<Acknowledgement> {
+        None
+    }
     /// The socket this account's platform side may open to the ingress instead of calling the
     /// webhook (OneBot reverse WebSocket); none by default.
     fn socket(&self) -> Option<&dyn socket::SocketEndpoint> {

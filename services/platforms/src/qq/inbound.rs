@@ -26,6 +26,9 @@ struct Bot {
 /// The inbound half of every configured QQ bot.
 pub struct QqInbound {
     bots: Vec<Bot>,
+    /// Each bot's API client, by account id, for acknowledging button clicks (the ingress has
+    /// the shared token like egress does); none without the shared state.
+    acknowledgers: std::collections::HashMap<String, std::sync::Arc<super::QqOutbound>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,7 +56,32 @@ impl QqInbound {
                 }
             })
             .collect();
-        Self { bots }
+        Self {
+            bots,
+            acknowledgers: Default::default(),
+        }
+    }
+
+    /// Acknowledges button clicks through `shared` (the tokens every replica shares).
+    pub fn with_acknowledgers(
+        mut self,
+        shared: Option<std::sync::Arc<dyn clawdbot_core::shared::SharedState>>,
+    ) -> Self {
+        let Some(shared) = shared else {
+            return self;
+        };
+        for bot in &self.bots {
+            match super::QqOutbound::new(bot.config.clone(), shared.clone()) {
+                Ok(client) => {
+                    self.acknowledgers
+                        .insert(bot.config.id.clone(), std::sync::Arc::new(client));
+                }
+                Err(error) => {
+                    tracing::error!(platform = NAME, bot = %bot.config.id, %error, "button clicks will not be acknowledged");
+                }
+            }
+        }
+        self
     }
 
     /// The bot a request is for: by `X-Bot-Appid`, or the only one.
@@ -120,6 +148,29 @@ impl Inbound for QqInbound {
 
     fn accepted_status(&self) -> http::StatusCode {
         http::StatusCode::OK
+    }
+
+    /// A button click (`INTERACTION_CREATE`) is acknowledged once it is in the stream, whether
+    /// or not a skill answers it, or the user's client keeps spinning.
+    fn acknowledge(&self, envelope: &Envelope) -> Option<crate::Acknowledgement> {
+        if envelope.event_type != "INTERACTION_CREATE" {
+            return None;
+        }
+        let client = self.acknowledgers.get(&envelope.bot_id)?.clone();
+        let interaction_id = envelope
+            .segments
+            .iter()
+            .find_map(|segment| match &segment.kind {
+                Some(SegmentKind::Raw(raw)) => serde_json::from_str::<Value>(&raw.data_json)
+                    .ok()
+                    .and_then(|event| event["d"]["id"].as_str().map(str::to_string)),
+                _ => None,
+            })?;
+        Some(Box::pin(async move {
+            if let Err(error) = client.acknowledge_interaction(&interaction_id).await {
+                tracing::warn!(platform = NAME, interaction_id, %error, "button click not acknowledged");
+            }
+        }))
     }
 
     fn verify(&self, req: &WebhookRequest) -> Result<(), InboundError> {

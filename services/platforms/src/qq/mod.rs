@@ -43,12 +43,15 @@ impl Section for OneOrMany<QqConfig> {
     fn chats(&self) -> bool {
         !self.is_empty()
     }
-    fn inbounds(&self, _: &PlatformServices) -> Vec<Arc<dyn Inbound>> {
+    fn inbounds(&self, services: &PlatformServices) -> Vec<Arc<dyn Inbound>> {
         // One route for every bot: QQ names the bot in `X-Bot-Appid`.
         if self.is_empty() {
             return Vec::new();
         }
-        vec![Arc::new(QqInbound::new(self.iter().cloned().collect()))]
+        vec![Arc::new(
+            QqInbound::new(self.iter().cloned().collect())
+                .with_acknowledgers(services.shared.clone()),
+        )]
     }
     fn outbounds(
         &self,

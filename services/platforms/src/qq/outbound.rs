@@ -249,7 +249,29 @@ impl QqOutbound {
         Ok(answer["file_info"].clone())
     }
 
+    /// Acknowledges a button click (`INTERACTION_CREATE`) so that the user's client stops
+    /// spinning: `PUT /interactions/{id}` with `{"code": 0}` (success), as the official SDK's
+    /// `on_interaction_result` does (docs/protocols/qq.md).
+    ///
+    /// # Errors
+    /// QQ refused it, or could not be reached.
+    pub async fn acknowledge_interaction(&self, interaction_id: &str) -> Result<(), OutboundError> {
+        let path = format!("/interactions/{}", crate::percent_encode(interaction_id));
+        self.request(reqwest::Method::PUT, &path, &json!({"code": 0}))
+            .await
+            .map(|_| ())
+    }
+
     async fn call(&self, path: &str, body: &Value) -> Result<Value, OutboundError> {
+        self.request(reqwest::Method::POST, path, body).await
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, OutboundError> {
         let url = format!("{}{path}", self.config.api_base());
         let source = GetAppAccessToken {
             client: &self.client,
@@ -262,7 +284,7 @@ impl QqOutbound {
             let token = self.tokens.get(&source).await?;
             let response = self
                 .client
-                .post(&url)
+                .request(method.clone(), &url)
                 .header("authorization", format!("QQBot {token}"))
                 .header("x-union-appid", &self.config.app_id)
                 .json(body)

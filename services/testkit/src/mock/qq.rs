@@ -52,6 +52,8 @@ struct Inner {
     replies: HashMap<String, u64>,
     refusals: Vec<(String, i64)>,
     uploads: u64,
+    /// Interactions acknowledged: (interaction id, code).
+    interaction_acks: Vec<(String, i64)>,
 }
 
 struct Shared {
@@ -103,6 +105,7 @@ impl MockQq {
             .route("/v2/{kind}/{target}/messages", post(message))
             .route("/{kind}/{target}/messages", post(message))
             .route("/v2/{kind}/{target}/files", post(files))
+            .route("/interactions/{id}", axum::routing::put(interaction))
             .with_state(shared.clone());
         let server = super::serve(listener, app, "qq");
         Self {
@@ -128,6 +131,11 @@ impl MockQq {
 
     pub fn sent(&self) -> Vec<QqSent> {
         self.shared.lock().sent.clone()
+    }
+
+    /// Returns the button clicks acknowledged so far: (interaction id, code).
+    pub fn interaction_acks(&self) -> Vec<(String, i64)> {
+        self.shared.lock().interaction_acks.clone()
     }
 
     pub fn sent_count(&self) -> usize {
@@ -223,6 +231,25 @@ fn accept(shared: &Shared, target: String, body: Value) -> Response {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     Json(json!({"id": format!("qqmsg-{id}"), "timestamp": "2026-11-25T12:00:00+08:00"}))
         .into_response()
+}
+
+/// `PUT /interactions/{id}` with `{"code": N}`: a button click's result (the bot API's
+/// "回应回调" — 0 success, 1–5 failure kinds); answered with an empty 204.
+async fn interaction(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Response {
+    if !authorized(&shared, &headers) {
+        return error(&shared, StatusCode::UNAUTHORIZED, 11_244, "token invalid");
+    }
+    let Some(code) = body.and_then(|Json(body)| body["code"].as_i64()) else {
+        return error(&shared, StatusCode::BAD_REQUEST, 40_034_001, "code missing");
+    };
+    shared.lock().interaction_acks.push((id, code));
+    shared.notify.notify_waiters();
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// The message endpoints: `/v2/groups|users/{id}/messages` and `/channels|dms/{id}/messages`.
