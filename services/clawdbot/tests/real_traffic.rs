@@ -19,6 +19,7 @@ clawdbot_testkit::backend_suite!(Setup { cluster => Backend::Cluster, embedded =
     the_bots_own_sends_reported_back_are_not_answered,
     two_bots_answering_each_other_are_cut,
     events_recorded_by_other_projects_are_accepted_and_recorded,
+    a_long_answer_goes_out_as_one_forward_message,
 ]);
 
 /// A group message as NapCat posts it, with `segments` as the message array.
@@ -243,6 +244,47 @@ mod cases {
             0,
             "nothing answered: {:?}",
             setup.mock.sent()
+        );
+    }
+
+    pub async fn a_long_answer_goes_out_as_one_forward_message(setup: Setup) {
+        let ports = Ports::new();
+        let config = setup.config_with(
+            &setup.redis_url(),
+            ports.egress,
+            "  forward_over_chars: 40\n",
+            "worker:\n  block_ms: 200\n",
+        );
+        let _bot = Clawdbot::start(&["up"], &config, &ports).await;
+        let long: String = (1..=12)
+            .map(|n| format!("第{n}行: a long answer\n"))
+            .collect();
+        let body = group_event(
+            1,
+            432,
+            42,
+            serde_json::json!([text(&format!("/echo {long}"))]),
+        );
+        post_signed(&setup, ports.ingress, &body).await;
+        let short = group_event(2, 432, 42, serde_json::json!([text("/echo short")]));
+        post_signed(&setup, ports.ingress, &short).await;
+        let sent = setup.mock.wait_for(2, WAIT).await;
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[0].action, "send_group_forward_msg");
+        let nodes = sent[0].message.as_array().expect("nodes");
+        assert!(
+            nodes.len() >= 6,
+            "cut into nodes of at most 40 characters: {nodes:?}"
+        );
+        assert!(
+            nodes
+                .iter()
+                .all(|n| n["type"] == "node" && n["data"]["uin"] == SELF_ID.to_string())
+        );
+        assert_eq!(sent[0].text(), long, "nothing lost");
+        assert_eq!(
+            (sent[1].action.as_str(), sent[1].text().as_str()),
+            ("send_group_msg", "short")
         );
     }
 }

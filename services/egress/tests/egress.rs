@@ -38,6 +38,8 @@ async fn harness(max_attempts: u32) -> Harness {
             transport: Default::default(),
             ws_url: None,
             ws_lease_secs: 10,
+            forward_over_chars: 0,
+            forward_name: "clawdbot".into(),
             timeout_secs: 2,
             max_attempts,
             retry_backoff_ms: 10,

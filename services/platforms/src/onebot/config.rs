@@ -36,6 +36,13 @@ pub struct OneBotConfig {
     /// after a holder dies another ingress connects within it.
     #[serde(default = "default_ws_lease_secs")]
     pub ws_lease_secs: u64,
+    /// A reply with more text than this many characters goes out as a forward message (合并
+    /// 转发, `send_group_forward_msg`), cut into nodes of at most this many; 0 (default) never.
+    #[serde(default)]
+    pub forward_over_chars: usize,
+    /// The name the forward message's nodes show.
+    #[serde(default = "default_forward_name")]
+    pub forward_name: String,
     /// Timeout of one API call.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -71,6 +78,10 @@ pub enum Transport {
     WsReverse,
     /// clawdbot connects to the implementation's WebSocket server (forward WebSocket).
     WsForward,
+}
+
+fn default_forward_name() -> String {
+    "clawdbot".to_string()
 }
 
 fn default_ws_lease_secs() -> u64 {

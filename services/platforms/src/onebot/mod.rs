@@ -16,6 +16,7 @@ mod config;
 mod context;
 pub mod cq;
 mod event;
+mod forward_message;
 mod inbound;
 mod outbound;
 mod segments;

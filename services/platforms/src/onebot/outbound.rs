@@ -9,6 +9,7 @@ use serde_json::json;
 
 use std::sync::Arc;
 
+use super::forward_message;
 use super::segments::to_onebot;
 use super::ws::WsCaller;
 use super::{OneBotConfig, Transport};
@@ -83,6 +84,29 @@ impl OneBotOutbound {
             ))
         })?;
         let message = to_onebot(&reply.segments);
+        let limit = self.config.forward_over_chars;
+        if forward_message::too_long(&message, limit) {
+            let nodes = forward_message::nodes(
+                &message,
+                limit,
+                &self.config.forward_name,
+                self.config.self_id,
+            );
+            return match conversation.kind() {
+                ConversationKind::Group => Ok((
+                    "send_group_forward_msg",
+                    json!({"group_id": target, "messages": nodes}),
+                )),
+                ConversationKind::Private => Ok((
+                    "send_private_forward_msg",
+                    json!({"user_id": target, "messages": nodes}),
+                )),
+                other => Err(OutboundError::InvalidReply(format!(
+                    "OneBot cannot send to a {} conversation",
+                    other.as_str_name()
+                ))),
+            };
+        }
         match conversation.kind() {
             ConversationKind::Group => Ok((
                 "send_group_msg",

@@ -22,6 +22,8 @@ fn account(secret: Option<&str>, self_id: i64) -> OneBotConfig {
         transport: Default::default(),
         ws_url: None,
         ws_lease_secs: 10,
+        forward_over_chars: 0,
+        forward_name: "clawdbot".into(),
         timeout_secs: 5,
         max_attempts: 3,
         retry_backoff_ms: 100,

@@ -1,7 +1,8 @@
 //! A OneBot v11 implementation's HTTP API (what NapCat serves on its HTTP server), for tests and
 //! the load generator.
 //!
-//! Serves `send_group_msg`, `send_private_msg` and `send_msg` as POST with a JSON body, checks
+//! Serves `send_group_msg`, `send_private_msg`, `send_msg` and the forward-message extensions
+//! `send_group_forward_msg` / `send_private_forward_msg` as POST with a JSON body, checks
 //! `Authorization: Bearer` like the spec says (401 missing, 403 wrong), records every accepted
 //! message with its arrival time, and answers `{"status":"ok","retcode":0,"data":{"message_id"}}`.
 //! Failures can be programmed: the next N calls answer an HTTP status, or a retcode; an outage
@@ -37,15 +38,25 @@ pub struct SentMessage {
 }
 
 impl SentMessage {
-    /// Returns the concatenated text of the message's text segments.
+    /// Returns the concatenated text of the message's text segments (a forward message's:
+    /// every node's, in order).
     pub fn text(&self) -> String {
+        fn text_of(segments: &[Value]) -> String {
+            segments
+                .iter()
+                .map(|s| match s["type"].as_str() {
+                    Some("text") => s["data"]["text"].as_str().unwrap_or_default().to_string(),
+                    Some("node") => s["data"]["content"]
+                        .as_array()
+                        .map(|content| text_of(content))
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                })
+                .collect()
+        }
         match &self.message {
             Value::String(text) => text.clone(),
-            Value::Array(segments) => segments
-                .iter()
-                .filter(|s| s["type"] == "text")
-                .filter_map(|s| s["data"]["text"].as_str())
-                .collect(),
+            Value::Array(segments) => text_of(segments),
             _ => String::new(),
         }
     }
@@ -295,7 +306,11 @@ pub(super) async fn api_call(
 ) -> Result<Value, StatusCode> {
     if !matches!(
         action.as_str(),
-        "send_group_msg" | "send_private_msg" | "send_msg"
+        "send_group_msg"
+            | "send_private_msg"
+            | "send_msg"
+            | "send_group_forward_msg"
+            | "send_private_forward_msg"
     ) {
         shared.failed_calls.fetch_add(1, Ordering::Relaxed);
         return Err(StatusCode::NOT_FOUND);
@@ -332,7 +347,12 @@ pub(super) async fn api_call(
         action,
         group_id: body["group_id"].as_i64(),
         user_id: body["user_id"].as_i64(),
-        message: body["message"].clone(),
+        // A forward message carries `messages` (node segments) instead of `message`.
+        message: if body["messages"].is_array() {
+            body["messages"].clone()
+        } else {
+            body["message"].clone()
+        },
         via,
         received_at: Instant::now(),
     };
