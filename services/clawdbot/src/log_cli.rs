@@ -87,24 +87,39 @@ pub async fn run(command: &LogCommand, config: &Config) -> anyhow::Result<()> {
             follow,
             ..
         } => {
+            if *lines < 0 {
+                bail!("`--lines {lines}`: expected 0 or more");
+            }
             let mut query = LogQuery {
                 levels: levels(level)?,
                 grep: grep.clone(),
                 platform: platform.clone(),
                 skill: skill.clone(),
                 since: OffsetDateTime::now_utc() - parse_span("--since", since)?,
+                // What one read takes (while following too); `--lines 0` skips the first.
                 limit: (*lines).clamp(1, 100_000),
             };
-            let mut records = store.logs(&query).await?;
+            // `--lines 0` shows none of the past (with --follow: only what comes next), as
+            // `tail -n 0` does.
+            let mut records = if *lines == 0 {
+                Vec::new()
+            } else {
+                store.logs(&query).await?
+            };
             records.reverse();
-            if records.is_empty() && !follow {
+            if records.is_empty() && !follow && *lines > 0 {
                 crate::cli_out::say!("no events recorded since {}", format_at(query.since));
             }
             for record in &records {
                 print_record(record);
             }
             if *follow {
-                follow_logs(&*store, &mut query, records.last().map(|r| r.at)).await?;
+                let from = match records.last() {
+                    Some(record) => Some(record.at),
+                    None if *lines == 0 => Some(OffsetDateTime::now_utc()),
+                    None => None,
+                };
+                follow_logs(&*store, &mut query, from).await?;
             }
         }
         LogCommand::Analyze { by, last, .. } => {

@@ -230,7 +230,10 @@ impl Vault {
     pub async fn rotate_api_keys(&self, grace: Duration) -> anyhow::Result<Vec<IssuedKey>> {
         let now = OffsetDateTime::now_utc();
         let mut issued = Vec::new();
-        for record in self.records().await? {
+        let records = self.records().await?;
+        let mut taken: std::collections::HashSet<String> =
+            records.iter().map(|r| r.name.clone()).collect();
+        for record in records {
             if record.kind != secret_kind::API_KEY || record.expires_at.is_some() {
                 continue;
             }
@@ -239,7 +242,20 @@ impl Vault {
             } else {
                 let old = self.open(&record)?;
                 let until = now + grace;
-                let name = format!("{}@{}", record.name, now.unix_timestamp());
+                // `NAME@<unix time>`, made unique: a second rotation within the same second
+                // must not overwrite the first one's graced key.
+                let base = format!("{}@{}", record.name, now.unix_timestamp());
+                let name = (1..)
+                    .map(|n| {
+                        if n == 1 {
+                            base.clone()
+                        } else {
+                            format!("{base}.{n}")
+                        }
+                    })
+                    .find(|name| !taken.contains(name))
+                    .unwrap_or(base);
+                taken.insert(name.clone());
                 let mut kept =
                     self.record(&name, secret_kind::API_KEY, &record.scope, old.as_bytes());
                 kept.created_at = record.created_at;

@@ -487,6 +487,10 @@ async fn log_show_and_analyze_answer_for_every_process_of_the_cluster() {
     };
     let (ok, shown, err) = cli(&["log", "show", "--grep", "SIGNATURE", "--lines", "10"]);
     assert!(ok, "{err}");
+    // Like `tail -n 0`: none of the past.
+    let (ok, none, err) = cli(&["log", "show", "--grep", "SIGNATURE", "--lines", "0"]);
+    assert!(ok, "{err}");
+    assert!(!none.contains("callback rejected"), "{none}");
     let line = shown
         .lines()
         .find(|l| l.contains("callback rejected"))
