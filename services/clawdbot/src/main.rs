@@ -75,6 +75,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A role's failure is also a log event (collected with its other logs); a command's is
+    // said once, on stderr.
+    let logs_its_failure = matches!(
+        cli.command,
+        cli::Command::Up(_)
+            | cli::Command::Ingress { .. }
+            | cli::Command::Worker(_)
+            | cli::Command::Egress(_)
+            | cli::Command::Migrate(_)
+    );
     let result = runtime.block_on(async {
         let _telemetry = telemetry::init(&config.core.telemetry, cli.command.role_name())?;
         app::run(cli, config, config_env).await
@@ -83,10 +93,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("clawdbot: {error:#}");
-            tracing::error!(
-                error = format!("{error:#}"),
-                "clawdbot stopped with an error"
-            );
+            if logs_its_failure {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "clawdbot stopped with an error"
+                );
+            }
             ExitCode::FAILURE
         }
     }

@@ -207,3 +207,28 @@ fn a_role_for_an_unconfigured_platform_names_the_configured_ones() {
     );
     let _removed = std::fs::remove_file(config);
 }
+
+#[test]
+fn a_command_error_is_said_once() {
+    let dir = std::env::temp_dir().join(format!(
+        "clawdbot-cli-once-{}",
+        clawdbot_testkit::random_suffix()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("clawdbot.yaml");
+    std::fs::write(&config, "storage: { type: sqlite, path: \"once.db\" }\n").expect("config");
+    let output = clawdbot()
+        .args(["skill", "disable", "ehco", "--config"])
+        .arg(&config)
+        .current_dir(&dir)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("no skill named `ehco`").count(),
+        1,
+        "said once, not also as a log line:\n{stderr}"
+    );
+    let _removed = std::fs::remove_dir_all(&dir);
+}
