@@ -51,6 +51,7 @@ pub async fn run(
         return done;
     }
     let started = std::time::Instant::now();
+    let config_notes = config.core.notes();
     let (roles, core) = (Roles::of(&cli.command), &config.core);
     let mut limits = clawdbot_ingress::ServerLimits::from_config(&core.ingress);
     limits.max_connections = crate::open_files::connection_budget(limits.max_connections);
@@ -116,6 +117,9 @@ pub async fn run(
     }
     let ready_ms = started.elapsed().as_millis() as u64;
     tracing::info!(role, ready_ms, "clawdbot running");
+    for note in config_notes {
+        tracing::info!(role, %note, "config note");
+    }
     shutdown::signal().await;
     stop(&shutdown, &tail).await;
     Ok(())

@@ -61,6 +61,9 @@ fn main() -> ExitCode {
         }
     };
     if let cli::Command::Config(cli::ConfigCommand::Check { .. }) = &cli.command {
+        for note in config.core.notes() {
+            println!("note: {note}");
+        }
         println!("config ok");
         return ExitCode::SUCCESS;
     }

@@ -79,11 +79,20 @@ impl CoreConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// `redis://host:port/db`.
+    /// `false` runs embedded as if the section were absent (the product description's
+    /// `cluster.enabled`); default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `redis://host:port/db`; required when enabled.
+    #[serde(default)]
     pub redis: String,
     /// Prefix of every Redis key; two deployments on one Redis use two prefixes.
     #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
+    /// Accepted for the product description's `cluster.nodes`, and only reported: clawdbot's
+    /// processes find each other through Redis (heartbeats, consumer groups), not a node list.
+    #[serde(default)]
+    pub nodes: Vec<String>,
 }
 
 fn default_key_prefix() -> String {
@@ -444,6 +453,9 @@ pub struct PerformanceConfig {
     /// Timeout of a worker's call to egress, which covers a platform call with its retries
     /// (default 60 s).
     pub io_timeout_secs: Option<u64>,
+    /// The same in milliseconds, as the product description writes it (`io_timeout: 5000`);
+    /// one of the two.
+    pub io_timeout: Option<u64>,
     /// Inbound stream length past which ingress answers 503 so the platform retries later
     /// (overrides `ingress.max_stream_len`).
     pub max_queue_size: Option<u64>,
@@ -462,8 +474,9 @@ pub struct BatchConfig {
     /// Messages per read and rows per history write.
     #[serde(default = "default_batch_size")]
     pub size: usize,
-    /// How long history gathers a partial batch.
-    #[serde(default = "default_batch_interval")]
+    /// How long history gathers a partial batch (`interval`, as the product description
+    /// writes it, is the same key).
+    #[serde(default = "default_batch_interval", alias = "interval")]
     pub interval_ms: u64,
 }
 
@@ -478,8 +491,29 @@ fn default_batch_interval() -> u64 {
 }
 
 impl CoreConfig {
+    /// What the config says that clawdbot accepts but does not act on, for `config check` and
+    /// the start log.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some(cluster) = self.cluster.as_ref().filter(|c| !c.nodes.is_empty()) {
+            notes.push(format!(
+                "`cluster.nodes` ({} listed) is not used: clawdbot's processes find each other through Redis (`cluster.redis`: heartbeats and consumer groups), so nodes join and leave without a list",
+                cluster.nodes.len()
+            ));
+        }
+        notes
+    }
+
     /// Applies `performance` onto the settings it names (called once, after loading).
     pub fn apply_performance(&mut self) {
+        // `cluster.enabled: false` is the embedded mode.
+        if self.cluster.as_ref().is_some_and(|c| !c.enabled) {
+            self.cluster = None;
+        }
+        if let Some(ms) = self.performance.io_timeout {
+            // Whole seconds, at least one.
+            self.performance.io_timeout_secs = Some(ms.div_ceil(1000).max(1));
+        }
         if let Some(size) = self.performance.max_queue_size {
             self.ingress.max_stream_len = size;
         }

@@ -204,3 +204,35 @@ fn a_wecom_app_in_its_own_file_of_the_directory_loads_with_its_secret_from_the_e
         assert!(problems.contains(expected), "{problems}");
     }
 }
+
+/// The product description's own keys: `performance.io_timeout` and `batch.interval` in
+/// milliseconds, `cluster.enabled` and `cluster.nodes` (accepted, and said to be unused).
+#[test]
+fn the_product_descriptions_keys_are_accepted_with_their_units() {
+    let mut config = Config::parse(serde_json::json!({
+        "cluster": {"enabled": true, "redis": "redis://10.0.0.5:6379", "nodes": ["10.0.0.1:6771", "10.0.0.2:6771"]},
+        "performance": {"io_timeout": 5000, "batch": {"size": 100, "interval": 50}},
+    }))
+    .expect("parses");
+    config.validate().expect("valid");
+    config.core.apply_performance();
+    assert_eq!(config.core.performance.io_timeout_secs, Some(5), "5000 ms");
+    assert_eq!(config.core.history.linger_ms, 50, "batch.interval in ms");
+    assert_eq!(config.core.worker.batch_size, 100);
+    let notes = config.core.notes();
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].contains("through Redis"), "{notes:?}");
+
+    let mut off =
+        Config::parse(serde_json::json!({"cluster": {"enabled": false}})).expect("parses");
+    off.validate().expect("no redis needed when disabled");
+    off.core.apply_performance();
+    assert!(off.core.cluster.is_none(), "embedded");
+
+    let both = Config::parse(
+        serde_json::json!({"performance": {"io_timeout": 5000, "io_timeout_secs": 5}}),
+    )
+    .expect("parses");
+    let error = both.validate().expect_err("one of the two");
+    assert!(error.to_string().contains("keep one"), "{error}");
+}

@@ -34,6 +34,12 @@ pub(crate) fn problems(config: &CoreConfig) -> Vec<String> {
 
 fn performance(problems: &mut Problems, config: &CoreConfig) {
     let performance = &config.performance;
+    if performance.io_timeout.is_some() && performance.io_timeout_secs.is_some() {
+        problems.push(
+            "`performance.io_timeout` (ms) and `performance.io_timeout_secs` say the same thing: keep one"
+                .into(),
+        );
+    }
     problems.range(
         "performance.worker_threads",
         performance.worker_threads as u64,
@@ -147,7 +153,7 @@ fn worker(problems: &mut Problems, config: &CoreConfig) {
 }
 
 fn cluster_and_storage(problems: &mut Problems, config: &CoreConfig) {
-    if let Some(cluster) = &config.cluster {
+    if let Some(cluster) = config.cluster.as_ref().filter(|c| c.enabled) {
         if !(cluster.redis.starts_with("redis://") || cluster.redis.starts_with("rediss://")) {
             problems.push(format!(
                 "`cluster.redis` must be a redis:// or rediss:// URL, got `{}`",
