@@ -6,6 +6,13 @@ fn clawdbot() -> Command {
     Command::new(env!("CARGO_BIN_EXE_clawdbot"))
 }
 
+/// A fresh directory under the system's temp dir, named `tag-<random>`.
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", clawdbot_testkit::random_suffix()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
 fn temp_config(text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!(
         "clawdbot-cli-{}.yaml",
@@ -122,11 +129,7 @@ fn output_into_a_closed_pipe_ends_quietly_not_with_a_panic() {
 /// `./clawdbot.yaml` it uses that.
 #[test]
 fn admin_commands_without_a_config_act_only_on_a_deployment_they_found() {
-    let dir = std::env::temp_dir().join(format!(
-        "clawdbot-cli-dir-{}",
-        clawdbot_testkit::random_suffix()
-    ));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = temp_dir("clawdbot-cli-dir");
     let run = |args: &[&str]| {
         let output = clawdbot()
             .args(args)
@@ -210,11 +213,7 @@ fn a_role_for_an_unconfigured_platform_names_the_configured_ones() {
 
 #[test]
 fn a_command_error_is_said_once() {
-    let dir = std::env::temp_dir().join(format!(
-        "clawdbot-cli-once-{}",
-        clawdbot_testkit::random_suffix()
-    ));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = temp_dir("clawdbot-cli-once");
     let config = dir.join("clawdbot.yaml");
     std::fs::write(&config, "storage: { type: sqlite, path: \"once.db\" }\n").expect("config");
     let output = clawdbot()

@@ -244,11 +244,7 @@ async fn issued_keys_and_store_secrets_reach_a_running_cluster_without_a_restart
         "",
     );
     assert!(ok, "{err}");
-    let second = out
-        .split_whitespace()
-        .find(|word| word.starts_with("cbk_"))
-        .expect("the new key is printed")
-        .to_string();
+    let second = printed_key(&out);
     // Rotated again at once (within the same second, as a script would): both earlier keys keep
     // their grace.
     let (ok, out, err) = security(
@@ -258,11 +254,7 @@ async fn issued_keys_and_store_secrets_reach_a_running_cluster_without_a_restart
         "",
     );
     assert!(ok, "{err}");
-    let third = out
-        .split_whitespace()
-        .find(|word| word.starts_with("cbk_"))
-        .expect("the new key is printed")
-        .to_string();
+    let third = printed_key(&out);
     until_status(&setup, &ports, &third, 204).await;
     for (key, which) in [(&first, "first"), (&second, "second")] {
         assert_eq!(
@@ -329,4 +321,12 @@ async fn a_remote_skill_token_kept_in_the_store_is_sent_on_every_call() {
         "the skill accepted the token"
     );
     assert!(skill.calls() >= 1);
+}
+
+/// The API key a `security` command printed (`cbk_…`).
+fn printed_key(out: &str) -> String {
+    out.split_whitespace()
+        .find(|word| word.starts_with("cbk_"))
+        .expect("the new key is printed")
+        .to_string()
 }
