@@ -111,7 +111,7 @@ impl Config {
             .map_err(|p| problems.extend(p))
             .ok();
         let core = typed::<CoreConfig>(core_map)
-            .map_err(|p| problems.push(p))
+            .map_err(|p| problems.extend(p))
             .ok();
         match (platforms, core) {
             (Some(platforms), Some(core)) if problems.is_empty() => Ok(Self { platforms, core }),
@@ -134,13 +134,18 @@ impl Config {
     }
 }
 
+/// Reads the non-platform sections, naming every unknown key (see `read_all`).
 fn typed<T: serde::de::DeserializeOwned>(
     map: serde_json::Map<String, serde_json::Value>,
-) -> Result<T, String> {
-    let value = serde_json::Value::Object(map);
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        format!("`{path}`: {}", error.into_inner())
+) -> Result<T, Vec<String>> {
+    clawdbot_platforms::read_all::read_all(serde_json::Value::Object(map)).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|problem| match problem.path.as_str() {
+                "" => problem.message,
+                path => format!("`{path}`: {}", problem.message),
+            })
+            .collect()
     })
 }
 

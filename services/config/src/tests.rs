@@ -236,3 +236,28 @@ fn the_product_descriptions_keys_are_accepted_with_their_units() {
     let error = both.validate().expect_err("one of the two");
     assert!(error.to_string().contains("keep one"), "{error}");
 }
+
+/// Every unknown key of every section in one run, each with the nearest valid key: in a
+/// platform's account and in the core sections alike.
+#[test]
+fn every_unknown_key_is_named_at_once_with_the_nearest_valid_key() {
+    let error = Config::parse(serde_json::json!({
+        "onebot": {"self_id": 1, "api_root": "http://127.0.0.1:5700", "acess_token": "t", "secrett": "s"},
+        "worker": {"batch_sise": 10},
+        "ingress": {"lisen": "0.0.0.0:8080"},
+    }))
+    .expect_err("unknown keys");
+    let text = error.to_string();
+    for expected in [
+        "`onebot.acess_token`",
+        "did you mean `access_token`",
+        "`onebot.secrett`",
+        "did you mean `secret`",
+        "`worker.batch_sise`",
+        "did you mean `batch_size`",
+        "`ingress.lisen`",
+        "did you mean `listen`",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

@@ -21,6 +21,7 @@ pub mod notify;
 mod one_or_many;
 pub mod onebot;
 pub mod qq;
+pub mod read_all;
 pub mod registry;
 pub mod relay;
 pub mod reply_context;
@@ -69,7 +70,11 @@ impl PlatformsConfig {
                 None | Some(serde_json::Value::Null) => {}
                 Some(value) => match (platform.read)(value) {
                     Ok(section) => sections.push((platform, section)),
-                    Err(error) => problems.push(error.describe(platform.config_key)),
+                    Err(errors) => problems.extend(
+                        errors
+                            .iter()
+                            .map(|error| error.describe(platform.config_key)),
+                    ),
                 },
             }
         }

@@ -23,8 +23,11 @@ pub struct Platform {
     /// Its segment in callback routes (`/clawdbot/{route}/callback`).
     pub route: &'static str,
     /// Reads the section (YAML, as a JSON value) into its accounts.
-    pub read: fn(serde_json::Value) -> Result<Arc<dyn Section>, ReadError>,
+    pub read: fn(serde_json::Value) -> ReadSection,
 }
+
+/// A section read, or every problem found in it.
+pub type ReadSection = Result<Arc<dyn Section>, Vec<ReadError>>;
 
 /// Why a section could not be read.
 #[derive(Debug)]
@@ -97,18 +100,19 @@ pub fn find(name: &str) -> Option<&'static Platform> {
         .find(|p| p.name == name || p.config_key == name || p.route == name)
 }
 
-/// Reads a section of type `T`, naming the key path inside it in the error.
-pub(crate) fn read<T: DeserializeOwned + Section>(
-    value: serde_json::Value,
-) -> Result<Arc<dyn Section>, ReadError> {
-    serde_path_to_error::deserialize::<_, T>(value)
+/// Reads a section of type `T`, naming the key path inside it in each error (every unknown
+/// key, see [`crate::read_all`]).
+pub(crate) fn read<T: DeserializeOwned + Section>(value: serde_json::Value) -> ReadSection {
+    crate::read_all::read_all::<T>(value)
         .map(|section| Arc::new(section) as Arc<dyn Section>)
-        .map_err(|error| {
-            let path = error.path().to_string();
-            ReadError {
-                path: if path == "." { String::new() } else { path },
-                message: error.into_inner().to_string(),
-            }
+        .map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|problem| ReadError {
+                    path: problem.path,
+                    message: problem.message,
+                })
+                .collect()
         })
 }
 
