@@ -54,7 +54,8 @@ pub enum Command {
     /// Exits 0 when `url` answers 2xx within 3 s (container health checks: the image has no
     /// curl).
     Probe { url: String },
-    /// Skills on a running cluster: list them, switch them on or off everywhere.
+    /// Skills: list them, build and sign them (keygen), load them on a running cluster and roll
+    /// them back, switch them on or off everywhere, check their settings.
     #[command(subcommand)]
     Skill(SkillCommand),
     /// Credentials the cluster keeps itself (issued API keys, `${secret:NAME}` values), sealed

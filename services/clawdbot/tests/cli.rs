@@ -231,3 +231,35 @@ fn a_command_error_is_said_once() {
     );
     let _removed = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn help_names_every_command_there_is() {
+    let top = clawdbot().arg("--help").output().expect("runs");
+    let top = String::from_utf8_lossy(&top.stdout);
+    let first = top.lines().next().unwrap_or_default();
+    for command in [
+        "skill", "dlq", "log", "admin", "security", "status", "migrate",
+    ] {
+        assert!(
+            first.contains(command),
+            "the summary names `{command}`: {first}"
+        );
+    }
+    let skill = clawdbot().args(["skill", "--help"]).output().expect("runs");
+    let skill = String::from_utf8_lossy(&skill.stdout);
+    let first = skill.lines().next().unwrap_or_default();
+    for word in [
+        "list",
+        "build",
+        "keygen",
+        "load",
+        "roll",
+        "on or off",
+        "check",
+    ] {
+        assert!(
+            first.contains(word),
+            "`skill --help` says `{word}`: {first}"
+        );
+    }
+}
