@@ -67,6 +67,19 @@ async fn requests_from_outside_allowed_ips_get_403_and_probes_stay_open() {
     assert_eq!(sandbox.status(), 403, "the sandbox page is restricted too");
 }
 
+/// The text of `/metrics` on `port`.
+async fn scrape(setup: &Setup, port: u16) -> String {
+    setup
+        .http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// The sum of `metric`'s series whose labels contain `labels` (several platforms may match).
 fn sample(text: &str, metric: &str, labels: &str) -> f64 {
     text.lines()
@@ -86,15 +99,7 @@ async fn an_idle_worker_exports_its_series_described() {
     // The metrics listener answers before the worker has started its group: wait for it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let text = loop {
-        let text = setup
-            .http
-            .get(format!("http://127.0.0.1:{}/metrics", ports.metrics))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let text = scrape(&setup, ports.metrics).await;
         if text.contains("clawdbot_worker_acked_total") || tokio::time::Instant::now() > deadline {
             break text;
         }
@@ -121,17 +126,7 @@ async fn metrics_move_as_messages_flow() {
     let setup = Setup::new(Backend::Embedded).await;
     let ports = Ports::new();
     let _bot = Clawdbot::start(&["up"], &setup.default_config(&ports), &ports).await;
-    let scrape = || async {
-        setup
-            .http
-            .get(format!("http://127.0.0.1:{}/metrics", ports.metrics))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text")
-    };
+    let scrape = || scrape(&setup, ports.metrics);
     for id in 0..3 {
         assert_eq!(
             setup

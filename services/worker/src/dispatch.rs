@@ -99,24 +99,30 @@ impl Dispatcher {
     /// # Errors
     /// A skill failed: retry later, or dead-letter.
     pub async fn dispatch(&self, msg: &Envelope) -> Result<Vec<Reply>, DispatchError> {
-        let routed = !self.router.current().route(msg).skills.is_empty();
+        // Routed once: the guard counts only messages some skill takes.
+        let router = self.router.current();
+        let routing = router.route(msg);
+        let routed = !routing.skills.is_empty();
         let Some(guard) = self.loop_guard.as_ref().filter(|_| routed) else {
-            return self.answer(msg).await;
+            return self.answer(msg, &router, routing).await;
         };
         // The guard's lookups run beside the skills: a loop is rare, a round trip on every
         // message's path is not. A cut message's skills still ran; their replies are dropped.
-        let (verdict, replies) = tokio::join!(guard.admit(msg), self.answer(msg));
+        let (verdict, replies) = tokio::join!(guard.admit(msg), self.answer(msg, &router, routing));
         match verdict {
             Verdict::Cut => Ok(Vec::new()),
             Verdict::Answer => replies,
         }
     }
 
-    /// Routes `msg` and runs its skills within their rules.
-    async fn answer(&self, msg: &Envelope) -> Result<Vec<Reply>, DispatchError> {
+    /// Runs the skills `routing` chose for `msg`, within their rules.
+    async fn answer(
+        &self,
+        msg: &Envelope,
+        router: &Router,
+        routing: crate::router::Routing,
+    ) -> Result<Vec<Reply>, DispatchError> {
         let policy = self.policy.current();
-        let router = self.router.current();
-        let routing = router.route(msg);
         let mut replies = Vec::new();
         if let Some(command) = &routing.unknown_command {
             // Private chats get told; groups are left alone (other bots may own the command).
@@ -184,7 +190,7 @@ impl Dispatcher {
                 pool: self.pool.clone(),
                 // Only `help` reads it; working it out costs a permission check per skill.
                 usable: if manifest.name == clawdbot_skills::help::NAME {
-                    self.usable(&router, &policy, msg)
+                    self.usable(router, &policy, msg)
                 } else {
                     Vec::new()
                 },

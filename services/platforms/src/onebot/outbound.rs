@@ -123,20 +123,20 @@ impl OneBotOutbound {
         }
     }
 
-    /// One HTTP attempt.
-    async fn attempt(&self, url: &str, body: &serde_json::Value) -> Attempt {
+    /// One attempt of API `action`.
+    async fn attempt(&self, action: &str, body: &serde_json::Value) -> Attempt {
         // The semaphore is never closed, so acquiring only fails if that changes.
         let Ok(slot) = self.in_flight.acquire().await else {
             return Attempt::Transient("outbound queue closed".to_string());
         };
-        let call = self.call(url, body);
+        let call = self.call(action, body);
         let timeout = Duration::from_secs(self.config.timeout_secs);
         let late = Duration::from_secs(self.config.late_answer_secs);
         match late_answer::await_answer(call, timeout, late, slot).await {
             Answer::OnTime(attempt) => attempt,
             Answer::Late(attempt) => {
                 tracing::warn!(
-                    url,
+                    action,
                     late_after_secs = self.config.timeout_secs,
                     "onebot api answered after its timeout; the answer counts"
                 );
@@ -150,10 +150,9 @@ impl OneBotOutbound {
     }
 
     /// The call and its answer, over the account's transport.
-    async fn call(&self, url: &str, body: &serde_json::Value) -> Attempt {
+    async fn call(&self, action: &str, body: &serde_json::Value) -> Attempt {
         match &self.socket {
             Some(socket) if self.config.transport != Transport::Http => {
-                let action = url.rsplit('/').next().unwrap_or_default();
                 match socket.call(&self.config.id, action, body.clone()).await {
                     Ok(answer) => match serde_json::from_value::<ApiResponse>(answer) {
                         Ok(api) => interpret(api),
@@ -162,7 +161,10 @@ impl OneBotOutbound {
                     Err(reason) => Attempt::Transient(reason),
                 }
             }
-            _ => self.http_call(url, body).await,
+            _ => {
+                let url = format!("{}/{action}", self.config.api_root.trim_end_matches('/'));
+                self.http_call(&url, body).await
+            }
         }
     }
 
@@ -222,11 +224,10 @@ enum Attempt {
 impl Outbound for OneBotOutbound {
     async fn send(&self, reply: &Reply) -> Result<Delivered, OutboundError> {
         let (action, body) = self.request(reply)?;
-        let url = format!("{}/{action}", self.config.api_root.trim_end_matches('/'));
         let mut backoff = Duration::from_millis(self.config.retry_backoff_ms);
         let mut last_error = String::new();
         for attempt in 1..=self.config.max_attempts {
-            match self.attempt(&url, &body).await {
+            match self.attempt(action, &body).await {
                 Attempt::Accepted(platform_message_id) => {
                     return Ok(Delivered {
                         platform_message_id,
