@@ -130,7 +130,15 @@ mod cases {
         assert_eq!(status, 200);
         let answer: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(answer["plain_token"], "Arq0D5A61EgUu4OxUvOp");
-        assert_eq!(answer["signature"].as_str().map(str::len), Some(128));
+        assert_eq!(
+            answer["signature"].as_str(),
+            Some(
+                qq.events
+                    .validation_signature("1725442341", "Arq0D5A61EgUu4OxUvOp")
+                    .as_str()
+            ),
+            "signed as the QQ docs say, checked by the mock's own Ed25519"
+        );
 
         let event = qq.events.group_at(
             "GROUP_AT_MESSAGE_CREATE:ev1",

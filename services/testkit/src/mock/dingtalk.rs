@@ -19,7 +19,6 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use clawdbot_platforms::dingtalk::sign;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -136,15 +135,29 @@ pub struct MockDingTalk {
     shared: Arc<Shared>,
     /// The Stream gateway served by this mock.
     pub gateway: StreamGateway,
+    faults: super::faults::Faults,
     _server: tokio::task::JoinHandle<()>,
 }
 
 impl MockDingTalk {
+    /// The faults the next API calls meet (answer late, or answer an error instead).
+    pub fn faults(&self) -> &super::faults::Faults {
+        &self.faults
+    }
+
     /// Starts the mock on 127.0.0.1 (a free port).
     ///
     /// # Panics
     /// No port can be bound.
     pub async fn start(settings: MockDingTalkSettings) -> Self {
+        Self::start_on("127.0.0.1:0", settings).await
+    }
+
+    /// Starts the mock on `address`.
+    ///
+    /// # Panics
+    /// The address cannot be bound.
+    pub async fn start_on(address: &str, settings: MockDingTalkSettings) -> Self {
         let shared = Arc::new(Shared {
             settings,
             inner: Mutex::default(),
@@ -152,7 +165,7 @@ impl MockDingTalk {
             next_id: AtomicU64::new(0),
             notify: Notify::new(),
         });
-        let (listener, address) = super::bind("127.0.0.1:0", "dingtalk").await;
+        let (listener, address) = super::bind(address, "dingtalk").await;
         let gateway = StreamGateway::new(
             address,
             shared.settings.app_key.clone(),
@@ -166,11 +179,13 @@ impl MockDingTalk {
             .route("/robot/send", post(robot_send))
             .with_state(shared.clone())
             .merge(gateway.router());
-        let server = super::serve(listener, app, "dingtalk");
+        let faults = super::faults::Faults::default();
+        let server = super::serve(listener, faults.wrap(app), "dingtalk");
         Self {
             address,
             shared,
             gateway,
+            faults,
             _server: server,
         }
     }
@@ -370,7 +385,7 @@ async fn robot_send(
             shared.refuse(path, "310000");
             return oapi_error(310_000, "invalid timestamp");
         }
-        if !sign::verify(secret, timestamp, signature) {
+        if super::doc_crypto::dingtalk::sign(secret, timestamp) != *signature {
             shared.refuse(path, "310000");
             return oapi_error(310_000, "sign not match");
         }
@@ -417,7 +432,10 @@ impl DingTalkCallbacks {
     pub fn headers_at(&self, timestamp_ms: i64) -> [(&'static str, String); 2] {
         let timestamp = timestamp_ms.to_string();
         [
-            ("sign", sign::sign(&self.app_secret, &timestamp)),
+            (
+                "sign",
+                super::doc_crypto::dingtalk::sign(&self.app_secret, &timestamp),
+            ),
             ("timestamp", timestamp),
         ]
     }

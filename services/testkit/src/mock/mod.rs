@@ -3,6 +3,8 @@
 
 pub mod dingtalk;
 mod dingtalk_stream;
+pub mod doc_crypto;
+pub mod faults;
 pub mod onebot;
 mod onebot_ws;
 pub mod qq;

@@ -118,10 +118,16 @@ pub(super) struct Shared {
 pub struct MockOneBot {
     pub address: SocketAddr,
     shared: Arc<Shared>,
+    faults: super::faults::Faults,
     _server: tokio::task::JoinHandle<()>,
 }
 
 impl MockOneBot {
+    /// The faults the next API calls meet (answer late, or answer an error instead).
+    pub fn faults(&self) -> &super::faults::Faults {
+        &self.faults
+    }
+
     /// Starts the mock on 127.0.0.1 (a free port), requiring `access_token` when given.
     ///
     /// # Panics
@@ -144,10 +150,12 @@ impl MockOneBot {
             .route("/", axum::routing::get(super::onebot_ws::forward))
             .route("/{action}", post(call))
             .with_state(shared.clone());
-        let server = super::serve(listener, app, "onebot");
+        let faults = super::faults::Faults::default();
+        let server = super::serve(listener, faults.wrap(app), "onebot");
         Self {
             address,
             shared,
+            faults,
             _server: server,
         }
     }

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::doc_crypto::qq as sign;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use clawdbot_platforms::qq::sign;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -77,6 +77,7 @@ impl Shared {
 pub struct MockQq {
     pub address: SocketAddr,
     shared: Arc<Shared>,
+    faults: super::faults::Faults,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -86,11 +87,24 @@ fn error(shared: &Shared, status: StatusCode, code: i64, message: &str) -> Respo
 }
 
 impl MockQq {
+    /// The faults the next API calls meet (answer late, or answer an error instead).
+    pub fn faults(&self) -> &super::faults::Faults {
+        &self.faults
+    }
+
     /// Starts the mock for the bot `app_id` with `secret`.
     ///
     /// # Panics
     /// No port can be bound.
     pub async fn start(app_id: &str, secret: &str) -> Self {
+        Self::start_on("127.0.0.1:0", app_id, secret).await
+    }
+
+    /// Starts the mock on `address`.
+    ///
+    /// # Panics
+    /// The address cannot be bound.
+    pub async fn start_on(address: &str, app_id: &str, secret: &str) -> Self {
         let shared = Arc::new(Shared {
             app_id: app_id.to_string(),
             secret: secret.to_string(),
@@ -99,7 +113,7 @@ impl MockQq {
             next_id: AtomicU64::new(0),
             notify: Notify::new(),
         });
-        let (listener, address) = super::bind("127.0.0.1:0", "qq").await;
+        let (listener, address) = super::bind(address, "qq").await;
         let app = axum::Router::new()
             .route("/app/getAppAccessToken", post(access_token))
             .route("/v2/{kind}/{target}/messages", post(message))
@@ -107,10 +121,12 @@ impl MockQq {
             .route("/v2/{kind}/{target}/files", post(files))
             .route("/interactions/{id}", axum::routing::put(interaction))
             .with_state(shared.clone());
-        let server = super::serve(listener, app, "qq");
+        let faults = super::faults::Faults::default();
+        let server = super::serve(listener, faults.wrap(app), "qq");
         Self {
             address,
             shared,
+            faults,
             _server: server,
         }
     }
@@ -327,9 +343,15 @@ pub struct QqEvents {
 impl QqEvents {
     pub fn new(app_id: &str, secret: &str) -> Self {
         Self {
-            key: sign::signing_key(secret),
+            key: sign::key_from_secret(secret),
             app_id: app_id.to_string(),
         }
+    }
+
+    /// The signature QQ expects in the answer to an op 13 URL validation (Ed25519 is
+    /// deterministic, so an answer can be compared with it byte for byte).
+    pub fn validation_signature(&self, event_ts: &str, plain_token: &str) -> String {
+        sign::sign(&self.key, event_ts, plain_token.as_bytes())
     }
 
     /// The headers of a POST of `body` signed now.
@@ -346,7 +368,7 @@ impl QqEvents {
             ("x-signature-timestamp", ts.clone()),
             (
                 "x-signature-ed25519",
-                sign::sign_hex(&self.key, &[ts.as_bytes(), body.as_bytes()]),
+                sign::sign(&self.key, &ts, body.as_bytes()),
             ),
         ]
     }

@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::doc_crypto::{url_encode, wecom::CallbackKeys};
 use axum::Json;
 use axum::extract::{Multipart, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use clawdbot_platforms::wecom::crypto::{WeComCrypto, aes_key};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -114,10 +114,16 @@ impl Shared {
 pub struct MockWeCom {
     pub address: SocketAddr,
     shared: Arc<Shared>,
+    faults: super::faults::Faults,
     _server: tokio::task::JoinHandle<()>,
 }
 
 impl MockWeCom {
+    /// The faults the next API calls meet (answer late, or answer an error instead).
+    pub fn faults(&self) -> &super::faults::Faults {
+        &self.faults
+    }
+
     /// Starts the mock on 127.0.0.1 (a free port) with `settings`.
     ///
     /// # Panics
@@ -146,10 +152,12 @@ impl MockWeCom {
             .route("/cgi-bin/webhook/send", post(webhook_send))
             .route("/cgi-bin/webhook/upload_media", post(webhook_upload))
             .with_state(shared.clone());
-        let server = super::serve(listener, app, "wecom");
+        let faults = super::faults::Faults::default();
+        let server = super::serve(listener, faults.wrap(app), "wecom");
         Self {
             address,
             shared,
+            faults,
             _server: server,
         }
     }
@@ -424,7 +432,7 @@ async fn webhook_upload(
 /// Builds the callbacks WeCom sends to an app's URL: encrypted, signed, wrapped in XML.
 #[derive(Clone)]
 pub struct WeComCallbacks {
-    crypto: WeComCrypto,
+    crypto: CallbackKeys,
     corp_id: String,
     agent_id: i64,
 }
@@ -442,10 +450,10 @@ impl WeComCallbacks {
     /// # Panics
     /// The EncodingAESKey is not one.
     pub fn new(token: &str, encoding_aes_key: &str, corp_id: &str, agent_id: i64) -> Self {
-        let key =
-            aes_key(encoding_aes_key).unwrap_or_else(|reason| panic!("encoding_aes_key {reason}"));
+        let crypto = CallbackKeys::new(token, encoding_aes_key)
+            .unwrap_or_else(|reason| panic!("encoding_aes_key: {reason}"));
         Self {
-            crypto: WeComCrypto::new(token, key),
+            crypto,
             corp_id: corp_id.to_string(),
             agent_id,
         }
@@ -463,10 +471,7 @@ impl WeComCallbacks {
         let encrypt = self.crypto.encrypt(echo, &self.corp_id, rand16());
         let query = self.signed_query(&encrypt);
         Callback {
-            query: format!(
-                "{query}&echostr={}",
-                clawdbot_platforms::percent_encode(&encrypt)
-            ),
+            query: format!("{query}&echostr={}", url_encode(&encrypt)),
             body: String::new(),
         }
     }
