@@ -5,9 +5,10 @@
 //!   never depend on an earlier run;
 //! - [`mock::onebot::MockOneBot`]: a OneBot v11 implementation's HTTP API, recording every
 //!   message sent to it, with programmable failures;
-//! - [`onebot_event`]: signed OneBot events, as NapCat posts them.
+//! - [`onebot_event`]: signed OneBot events, as NapCat posts them;
+//! - [`standalone`]: the `clawdbot-mock` binary's mock process and control API.
 //!
-//! Only dev-dependencies and the load generator use this crate.
+//! Only dev-dependencies, the load generator and `clawdbot-mock` use this crate.
 
 pub mod bus;
 pub mod fuzz;
@@ -16,6 +17,7 @@ pub mod mock;
 mod postgres;
 mod private_redis;
 mod redis;
+pub mod standalone;
 pub mod store;
 mod suite;
 mod tcp_proxy;

@@ -179,6 +179,13 @@ impl MockOneBot {
         .await
     }
 
+    /// How many WebSockets (either direction) are open now.
+    pub fn open_sockets(&self) -> usize {
+        self.shared.sockets.lock().map_or(0, |sockets| {
+            sockets.iter().filter(|s| !s.is_closed()).count()
+        })
+    }
+
     /// Sends `event` (an OneBot event's JSON) on every open WebSocket; returns how many.
     pub fn push_event(&self, event: &Value) -> usize {
         super::onebot_ws::push(&self.shared, event)
