@@ -105,6 +105,7 @@ clawdbot_testkit::backend_suite!(Setup { cluster => Backend::Cluster, embedded =
     the_callback_url_validates_and_a_group_at_message_gets_its_passive_reply_once,
     bad_events_are_refused_with_their_status,
     a_button_click_is_acknowledged_once_it_is_in_the_stream,
+    documented_events_are_accepted_and_recorded,
 ]);
 
 mod cases {
@@ -260,6 +261,61 @@ mod cases {
             413
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(qq.mock.sent_count(), 0, "nothing answered");
+    }
+
+    /// Every event of `testkit/fixtures/external/qq` (the examples of QQ's bot documentation,
+    /// see SOURCES.md), signed as QQ does and posted to the running ingress: each accepted,
+    /// each in its conversation's history with the text `expected.json` names, nothing
+    /// answered (none is a command).
+    pub async fn documented_events_are_accepted_and_recorded(setup: Setup) {
+        let (qq, ports, _bot) = started(setup, "").await;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testkit/fixtures/external/qq");
+        let expected: Vec<serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
+        )
+        .expect("json");
+        let mut owed: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for case in &expected {
+            let file = case["file"].as_str().expect("file");
+            let body = std::fs::read_to_string(dir.join(file)).expect(file);
+            let (status, answer) = qq
+                .post(ports.ingress, &qq.events.headers(&body), &body)
+                .await;
+            assert!((200..300).contains(&status), "{file}: {status} {answer}");
+            let conversation = case["conversation"].as_str().expect("conversation");
+            let id = conversation.split_once(':').expect("kind:id").1;
+            owed.entry(id.to_string())
+                .or_default()
+                .push(case["text"].as_str().expect("text").to_string());
+        }
+        let mut wrong = Vec::new();
+        for (conversation, mut texts) in owed {
+            texts.sort();
+            let deadline = tokio::time::Instant::now() + WAIT;
+            let recorded = loop {
+                let mut recorded: Vec<String> = qq
+                    .setup
+                    .history_of("qq", &conversation)
+                    .await
+                    .into_iter()
+                    .map(|r| r.text)
+                    .collect();
+                recorded.sort();
+                if recorded.len() >= texts.len() || tokio::time::Instant::now() > deadline {
+                    break recorded;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            if recorded != texts {
+                wrong.push(format!(
+                    "{conversation}: recorded {recorded:?}, sent {texts:?}"
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(qq.mock.sent_count(), 0, "nothing answered");
     }
 }

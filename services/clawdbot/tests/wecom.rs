@@ -100,6 +100,7 @@ clawdbot_testkit::backend_suite!(Setup { cluster => Backend::Cluster, embedded =
     a_callback_and_three_retries_give_one_reply,
     an_expired_token_is_refreshed_once_and_the_send_succeeds,
     bad_callbacks_are_refused_with_their_status_and_nothing_is_answered,
+    callbacks_from_other_projects_are_accepted_and_recorded,
 ]);
 
 mod cases {
@@ -261,6 +262,50 @@ mod cases {
         ] {
             assert!(logs.contains(reason), "the log names `{reason}`:\n{logs}");
         }
+    }
+
+    /// Every callback of `testkit/fixtures/external/wecom` (wechatpy's test suite, see
+    /// SOURCES.md), encrypted and signed as WeCom does and posted to the running ingress: each
+    /// accepted with 200, each message in history with the text `expected.json` names, nothing
+    /// answered (none is a command).
+    pub async fn callbacks_from_other_projects_are_accepted_and_recorded(setup: Setup) {
+        let (wecom, ports, _bot) = started(setup).await;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testkit/fixtures/external/wecom");
+        let expected: Vec<serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
+        )
+        .expect("json");
+        let mut owed: Vec<String> = Vec::new();
+        for case in &expected {
+            let file = case["file"].as_str().expect("file");
+            let xml = std::fs::read_to_string(dir.join(file)).expect(file);
+            let (status, body) = wecom.post(ports.ingress, &wecom.callbacks.post(&xml)).await;
+            assert_eq!((status, body.as_str()), (200, ""), "{file}");
+            if case["outcome"] == "message" {
+                owed.push(case["text"].as_str().expect("text").to_string());
+            }
+        }
+        owed.sort();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let recorded = loop {
+            let mut recorded: Vec<String> = wecom
+                .setup
+                .history_of("wecom", "fromUser")
+                .await
+                .into_iter()
+                .filter(|r| r.event_type.starts_with("message.") && r.text != "[notsure]")
+                .map(|r| r.text)
+                .collect();
+            recorded.sort();
+            if recorded.len() >= owed.len() || tokio::time::Instant::now() > deadline {
+                break recorded;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(recorded, owed);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(wecom.mock.sent_count(), 0, "nothing answered");
     }
 }
 

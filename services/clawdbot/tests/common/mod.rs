@@ -166,8 +166,13 @@ impl Setup {
         )
     }
 
-    /// Returns the history of one conversation, from whichever store the backend uses.
+    /// Returns the history of one OneBot conversation, from whichever store the backend uses.
     pub async fn history(&self, conversation_id: &str) -> Vec<HistoryRecord> {
+        self.history_of("onebot", conversation_id).await
+    }
+
+    /// Returns the history of one conversation of `platform`'s default account.
+    pub async fn history_of(&self, platform: &str, conversation_id: &str) -> Vec<HistoryRecord> {
         let store: Arc<dyn Store> = match &self.postgres {
             Some(postgres) => postgres.store.clone(),
             None => Arc::new(
@@ -177,7 +182,7 @@ impl Setup {
             ),
         };
         store
-            .conversation("onebot", "default", conversation_id, 100)
+            .conversation(platform, "default", conversation_id, 100)
             .await
             .expect("history")
     }

@@ -302,7 +302,9 @@ fn scene(event: &str, d: &Value) -> Option<Scene> {
                 },
             }
         }
-        "AT_MESSAGE_CREATE" => {
+        // A guild channel message: `AT_MESSAGE_CREATE` @s the bot; `MESSAGE_CREATE` is every
+        // message of the channel, for private-domain bots (bot-docs, send-receive/event.md).
+        "AT_MESSAGE_CREATE" | "MESSAGE_CREATE" => {
             let channel = text_of(d, "/channel_id");
             Scene {
                 name: "channel",
@@ -337,8 +339,10 @@ fn scene(event: &str, d: &Value) -> Option<Scene> {
 /// writes mentions inline as `<@!id>` (or `<@id>`), and `mentions[]` says which of them are
 /// bots: the bot's own is taken out (so `<@!bot> /echo hi` routes as `/echo hi`), anyone
 /// else's becomes a mention segment. Without `mentions[]`, a leading one is taken for the bot's
-/// (only messages that @ the bot reach it).
-fn segments(d: &Value) -> Vec<Segment> {
+/// (only messages that @ the bot reach it) — except in `MESSAGE_CREATE` (`every_message`),
+/// where only `mentions[]` says who is the bot. Returns the segments and whether the bot's own
+/// mention was among them.
+fn segments(d: &Value, every_message: bool) -> (Vec<Segment>, bool) {
     let content = d["content"].as_str().unwrap_or_default();
     let bots: Vec<&str> = d["mentions"]
         .as_array()
@@ -350,6 +354,7 @@ fn segments(d: &Value) -> Vec<Segment> {
     let mut segments = Vec::new();
     let mut rest = content;
     let mut text = String::new();
+    let mut bot_mentioned = false;
     while let Some(start) = rest.find("<@") {
         let Some(end) = rest[start..].find('>').map(|end| start + end) else {
             break;
@@ -357,7 +362,8 @@ fn segments(d: &Value) -> Vec<Segment> {
         text.push_str(&rest[..start]);
         let id = rest[start + 2..end].trim_start_matches('!');
         let leading = segments.is_empty() && text.trim().is_empty();
-        let the_bot = bots.contains(&id) || (bots.is_empty() && leading);
+        let the_bot = bots.contains(&id) || (bots.is_empty() && leading && !every_message);
+        bot_mentioned |= the_bot;
         if !the_bot {
             push_text(&mut segments, std::mem::take(&mut text));
             segments.push(Segment {
@@ -415,7 +421,7 @@ fn segments(d: &Value) -> Vec<Segment> {
         };
         segments.push(Segment { kind: Some(kind) });
     }
-    segments
+    (segments, bot_mentioned)
 }
 
 // Long on purpose: it fills every field of the envelope in one struct literal, next to the
@@ -434,6 +440,8 @@ fn envelope(config: &QqConfig, payload: &Payload, body: &[u8]) -> Result<Envelop
     } else {
         payload.id.clone()
     };
+    let every_message = payload.t == "MESSAGE_CREATE";
+    let mut mentions_bot = false;
     let (kind, scene, segments) = match scene(&payload.t, d) {
         Some(scene) => {
             if text_of(d, "/id").is_empty() {
@@ -442,7 +450,10 @@ fn envelope(config: &QqConfig, payload: &Payload, body: &[u8]) -> Result<Envelop
                     payload.t
                 )));
             }
-            (EventKind::Message, Some(scene), segments(d))
+            let (segments, bot_mentioned) = segments(d, every_message);
+            // Everything but a channel's every-message feed is addressed to the bot.
+            mentions_bot = bot_mentioned || !every_message;
+            (EventKind::Message, Some(scene), segments)
         }
         None => {
             if !matches!(
@@ -512,8 +523,7 @@ fn envelope(config: &QqConfig, payload: &Payload, body: &[u8]) -> Result<Envelop
         received_at_ms: now_ms(),
         reply_context,
         trace: None,
-        // QQ delivers only messages addressed to the bot (@ in groups, or one-to-one).
-        mentions_bot: kind == EventKind::Message,
+        mentions_bot,
         dedupe_id: String::new(),
     })
 }

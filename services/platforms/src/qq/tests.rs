@@ -314,3 +314,78 @@ fn op13_refuses_to_sign_anything_but_a_token_so_it_cannot_forge_events() {
     let error = run(&headers, &probe).expect_err("refused");
     assert_eq!(error.status(), http::StatusCode::BAD_REQUEST);
 }
+
+/// The event examples of QQ's own documentation (see
+/// `testkit/fixtures/external/qq/SOURCES.md`), each signed and decoded into what
+/// `expected.json` says: conversation, text, and whether the bot was addressed.
+#[test]
+fn documented_events_decode_as_expected() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testkit/fixtures/external/qq");
+    let expected: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
+    )
+    .expect("expected.json is JSON");
+    assert_eq!(expected.len(), 5, "every collected event is listed");
+    for case in expected {
+        let file = case["file"].as_str().expect("file");
+        let body = std::fs::read_to_string(dir.join(file)).expect(file);
+        let envelope = match run(&signed(&body, now()), &body) {
+            Ok(Inbox::Envelopes(mut envelopes)) if envelopes.len() == 1 => envelopes.remove(0),
+            other => panic!("{file}: {other:?}"),
+        };
+        assert_eq!(case["outcome"], "message", "{file}");
+        assert_eq!(envelope.kind(), EventKind::Message, "{file}");
+        let conversation = envelope.conversation.clone().expect("conversation");
+        let kind = match conversation.kind() {
+            ConversationKind::Group => "group",
+            ConversationKind::Channel => "channel",
+            _ => "private",
+        };
+        assert_eq!(
+            format!("{kind}:{}", conversation.id),
+            case["conversation"].as_str().expect("conversation"),
+            "{file}"
+        );
+        assert_eq!(
+            envelope.text,
+            case["text"].as_str().expect("text"),
+            "{file}"
+        );
+        assert_eq!(
+            Some(envelope.mentions_bot),
+            case["mentions_bot"].as_bool(),
+            "{file}"
+        );
+    }
+}
+
+/// In a channel's every-message feed, a leading mention is someone's, not the bot's, unless
+/// `mentions[]` marks it a bot: only then is the bot addressed (and its mention taken out).
+#[test]
+fn a_channel_feed_message_addresses_the_bot_only_when_it_mentions_it() {
+    let message = |content: &str, mentions: Value| {
+        json!({"op": 0, "id": "MESSAGE_CREATE:e9", "t": "MESSAGE_CREATE", "d": {
+            "id": "m9", "channel_id": "C1", "guild_id": "G1", "content": content,
+            "timestamp": "2026-11-25T12:00:00+08:00", "mentions": mentions,
+            "author": {"id": "U1", "username": "u", "bot": false},
+        }})
+        .to_string()
+    };
+    let decode = |body: String| match run(&signed(&body, now()), &body) {
+        Ok(Inbox::Envelopes(mut envelopes)) => envelopes.remove(0),
+        other => panic!("{other:?}"),
+    };
+    let to_someone = decode(message(
+        "<@!999> /echo hi",
+        json!([{"id": "999", "bot": false}]),
+    ));
+    assert!(!to_someone.mentions_bot);
+    assert!(matches!(&to_someone.segments[0].kind, Some(Kind::Mention(m)) if m.user_id == "999"));
+    let to_the_bot = decode(message(
+        "<@!777> /echo hi",
+        json!([{"id": "777", "bot": true}]),
+    ));
+    assert!(to_the_bot.mentions_bot);
+    assert_eq!(to_the_bot.text, "/echo hi");
+}

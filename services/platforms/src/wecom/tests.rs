@@ -642,3 +642,46 @@ fn a_callback_signed_outside_the_window_is_401_naming_the_skew() {
     let error = request(&inbound, http::Method::POST, &query, body.as_bytes()).expect_err("bad");
     assert_eq!(error.status(), http::StatusCode::UNAUTHORIZED, "{error}");
 }
+
+/// The callbacks of another project's test suite (wechatpy; see
+/// `testkit/fixtures/external/wecom/SOURCES.md`), each encrypted and decoded into what
+/// `expected.json` says: a message (conversation and text) or a notice (event type).
+#[test]
+fn callbacks_from_other_projects_decode_as_expected() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testkit/fixtures/external/wecom");
+    let expected: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
+    )
+    .expect("expected.json is JSON");
+    assert_eq!(expected.len(), 13, "every collected callback is listed");
+    for case in expected {
+        let file = case["file"].as_str().expect("file");
+        let envelope = decode(&std::fs::read_to_string(dir.join(file)).expect(file));
+        match case["outcome"].as_str().expect("outcome") {
+            "notice" => {
+                assert_eq!(envelope.kind(), EventKind::Notice, "{file}");
+                assert_eq!(
+                    envelope.event_type,
+                    case["event_type"].as_str().expect("type")
+                );
+            }
+            "message" => {
+                assert_eq!(envelope.kind(), EventKind::Message, "{file}");
+                let conversation = envelope.conversation.clone().expect("conversation");
+                assert_eq!(conversation.kind(), ConversationKind::Private, "{file}");
+                assert_eq!(
+                    format!("private:{}", conversation.id),
+                    case["conversation"].as_str().expect("conversation"),
+                    "{file}"
+                );
+                assert_eq!(
+                    envelope.text,
+                    case["text"].as_str().expect("text"),
+                    "{file}"
+                );
+            }
+            other => panic!("{file}: unknown outcome {other}"),
+        }
+    }
+}
