@@ -232,6 +232,13 @@ impl Inbound for QqInbound {
                     body: body.to_string().into_bytes(),
                 })
             }
+            // A channel's every-message feed carries the bot's own sends (and other bots'),
+            // marked `author.bot`: answered, they would start a loop.
+            0 if payload.t == "MESSAGE_CREATE" && payload.d["author"]["bot"] == true => {
+                Ok(Inbox::Skipped {
+                    reason: "own_message",
+                })
+            }
             0 => Ok(Inbox::Envelopes(vec![envelope(
                 &bot.config,
                 &payload,

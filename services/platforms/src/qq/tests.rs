@@ -388,4 +388,13 @@ fn a_channel_feed_message_addresses_the_bot_only_when_it_mentions_it() {
     ));
     assert!(to_the_bot.mentions_bot);
     assert_eq!(to_the_bot.text, "/echo hi");
+    let mut own: Value = serde_json::from_str(&message("/echo hi", json!([]))).expect("json");
+    own["d"]["author"]["bot"] = true.into();
+    let own = own.to_string();
+    assert!(matches!(
+        run(&signed(&own, now()), &own),
+        Ok(Inbox::Skipped {
+            reason: "own_message"
+        })
+    ));
 }
