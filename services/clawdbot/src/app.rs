@@ -68,7 +68,7 @@ pub async fn run(
     if let Some((store, _)) = &store {
         crate::log_store::attach(store.clone(), LOG_RETENTION, &tail);
     }
-    crate::metrics_server::serve_metrics(metrics_listener, limits.clone(), &tail)?;
+    crate::metrics_server::serve_metrics(metrics_listener, limits.clone(), bus.clone(), &tail)?;
     let instance =
         (core.worker.consumer_name.clone()).unwrap_or_else(clawdbot_worker::default_consumer_name);
     let served = clawdbot_worker::loaded_skills::ServedVersions::default();

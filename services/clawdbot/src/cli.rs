@@ -433,6 +433,7 @@ impl Command {
             self,
             Command::Admin(_)
                 | Command::Log(_)
+                | Command::Status { .. }
                 | Command::Skill(
                     SkillCommand::List { remote: false, .. }
                         | SkillCommand::Load { .. }
@@ -465,6 +466,7 @@ impl Cli {
                 Command::Up(_)
                     | Command::Skill(_)
                     | Command::Probe { .. }
+                    | Command::Status { .. }
                     | Command::Admin(_)
                     | Command::Log(_)
                     | Command::Security(_)

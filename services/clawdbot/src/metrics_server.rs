@@ -1,5 +1,8 @@
-//! The Prometheus endpoint: `GET /metrics` on `metrics.listen`.
+//! The Prometheus endpoint, `GET /metrics` on `metrics.listen`, and `GET /status`: the live
+//! processes' heartbeats as JSON (what `clawdbot status` reads from an embedded `clawdbot up`,
+//! whose heartbeats never leave the process).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::get;
@@ -13,6 +16,7 @@ use tokio::net::TcpListener;
 pub fn serve_metrics(
     listener: TcpListener,
     limits: clawdbot_ingress::ServerLimits,
+    presence: Arc<dyn clawdbot_bus::Presence>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let handle = crate::telemetry::metrics_recorder()?;
@@ -27,8 +31,9 @@ pub fn serve_metrics(
             }
         }
     });
-    let router =
-        axum::Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
+    let router = axum::Router::new()
+        .route("/metrics", get(move || std::future::ready(handle.render())))
+        .route("/status", get(move || heartbeats(presence.clone())));
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
         let served =
@@ -39,4 +44,23 @@ pub fn serve_metrics(
         }
     });
     Ok(())
+}
+
+/// `GET /status`: every live heartbeat, as a JSON array (503 if the bus cannot be read).
+async fn heartbeats(presence: Arc<dyn clawdbot_bus::Presence>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match presence.heartbeats().await {
+        Ok(beats) => {
+            let beats: Vec<serde_json::Value> = beats
+                .into_iter()
+                .filter_map(|(_, value)| serde_json::from_str(&value).ok())
+                .collect();
+            axum::Json(beats).into_response()
+        }
+        Err(error) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("heartbeats unreadable: {error}"),
+        )
+            .into_response(),
+    }
 }

@@ -31,9 +31,64 @@ fn memory() -> Value {
         "allocated": read(stats::allocated::read()),
         "resident": read(stats::resident::read()),
         "retained": read(stats::retained::read()),
+        "allocator": "jemalloc",
+        // What jemalloc applied (MALLOC_CONF is read by the unprefixed build), not just what
+        // the environment says.
+        "options": jemalloc_options(),
         "malloc_conf": std::env::var("MALLOC_CONF").unwrap_or_default(),
         "transparent_hugepages": transparent_hugepages(),
     })
+}
+
+/// The options jemalloc runs with, from its own JSON statistics (`jemalloc.opt`): the ones an
+/// operator tunes through MALLOC_CONF.
+fn jemalloc_options() -> Value {
+    let mut printed = Vec::new();
+    let mut options = tikv_jemalloc_ctl::stats_print::Options::default();
+    options.json_format = true;
+    options.skip_merged_arenas = true;
+    options.skip_per_arena = true;
+    options.skip_bin_size_classes = true;
+    options.skip_large_size_classes = true;
+    options.skip_mutex_statistics = true;
+    if tikv_jemalloc_ctl::stats_print::stats_print(&mut printed, options).is_err() {
+        return Value::Null;
+    }
+    let all: Value = serde_json::from_slice(&printed).unwrap_or_default();
+    let opt = &all["jemalloc"]["opt"];
+    let mut chosen = serde_json::Map::new();
+    for key in [
+        "background_thread",
+        "metadata_thp",
+        "thp",
+        "narenas",
+        "dirty_decay_ms",
+        "muzzy_decay_ms",
+        "tcache",
+    ] {
+        if !opt[key].is_null() {
+            chosen.insert(key.to_string(), opt[key].clone());
+        }
+    }
+    Value::Object(chosen)
+}
+
+/// `key:value,…` of the options jemalloc applied, for one table cell.
+fn options_line(options: &Value) -> String {
+    options.as_object().map_or_else(
+        || "-".to_string(),
+        |map| {
+            map.iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}:{}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        },
+    )
 }
 
 /// The kernel's THP mode: the bracketed word of `/sys/kernel/mm/transparent_hugepage/enabled`.
@@ -118,26 +173,49 @@ async fn heartbeats_on(bus: &clawdbot_bus::redis::RedisBus) -> anyhow::Result<Ve
     Ok(beats)
 }
 
+/// The heartbeats an embedded `clawdbot up` serves on its `metrics.listen` (`GET /status`).
+async fn local_heartbeats(config: &Config) -> anyhow::Result<Vec<Value>> {
+    let listen = &config.core.metrics.listen;
+    // A wildcard listener is reached on loopback.
+    let address = listen
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]");
+    let url = format!("http://{address}/status");
+    let client = clawdbot_core::tls::http_client_builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let answer = client.get(&url).send().await.map_err(|error| {
+        anyhow::anyhow!(
+            "no clawdbot answers at {url} (metrics.listen {listen}): {error}. Start one with `clawdbot up`, or point at a cluster's config (one with `cluster.redis`)"
+        )
+    })?;
+    if !answer.status().is_success() {
+        bail!("{url} answered {}", answer.status());
+    }
+    Ok(answer.json().await?)
+}
+
 /// `clawdbot status [--memory]`.
 pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
-    let Some(bus) = cluster_bus(config).await? else {
-        bail!(
-            "`clawdbot status` reads a cluster's Redis (`cluster.redis`); an embedded `clawdbot up` shows its numbers on /metrics"
-        );
+    let bus = cluster_bus(config).await?;
+    let beats = match &bus {
+        Some(bus) => heartbeats_on(bus).await?,
+        None => local_heartbeats(config).await?,
     };
-    let beats = heartbeats_on(&bus).await?;
     let now = clawdbot_core::now_ms();
     let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
     let secs = |ms: i64| format!("{}s", ms.max(0) / 1000);
     if with_memory {
         crate::cli_out::say!(
-            "{:<8} {:<28} {:>12} {:>12} {:>12}  {:<10} MALLOC_CONF",
+            "{:<8} {:<28} {:>12} {:>12} {:>12}  {:<8} {:<10} {:<14} JEMALLOC OPTIONS",
             "ROLE",
             "INSTANCE",
             "ALLOCATED",
             "RESIDENT",
             "RETAINED",
-            "THP"
+            "THP",
+            "ALLOCATOR",
+            "MALLOC_CONF"
         );
     } else {
         crate::cli_out::say!(
@@ -153,13 +231,18 @@ pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
         let (role, instance) = (text(&beat["role"]), text(&beat["instance"]));
         if with_memory {
             let memory = &beat["memory"];
+            let malloc_conf = match memory["malloc_conf"].as_str() {
+                Some("") | None => "(unset)".to_string(),
+                Some(conf) => conf.to_string(),
+            };
             crate::cli_out::say!(
-                "{role:<8} {instance:<28} {:>12} {:>12} {:>12}  {:<10} {}",
+                "{role:<8} {instance:<28} {:>12} {:>12} {:>12}  {:<8} {:<10} {malloc_conf:<14} {}",
                 mib(&memory["allocated"]),
                 mib(&memory["resident"]),
                 mib(&memory["retained"]),
                 text(&memory["transparent_hugepages"]),
-                text(&memory["malloc_conf"])
+                text(&memory["allocator"]),
+                options_line(&memory["options"])
             );
         } else {
             let started = beat["started_ms"].as_i64().unwrap_or(now);
@@ -176,6 +259,12 @@ pub async fn show(config: &Config, with_memory: bool) -> anyhow::Result<()> {
         crate::cli_out::say!("(no process has reported in the last {} s)", TTL.as_secs());
     }
     crate::cli_out::say!();
+    let Some(bus) = bus else {
+        crate::cli_out::say!(
+            "(embedded: the streams live inside that process; clawdbot_stream_length and the worker series are on /metrics)"
+        );
+        return Ok(());
+    };
     crate::cli_out::say!("{:<8} {:>10}  GROUPS (pending / lag)", "STREAM", "LENGTH");
     for stream in [Stream::Inbound, Stream::Outbound, Stream::Dead] {
         let stats = bus.stats(stream).await?;

@@ -234,6 +234,64 @@ async fn status_lists_every_process_of_the_cluster_with_its_memory() {
     assert!(text.contains("RESIDENT") && text.contains(" MiB"), "{text}");
 }
 
+/// An embedded `clawdbot up` answers `clawdbot status` (through its metrics listener), and the
+/// description's `MALLOC_CONF` is applied by jemalloc — shown as applied, not just as set.
+#[tokio::test]
+async fn status_reads_an_embedded_up_and_shows_malloc_conf_applied() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let ports = Ports::new();
+    let config = setup.config(
+        "",
+        ports.egress,
+        &format!("metrics:\n  listen: \"127.0.0.1:{}\"\n", ports.metrics),
+    );
+    let _up = Clawdbot::start_with_env(
+        &["up"],
+        &config,
+        &ports,
+        &[("MALLOC_CONF", "background_thread:true,metadata_thp:auto")],
+    )
+    .await;
+    let run = |extra: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_clawdbot"))
+            .arg("status")
+            .args(extra)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        text
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let text = run(&[]);
+        if text.lines().any(|l| l.starts_with("up ")) || tokio::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(listed.lines().any(|l| l.starts_with("up ")), "{listed}");
+    assert!(listed.contains("embedded"), "{listed}");
+    let memory = run(&["--memory"]);
+    let row = memory
+        .lines()
+        .find(|l| l.starts_with("up "))
+        .unwrap_or_else(|| panic!("{memory}"));
+    assert!(row.contains("jemalloc"), "{memory}");
+    // jemalloc's default metadata_thp is `disabled`: `auto` proves MALLOC_CONF was read.
+    let applied = row.rsplit(' ').next().unwrap_or_default();
+    assert!(
+        applied.contains("metadata_thp:auto") && applied.contains("background_thread:true"),
+        "{memory}"
+    );
+}
+
 /// Runs curl against `url` with extra `args`; returns (exit success, stdout).
 fn curl(args: &[&str], url: &str) -> (bool, String) {
     let output = std::process::Command::new("curl")
