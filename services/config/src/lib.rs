@@ -52,13 +52,10 @@ pub struct Config {
 
 impl Config {
     /// Returns the config of `clawdbot up` with no file: everything in one process on this
-    /// machine (in-process bus, SQLite history, the sandbox chat), listening on loopback only,
-    /// since the sandbox trusts whoever reaches it.
+    /// machine (in-process bus, SQLite history, the sandbox chat), listening on loopback only
+    /// (every listener's default), since the sandbox trusts whoever reaches it.
     pub fn embedded() -> Self {
         let mut config = Self::default();
-        config.core.ingress.listen = "127.0.0.1:8080".to_string();
-        config.core.egress.listen = "127.0.0.1:6771".to_string();
-        config.core.metrics.listen = "127.0.0.1:9091".to_string();
         config.core.telemetry.log_format = LogFormat::Text;
         config
     }

@@ -151,7 +151,9 @@ pub struct IngressConfig {
 impl Default for IngressConfig {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:8080".to_string(),
+            // Loopback unless the config says otherwise, with or without a file: a deployment
+            // opens its listeners on purpose (the shipped configs, Helm and compose do).
+            listen: "127.0.0.1:8080".to_string(),
             max_body_bytes: 1 << 20,
             dedupe_window_secs: 600,
             max_stream_len: 1_000_000,
@@ -182,7 +184,7 @@ pub struct EgressConfig {
 impl Default for EgressConfig {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:6771".to_string(),
+            listen: "127.0.0.1:6771".to_string(),
             endpoint: "http://127.0.0.1:6771".to_string(),
             lease_secs: 10,
             result_ttl_secs: 3600,
@@ -323,7 +325,7 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:9091".to_string(),
+            listen: "127.0.0.1:9091".to_string(),
         }
     }
 }

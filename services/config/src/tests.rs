@@ -261,3 +261,17 @@ fn every_unknown_key_is_named_at_once_with_the_nearest_valid_key() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+/// A config file that does not name a listener keeps it on loopback, as `clawdbot up` without
+/// a file does: writing a config never opens a port to the network by itself.
+#[test]
+fn listeners_stay_on_loopback_unless_the_config_opens_them() {
+    let config = Config::parse(serde_json::json!({"storage": {"type": "sqlite", "path": "x.db"}}))
+        .expect("valid");
+    assert_eq!(config.core.ingress.listen, "127.0.0.1:8080");
+    assert_eq!(config.core.egress.listen, "127.0.0.1:6771");
+    assert_eq!(config.core.metrics.listen, "127.0.0.1:9091");
+    let opened =
+        Config::parse(serde_json::json!({"ingress": {"listen": "0.0.0.0:8080"}})).expect("valid");
+    assert_eq!(opened.core.ingress.listen, "0.0.0.0:8080");
+}
