@@ -145,7 +145,8 @@ async fn start_worker(
 ) -> anyhow::Result<()> {
     let (store, location) = start.store.context("a worker needs the store")?;
     let pool = match &start.cli.command {
-        Command::Worker(role) => role.pool.clone(),
+        Command::Worker(args) => args.worker.pool.clone(),
+        Command::Up(args) => args.worker.pool.clone(),
         _ => None,
     };
     clawdbot_worker::start(clawdbot_worker::WorkerStart {

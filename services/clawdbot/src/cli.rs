@@ -16,19 +16,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs every role in one process.
-    Up(RoleArgs),
+    Up(UpArgs),
     /// Runs the ingress role (one platform's callbacks, or all with no --platform).
     Ingress {
         #[command(flatten)]
-        role: RoleArgs,
+        role: ServeArgs,
         /// Serve only this platform's callbacks (`onebot`, ...).
         #[arg(long)]
         platform: Option<String>,
     },
     /// Runs the skill worker role (and the history writer unless `history.enabled: false`).
-    Worker(RoleArgs),
+    Worker(WorkerArgs),
     /// Runs the egress role.
-    Egress(RoleArgs),
+    Egress(ServeArgs),
     /// Runs the database migrations and exits.
     Migrate(ConfigArg),
     /// Config file commands.
@@ -307,22 +307,57 @@ pub struct ConfigArg {
     pub config: Option<PathBuf>,
 }
 
+/// What every role takes. Each role offers only the options that mean something to it: a
+/// worker has no listener, ingress and egress no consumer name or pool.
 #[derive(Debug, Args)]
 pub struct RoleArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Overrides the role's listen address (`ingress.listen` or `egress.listen`).
-    #[arg(long)]
-    pub listen: Option<String>,
     /// Overrides `metrics.listen`.
     #[arg(long)]
     pub metrics_listen: Option<String>,
+}
+
+/// `ingress` and `egress`: a role with a listener.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub role: RoleArgs,
+    /// Overrides the role's listen address (`ingress.listen` or `egress.listen`).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+/// The worker's own options.
+#[derive(Debug, Args)]
+pub struct WorkerOptions {
     /// Overrides the worker's consumer name (default: host and pid).
     #[arg(long)]
     pub consumer_name: Option<String>,
     /// The skill pool this worker serves (`worker.pools`); the default pool when absent.
     #[arg(long)]
     pub pool: Option<String>,
+}
+
+/// `worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub role: RoleArgs,
+    #[command(flatten)]
+    pub worker: WorkerOptions,
+}
+
+/// `up`: every role, so the ingress listener and the worker's options.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub role: RoleArgs,
+    /// Overrides `ingress.listen`.
+    #[arg(long)]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub worker: WorkerOptions,
 }
 
 impl Command {
@@ -347,10 +382,13 @@ impl Command {
 
     pub fn config_path(&self) -> Option<&PathBuf> {
         match self {
-            Command::Up(role)
-            | Command::Ingress { role, .. }
-            | Command::Worker(role)
-            | Command::Egress(role) => role.config.config.as_ref(),
+            Command::Up(UpArgs { role, .. })
+            | Command::Ingress {
+                role: ServeArgs { role, .. },
+                ..
+            }
+            | Command::Worker(WorkerArgs { role, .. })
+            | Command::Egress(ServeArgs { role, .. }) => role.config.config.as_ref(),
             Command::Migrate(arg) | Command::Status { config: arg, .. } => arg.config.as_ref(),
             Command::Admin(AdminCommand::Audit(AuditCommand::Enable { config: arg, .. }))
             | Command::Admin(AdminCommand::Audit(AuditCommand::Disable(arg)))
@@ -389,10 +427,13 @@ impl Command {
     /// required), to fill in a discovered config.
     pub fn config_arg_mut(&mut self) -> Option<&mut ConfigArg> {
         match self {
-            Command::Up(role)
-            | Command::Ingress { role, .. }
-            | Command::Worker(role)
-            | Command::Egress(role) => Some(&mut role.config),
+            Command::Up(UpArgs { role, .. })
+            | Command::Ingress {
+                role: ServeArgs { role, .. },
+                ..
+            }
+            | Command::Worker(WorkerArgs { role, .. })
+            | Command::Egress(ServeArgs { role, .. }) => Some(&mut role.config),
             Command::Migrate(arg) | Command::Status { config: arg, .. } => Some(arg),
             Command::Admin(AdminCommand::Audit(AuditCommand::Enable { config: arg, .. }))
             | Command::Admin(AdminCommand::Audit(AuditCommand::Disable(arg)))
@@ -513,14 +554,14 @@ impl Cli {
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
-        let role = match &self.command {
-            Command::Up(role)
-            | Command::Ingress { role, .. }
-            | Command::Worker(role)
-            | Command::Egress(role) => role,
+        let (role, listen, worker) = match &self.command {
+            Command::Up(up) => (&up.role, up.listen.as_ref(), Some(&up.worker)),
+            Command::Ingress { role, .. } => (&role.role, role.listen.as_ref(), None),
+            Command::Worker(worker) => (&worker.role, None, Some(&worker.worker)),
+            Command::Egress(egress) => (&egress.role, egress.listen.as_ref(), None),
             _ => return Ok(config),
         };
-        if let Some(listen) = &role.listen {
+        if let Some(listen) = listen {
             match &self.command {
                 Command::Egress(_) => config.core.egress.listen = listen.clone(),
                 _ => config.core.ingress.listen = listen.clone(),
@@ -529,7 +570,7 @@ impl Cli {
         if let Some(listen) = &role.metrics_listen {
             config.core.metrics.listen = listen.clone();
         }
-        if let Some(name) = &role.consumer_name {
+        if let Some(name) = worker.and_then(|w| w.consumer_name.as_ref()) {
             config.core.worker.consumer_name = Some(name.clone());
         }
         // The overrides are validated like the file.

@@ -263,3 +263,30 @@ fn help_names_every_command_there_is() {
         );
     }
 }
+
+/// Each role offers only the options that mean something to it: a worker has no listener,
+/// ingress and egress have no consumer name or pool. Offered anyway, they are refused by name
+/// before anything starts (clap's usage error, exit 2).
+#[test]
+fn roles_refuse_options_that_mean_nothing_to_them() {
+    for (args, option) in [
+        (&["egress", "--consumer-name", "x"][..], "--consumer-name"),
+        (&["ingress", "--pool", "heavy"][..], "--pool"),
+        (&["worker", "--listen", "127.0.0.1:1"][..], "--listen"),
+    ] {
+        let output = clawdbot().args(args).output().expect("runs");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains(option), "{args:?} names {option}: {said}");
+    }
+    let help = clawdbot()
+        .args(["worker", "--help"])
+        .output()
+        .expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--consumer-name") && help.contains("--pool"),
+        "{help}"
+    );
+    assert!(!help.contains("--listen "), "{help}");
+}
