@@ -326,3 +326,26 @@ fn printed_key(out: &str) -> String {
         .expect("the new key is printed")
         .to_string()
 }
+
+/// `issue-key notify` says the key is accepted everywhere: so it is, with no `notify:` section
+/// in the config (the notify API is served with its defaults), and a key never issued is 401.
+#[tokio::test]
+async fn an_issued_notify_key_works_without_a_notify_section() {
+    let setup = Setup::new(Backend::Embedded).await;
+    let ports = Ports::new();
+    let env = [("CLAWDBOT_MASTER_KEY", KEY_A)];
+    let config = setup.default_config(&ports);
+    assert!(
+        !std::fs::read_to_string(&config)
+            .expect("config")
+            .contains("notify:"),
+        "no notify section"
+    );
+    let _bot = Clawdbot::start_with_env(&["up"], &config, &ports, &env).await;
+    assert_eq!(notify(&setup, &ports, "cbk_not-issued").await, 401);
+    let (ok, out, err) = security(&config, &["issue-key", "notify", "--name", "ops"], &env, "");
+    assert!(ok, "{err}");
+    until_status(&setup, &ports, out.trim(), 204).await;
+    let sent = setup.mock.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(sent.len(), 1, "the notice went out: {sent:?}");
+}

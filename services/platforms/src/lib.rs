@@ -66,8 +66,15 @@ impl PlatformsConfig {
         let mut sections = Vec::new();
         let mut problems = Vec::new();
         for platform in PLATFORMS {
-            match values.remove(platform.config_key) {
-                None | Some(serde_json::Value::Null) => {}
+            let value = match values.remove(platform.config_key) {
+                None | Some(serde_json::Value::Null) if platform.served_without_section => {
+                    Some(serde_json::json!({}))
+                }
+                None | Some(serde_json::Value::Null) => None,
+                Some(value) => Some(value),
+            };
+            match value {
+                None => {}
                 Some(value) => match (platform.read)(value) {
                     Ok(section) => sections.push((platform, section)),
                     Err(errors) => problems.extend(

@@ -51,6 +51,7 @@ pub const PLATFORM: crate::Platform = crate::Platform {
     config_key: NAME,
     route: NAME,
     read: crate::registry::read::<AlertmanagerConfig>,
+    served_without_section: false,
 };
 
 /// Inbound only: what arrives here is sent on to chat platforms by a skill.

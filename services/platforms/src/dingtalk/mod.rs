@@ -41,6 +41,7 @@ pub const PLATFORM: crate::Platform = crate::Platform {
     config_key: NAME,
     route: NAME,
     read: crate::registry::read::<OneOrMany<DingTalkConfig>>,
+    served_without_section: false,
 };
 
 impl Section for OneOrMany<DingTalkConfig> {

@@ -55,6 +55,7 @@ pub const PLATFORM: crate::Platform = crate::Platform {
     config_key: NAME,
     route: NAME,
     read: crate::registry::read::<NotifyConfig>,
+    served_without_section: true,
 };
 
 /// Inbound only: what arrives here is sent on to chat platforms by a skill.

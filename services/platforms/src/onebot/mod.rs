@@ -43,6 +43,7 @@ pub const PLATFORM: crate::Platform = crate::Platform {
     config_key: NAME,
     route: NAME,
     read: crate::registry::read::<OneOrMany<OneBotConfig>>,
+    served_without_section: false,
 };
 
 impl Section for OneOrMany<OneBotConfig> {

@@ -33,6 +33,7 @@ pub const PLATFORM: crate::Platform = crate::Platform {
     config_key: NAME,
     route: NAME,
     read: crate::registry::read::<SandboxConfig>,
+    served_without_section: false,
 };
 
 /// The section only switches the sandbox on or off: what is served comes from
