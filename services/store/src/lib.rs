@@ -161,6 +161,34 @@ pub trait HistoryStore: Send + Sync {
     /// The database is unreachable.
     async fn skill_activity(&self, since: OffsetDateTime)
     -> Result<Vec<SkillActivity>, StoreError>;
+
+    /// Returns up to `query.limit` rows matching `query`, oldest first (by time, then id),
+    /// strictly after `query.after`: pages of a history read that holds one page at a time
+    /// (`clawdbot history show|export`).
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn history_page(&self, query: &HistoryQuery) -> Result<Vec<HistoryRecord>, StoreError>;
+
+    /// Deletes the rows written before `before` (history retention); returns how many.
+    ///
+    /// # Errors
+    /// The database is unreachable.
+    async fn delete_history_before(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// Which history rows a page holds.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub platform: Option<String>,
+    pub conversation_id: Option<String>,
+    /// Only rows at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Text the row's text contains (any case).
+    pub grep: Option<String>,
+    /// Only rows after this one (its time and id): the last row of the previous page.
+    pub after: Option<(OffsetDateTime, String)>,
+    pub limit: i64,
 }
 
 /// The audit trail of admin actions and its settings.

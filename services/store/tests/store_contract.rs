@@ -1,7 +1,7 @@
 //! The store contract on both backends (Postgres and SQLite), and what is particular to each.
 
 use clawdbot_store::HistoryStore;
-use clawdbot_store::{Direction, HistoryRecord, Store};
+use clawdbot_store::{Direction, HistoryQuery, HistoryRecord, Store};
 use clawdbot_testkit::TestPostgres;
 use clawdbot_testkit::store::TestStore;
 use time::macros::datetime;
@@ -41,10 +41,109 @@ clawdbot_testkit::store_suite!(cases;
     log_records_are_filtered_newest_first_summarized_and_purged,
     sealed_secrets_round_trip_reseal_only_if_unchanged_and_expire,
     loaded_skills_roll_back_one_version_at_a_time_and_components_are_kept_by_checksum,
+    history_pages_filter_and_resume_after_the_last_row,
+    history_past_retention_is_deleted_and_the_rest_kept,
 );
 
 mod cases {
     use super::*;
+
+    /// `history show|export` read in pages: filters by conversation, time and text (any
+    /// case); each page resumes strictly after the previous page's last row, so rows with the
+    /// same timestamp are neither skipped nor repeated.
+    pub async fn history_pages_filter_and_resume_after_the_last_row(fixture: TestStore) {
+        let same = datetime!(2026-11-25 09:00 UTC);
+        let mut batch: Vec<HistoryRecord> = (0..7)
+            .map(|n| record(&format!("p{n}"), Direction::In, "g1", same))
+            .collect();
+        batch.push(record(
+            "early",
+            Direction::In,
+            "g1",
+            datetime!(2026-11-25 07:00 UTC),
+        ));
+        batch.push(record("elsewhere", Direction::In, "g2", same));
+        let mut shouting = record(
+            "loud",
+            Direction::Out,
+            "g1",
+            datetime!(2026-11-25 10:00 UTC),
+        );
+        shouting.text = "THE Answer".into();
+        batch.push(shouting);
+        fixture.store.write_history(&batch).await.expect("write");
+
+        let mut query = HistoryQuery {
+            conversation_id: Some("g1".into()),
+            since: Some(datetime!(2026-11-25 08:00 UTC)),
+            limit: 3,
+            ..HistoryQuery::default()
+        };
+        let mut seen = Vec::new();
+        loop {
+            let page = fixture.store.history_page(&query).await.expect("page");
+            let Some(last) = page.last() else { break };
+            query.after = Some((last.created_at, last.id.clone()));
+            seen.extend(page.iter().map(|r| r.id.clone()));
+        }
+        let mut expected: Vec<String> = (0..7).map(|n| format!("p{n}")).collect();
+        expected.push("loud".into());
+        assert_eq!(seen, expected, "every row once, in time then id order");
+
+        let grep = HistoryQuery {
+            grep: Some("the answer".into()),
+            limit: 10,
+            ..HistoryQuery::default()
+        };
+        let found = fixture.store.history_page(&grep).await.expect("grep");
+        assert_eq!(
+            found.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["loud"]
+        );
+        let percent = HistoryQuery {
+            grep: Some("%".into()),
+            limit: 10,
+            ..HistoryQuery::default()
+        };
+        assert!(
+            fixture
+                .store
+                .history_page(&percent)
+                .await
+                .expect("grep")
+                .is_empty(),
+            "a % in the text searched for is a literal %, not a wildcard"
+        );
+    }
+
+    pub async fn history_past_retention_is_deleted_and_the_rest_kept(fixture: TestStore) {
+        let batch = vec![
+            record("old", Direction::In, "g1", datetime!(2026-01-01 00:00 UTC)),
+            record(
+                "old-reply",
+                Direction::Out,
+                "g1",
+                datetime!(2026-01-01 00:00:01 UTC),
+            ),
+            record("new", Direction::In, "g1", datetime!(2026-11-25 08:00 UTC)),
+        ];
+        fixture.store.write_history(&batch).await.expect("write");
+        let deleted = fixture
+            .store
+            .delete_history_before(datetime!(2026-06-01 00:00 UTC))
+            .await
+            .expect("delete");
+        assert_eq!(deleted, 2);
+        let left = fixture
+            .store
+            .conversation("onebot", "default", "g1", 100)
+            .await
+            .expect("read");
+        assert_eq!(
+            left.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["new"]
+        );
+    }
 
     pub async fn a_replayed_batch_writes_nothing_twice(fixture: TestStore) {
         let batch = vec![

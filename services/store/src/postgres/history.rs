@@ -1,7 +1,7 @@
 //! History: writes in batches, a conversation read back, skill activity.
 
 use super::PostgresStore;
-use crate::{Direction, HistoryRecord, StoreError};
+use crate::{Direction, HistoryQuery, HistoryRecord, StoreError, like_pattern};
 
 const INSERT_BATCH: &str =
     "INSERT INTO messages (id, direction, platform, bot_id, conversation_kind,
@@ -18,6 +18,42 @@ const SELECT_CONVERSATION: &str = "SELECT id, direction, platform, bot_id, conve
 FROM (SELECT * FROM messages WHERE platform = $1 AND bot_id = $2 AND conversation_id = $3
       ORDER BY created_at DESC LIMIT $4) recent
 ORDER BY created_at, direction";
+
+const SELECT_PAGE: &str = "SELECT id, direction, platform, bot_id, conversation_kind,
+    conversation_id, sender_id, platform_message_id, event_type, skill, in_reply_to, status, text,
+    payload, created_at
+FROM messages
+WHERE ($1::text IS NULL OR platform = $1)
+  AND ($2::text IS NULL OR conversation_id = $2)
+  AND ($3::timestamptz IS NULL OR created_at >= $3)
+  AND ($4::text IS NULL OR text ILIKE $4)
+  AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6::text))
+ORDER BY created_at, id
+LIMIT $7";
+
+fn record(row: &tokio_postgres::Row) -> HistoryRecord {
+    HistoryRecord {
+        id: row.get(0),
+        direction: if row.get::<_, &str>(1) == "in" {
+            Direction::In
+        } else {
+            Direction::Out
+        },
+        platform: row.get(2),
+        bot_id: row.get(3),
+        conversation_kind: row.get(4),
+        conversation_id: row.get(5),
+        sender_id: row.get(6),
+        platform_message_id: row.get(7),
+        event_type: row.get(8),
+        skill: row.get(9),
+        in_reply_to: row.get(10),
+        status: row.get(11),
+        text: row.get(12),
+        payload: row.get(13),
+        created_at: row.get(14),
+    }
+}
 
 #[async_trait::async_trait]
 impl crate::HistoryStore for PostgresStore {
@@ -91,30 +127,46 @@ impl crate::HistoryStore for PostgresStore {
                 context: "select conversation",
                 source,
             })?;
-        Ok(rows
-            .iter()
-            .map(|row| HistoryRecord {
-                id: row.get(0),
-                direction: if row.get::<_, &str>(1) == "in" {
-                    Direction::In
-                } else {
-                    Direction::Out
-                },
-                platform: row.get(2),
-                bot_id: row.get(3),
-                conversation_kind: row.get(4),
-                conversation_id: row.get(5),
-                sender_id: row.get(6),
-                platform_message_id: row.get(7),
-                event_type: row.get(8),
-                skill: row.get(9),
-                in_reply_to: row.get(10),
-                status: row.get(11),
-                text: row.get(12),
-                payload: row.get(13),
-                created_at: row.get(14),
+        Ok(rows.iter().map(record).collect())
+    }
+
+    async fn history_page(&self, query: &HistoryQuery) -> Result<Vec<HistoryRecord>, StoreError> {
+        let client = self.client().await?;
+        let grep = query.grep.as_deref().map(like_pattern);
+        let (after_at, after_id) = match &query.after {
+            Some((at, id)) => (Some(*at), Some(id.clone())),
+            None => (None, None),
+        };
+        let rows = client
+            .query(
+                SELECT_PAGE,
+                &[
+                    &query.platform,
+                    &query.conversation_id,
+                    &query.since,
+                    &grep,
+                    &after_at,
+                    &after_id,
+                    &query.limit,
+                ],
+            )
+            .await
+            .map_err(|source| StoreError::Query {
+                context: "select history page",
+                source,
+            })?;
+        Ok(rows.iter().map(record).collect())
+    }
+
+    async fn delete_history_before(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM messages WHERE created_at < $1", &[&before])
+            .await
+            .map_err(|source| StoreError::Query {
+                context: "delete history past retention",
+                source,
             })
-            .collect())
     }
 
     async fn skill_activity(
