@@ -51,6 +51,9 @@ pub enum Command {
     /// The cluster's recorded warnings, errors and skill calls (every process, from the store).
     #[command(subcommand)]
     Log(LogCommand),
+    /// The message history (what came in, what was answered), from the store.
+    #[command(subcommand)]
+    History(HistoryCommand),
     /// Exits 0 when `url` answers 2xx within 3 s (container health checks: the image has no
     /// curl).
     Probe { url: String },
@@ -104,6 +107,44 @@ pub enum SecurityCommand {
         /// How long a rotated-out API key stays valid (`0s`: revoked at once).
         #[arg(long, default_value = "24h")]
         grace: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Shows messages and replies, oldest first.
+    Show {
+        /// The conversation (a group, user or channel id as the platform gives it).
+        #[arg(long)]
+        conversation: Option<String>,
+        #[arg(long)]
+        platform: Option<String>,
+        /// How far back: `30m`, `24h`, `7d`.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// At most this many rows (the latest of them).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Only rows whose text contains this (any case).
+        #[arg(long)]
+        grep: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Writes history to stdout, one JSON object per line, streamed page by page.
+    Export {
+        /// How far back: `30m`, `24h`, `7d`.
+        #[arg(long)]
+        since: String,
+        /// `jsonl` (the one format).
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        #[arg(long)]
+        conversation: Option<String>,
+        #[arg(long)]
+        platform: Option<String>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -374,6 +415,7 @@ impl Command {
             Command::Admin(_) => "admin",
             Command::Dlq(_) => "dlq",
             Command::Log(_) => "log",
+            Command::History(_) => "history",
             Command::Skill(_) => "skill",
             Command::Config(_) => "config",
             Command::Security(_) => "security",
@@ -408,7 +450,9 @@ impl Command {
                 | DlqCommand::Purge { config: arg, .. },
             ) => arg.config.as_ref(),
             Command::Log(LogCommand::Show { config: arg, .. })
-            | Command::Log(LogCommand::Analyze { config: arg, .. }) => arg.config.as_ref(),
+            | Command::Log(LogCommand::Analyze { config: arg, .. })
+            | Command::History(HistoryCommand::Show { config: arg, .. })
+            | Command::History(HistoryCommand::Export { config: arg, .. }) => arg.config.as_ref(),
             Command::Security(
                 SecurityCommand::Set { config: arg, .. }
                 | SecurityCommand::IssueKey { config: arg, .. }
@@ -453,7 +497,9 @@ impl Command {
                 | DlqCommand::Purge { config: arg, .. },
             ) => Some(arg),
             Command::Log(LogCommand::Show { config: arg, .. })
-            | Command::Log(LogCommand::Analyze { config: arg, .. }) => Some(arg),
+            | Command::Log(LogCommand::Analyze { config: arg, .. })
+            | Command::History(HistoryCommand::Show { config: arg, .. })
+            | Command::History(HistoryCommand::Export { config: arg, .. }) => Some(arg),
             Command::Security(
                 SecurityCommand::Set { config: arg, .. }
                 | SecurityCommand::IssueKey { config: arg, .. }
@@ -474,6 +520,7 @@ impl Command {
             self,
             Command::Admin(_)
                 | Command::Log(_)
+                | Command::History(_)
                 | Command::Status { .. }
                 | Command::Skill(
                     SkillCommand::List { remote: false, .. }
@@ -508,6 +555,7 @@ impl Cli {
                     | Command::Skill(_)
                     | Command::Probe { .. }
                     | Command::Status { .. }
+                    | Command::History(_)
                     | Command::Admin(_)
                     | Command::Log(_)
                     | Command::Security(_)

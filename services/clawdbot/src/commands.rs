@@ -20,6 +20,7 @@ pub async fn run(command: &Command, config: &Config) -> Option<anyhow::Result<()
         Command::Admin(command) => crate::admin_cli::run(command, config).await,
         Command::Dlq(command) => crate::dlq_cli::run(command, config).await,
         Command::Log(command) => crate::log_cli::run(command, config).await,
+        Command::History(command) => crate::history_cli::run(command, config).await,
         Command::Skill(command) => crate::skill_cli::run(command, config).await,
         Command::Security(command) => crate::security_cli::run(command, config).await,
         Command::Config(_) => Ok(()),

@@ -10,6 +10,7 @@ mod commands;
 mod config_discovery;
 mod config_secrets;
 mod dlq_cli;
+mod history_cli;
 mod internal_tls;
 mod log_cli;
 mod log_store;

@@ -303,6 +303,39 @@ pub struct HistoryConfig {
     /// How long the writer gathers rows before writing a partial batch: fewer, larger INSERTs
     /// under load, at the price of history lagging replies by this much.
     pub linger_ms: u64,
+    /// How long rows are kept: `180d`, `12h` (units d, h, m, s); absent keeps them for ever.
+    /// Every worker deletes older rows at start and then hourly.
+    pub retention: Option<String>,
+}
+
+impl HistoryConfig {
+    /// `retention` as a duration: `Ok(None)` keeps history for ever.
+    ///
+    /// # Errors
+    /// Not a number followed by d, h, m or s (the message names the key and the value).
+    pub fn retention(&self) -> Result<Option<std::time::Duration>, String> {
+        let Some(text) = self.retention.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        let bad = || {
+            format!(
+                "`history.retention` must be a number and a unit (d, h, m or s), like `180d`, got `{text}`"
+            )
+        };
+        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().map_err(|_| bad())?;
+        let seconds = match unit {
+            "d" => number.checked_mul(86_400),
+            "h" => number.checked_mul(3_600),
+            "m" => number.checked_mul(60),
+            "s" => Some(number),
+            _ => None,
+        }
+        .filter(|&seconds| seconds > 0)
+        .ok_or_else(bad)?;
+        Ok(Some(std::time::Duration::from_secs(seconds)))
+    }
 }
 
 impl Default for HistoryConfig {
@@ -311,6 +344,7 @@ impl Default for HistoryConfig {
             enabled: true,
             batch_size: 1000,
             linger_ms: 500,
+            retention: None,
         }
     }
 }

@@ -22,6 +22,9 @@ pub(crate) fn problems(config: &CoreConfig) -> Vec<String> {
     let history = &config.history;
     problems.range("history.linger_ms", history.linger_ms, 0, 10_000);
     problems.range("history.batch_size", history.batch_size as u64, 1, 10_000);
+    if let Err(problem) = history.retention() {
+        problems.push(problem);
+    }
     problems.listen("metrics.listen", &config.metrics.listen);
     if !(0.0..=1.0).contains(&config.telemetry.sampling_ratio) {
         problems.push(format!(

@@ -258,3 +258,33 @@ fn to_record(stream: Stream, entry: &Entry) -> Result<HistoryRecord, String> {
         Stream::Dead => Err("the dead-letter stream has no history".to_string()),
     }
 }
+
+/// How often retention runs (besides once at start).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes history older than `keep` now and then every hour, until shutdown. Several workers
+/// doing it at once is harmless: a delete of rows already gone deletes nothing.
+pub async fn keep_for(store: Arc<dyn HistoryStore>, keep: Duration, shutdown: Shutdown) {
+    let mut every = tokio::time::interval(RETENTION_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let before = OffsetDateTime::now_utc() - keep;
+        match store.delete_history_before(before).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(
+                component = COMPONENT,
+                deleted,
+                before = %before,
+                "history past retention deleted"
+            ),
+            Err(error) => tracing::warn!(
+                component = COMPONENT,
+                error = %error,
+                "history retention could not delete; retrying within the hour"
+            ),
+        }
+    }
+}

@@ -124,6 +124,10 @@ pub async fn start(start: WorkerStart<'_>) -> anyhow::Result<()> {
     ));
     tail.spawn(crate::run_janitor(bus.clone(), JANITOR_EVERY, tail.clone()));
     if core.history.enabled {
+        // Validated with the config; an unreadable value cannot get here.
+        if let Ok(Some(keep)) = core.history.retention() {
+            tail.spawn(crate::history::keep_for(store.clone(), keep, tail.clone()));
+        }
         tail.spawn(logged(
             "history",
             crate::run_history(

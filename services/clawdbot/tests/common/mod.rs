@@ -171,17 +171,22 @@ impl Setup {
         self.history_of("onebot", conversation_id).await
     }
 
-    /// Returns the history of one conversation of `platform`'s default account.
-    pub async fn history_of(&self, platform: &str, conversation_id: &str) -> Vec<HistoryRecord> {
-        let store: Arc<dyn Store> = match &self.postgres {
+    /// The store the setup's clawdbot writes to (its Postgres schema, or its SQLite file).
+    pub async fn store(&self) -> Arc<dyn Store> {
+        match &self.postgres {
             Some(postgres) => postgres.store.clone(),
             None => Arc::new(
                 SqliteStore::open(&self.sqlite_path())
                     .await
                     .expect("sqlite history"),
             ),
-        };
-        store
+        }
+    }
+
+    /// Returns the history of one conversation of `platform`'s default account.
+    pub async fn history_of(&self, platform: &str, conversation_id: &str) -> Vec<HistoryRecord> {
+        self.store()
+            .await
             .conversation(platform, "default", conversation_id, 100)
             .await
             .expect("history")
