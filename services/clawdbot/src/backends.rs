@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clawdbot_bus::Bus;
@@ -44,23 +45,77 @@ pub async fn connect_bus(config: &Config, embedded_allowed: bool) -> anyhow::Res
 /// where it is.
 pub async fn connect_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, String)> {
     match &config.core.storage {
-        Some(StorageConfig::Postgresql {
+        Some(storage) => open_storage(storage, "storage").await,
+        None => open_sqlite(Path::new(DEFAULT_SQLITE_PATH), "storage").await,
+    }
+}
+
+/// Opens one `storage` section (`key` names it in errors).
+async fn open_storage(
+    storage: &StorageConfig,
+    key: &str,
+) -> anyhow::Result<(Arc<dyn Store>, String)> {
+    match storage {
+        StorageConfig::Postgresql {
             dsn,
             pool_size,
             schema,
-        }) => {
+        } => {
             let store = PostgresStore::connect(dsn, schema, *pool_size)
                 .await
                 .with_context(|| {
-                    format!("cannot use Postgres at `{}` (`storage.dsn`)", redact(dsn))
+                    format!("cannot use Postgres at `{}` (`{key}.dsn`)", redact(dsn))
                 })?;
             Ok((
                 Arc::new(store),
                 format!("Postgres {} (schema {schema})", redact(dsn)),
             ))
         }
-        Some(StorageConfig::Sqlite { path }) => open_sqlite(Path::new(path), "storage.path").await,
-        None => open_sqlite(Path::new(DEFAULT_SQLITE_PATH), "storage").await,
+        StorageConfig::Sqlite { path } => {
+            open_sqlite(Path::new(path), &format!("{key}.path")).await
+        }
+        StorageConfig::Mongodb {
+            uri,
+            write_concern,
+            database,
+            pool_size,
+            timeout_ms,
+            control,
+        } => {
+            let settings = clawdbot_store::mongo::MongoSettings {
+                uri: uri.clone(),
+                write_concern: write_concern.clone(),
+                database: database.clone(),
+                pool_size: *pool_size,
+                timeout: Duration::from_millis(*timeout_ms),
+            };
+            let history = clawdbot_store::mongo::MongoHistory::connect(&settings)
+                .await
+                .with_context(|| format!("cannot use MongoDB (`{key}.uri`)"))?;
+            history
+                .ping()
+                .await
+                .with_context(|| format!("MongoDB does not answer (`{key}.uri`)"))?;
+            let (control, control_at) = match control.as_deref() {
+                Some(control) => Box::pin(open_storage(control, &format!("{key}.control"))).await?,
+                None => {
+                    open_sqlite(Path::new(DEFAULT_SQLITE_PATH), &format!("{key}.control")).await?
+                }
+            };
+            let pinged = history.clone();
+            let store = clawdbot_store::split::SplitStore::new(
+                Arc::new(history),
+                control,
+                Arc::new(move || {
+                    let history = pinged.clone();
+                    Box::pin(async move { history.ping().await })
+                }),
+            );
+            Ok((
+                Arc::new(store),
+                format!("history on MongoDB, the rest on {control_at}"),
+            ))
+        }
     }
 }
 

@@ -121,10 +121,10 @@ pub async fn watch_issued_keys(
         }
         // The notify API is served even without a section (so issued keys work everywhere);
         // with no key of its own and no master key to read issued ones, it refuses every
-        // request — said once here, and each refusal is a 401 — rather than stopping the
+        // request — said once here (info: most deployments never use it), and each refusal is a 401 — rather than stopping the
         // gateway's chat traffic over an API nobody may be using.
         Err(KeyringError::NoMasterKey { variable }) => {
-            tracing::warn!(
+            tracing::info!(
                 "the notify API refuses every request: no `notify.api_keys`, and `{variable}` is unset so keys issued with `clawdbot security issue-key` cannot be read"
             );
             Ok(())

@@ -1,5 +1,6 @@
 //! History an operator can read: `clawdbot history show|export` against what a running
-//! clawdbot recorded, and `history.retention` deleting what is older — on both backends.
+//! clawdbot recorded, and `history.retention` deleting what is older — on every backend,
+//! MongoDB included (the echo round trip with its history there).
 
 mod common;
 
@@ -10,7 +11,11 @@ use common::{Backend, Clawdbot, Ports, Setup};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-clawdbot_testkit::backend_suite!(Setup { cluster => Backend::Cluster, embedded => Backend::Embedded }; cases; [
+clawdbot_testkit::backend_suite!(Setup {
+    cluster => Backend::Cluster,
+    embedded => Backend::Embedded,
+    mongodb => Backend::ClusterMongo,
+}; cases; [
     history_show_and_export_read_back_what_was_said_and_answered,
     history_past_its_retention_is_deleted_at_start,
 ]);

@@ -114,6 +114,39 @@ pub enum StorageConfig {
     Sqlite {
         path: String,
     },
+    /// History on MongoDB (the high-volume plan); everything else on `control`.
+    Mongodb {
+        /// `mongodb://user:pass@host1:27017,host2:27017/clawdbot?replicaSet=rs0`.
+        uri: String,
+        /// `majority` (the default), a member count, or a tag set name.
+        #[serde(default = "default_write_concern")]
+        write_concern: String,
+        /// The database when the URI names none.
+        #[serde(default = "default_mongo_database")]
+        database: String,
+        #[serde(default = "default_mongo_pool_size")]
+        pool_size: u32,
+        /// Server selection and connection timeout, in ms.
+        #[serde(default = "default_mongo_timeout_ms")]
+        timeout_ms: u64,
+        /// Where the small, transactional concerns live — skills and switches, secrets, audit,
+        /// logs — which every process reads: `postgresql` (required in a cluster) or `sqlite`
+        /// (one machine; the default there, `./clawdbot.db`).
+        control: Option<Box<StorageConfig>>,
+    },
+}
+
+fn default_write_concern() -> String {
+    "majority".to_string()
+}
+fn default_mongo_database() -> String {
+    "clawdbot".to_string()
+}
+fn default_mongo_pool_size() -> u32 {
+    16
+}
+fn default_mongo_timeout_ms() -> u64 {
+    5_000
 }
 
 fn default_pool_size() -> usize {

@@ -275,3 +275,41 @@ fn listeners_stay_on_loopback_unless_the_config_opens_them() {
         Config::parse(serde_json::json!({"ingress": {"listen": "0.0.0.0:8080"}})).expect("valid");
     assert_eq!(opened.core.ingress.listen, "0.0.0.0:8080");
 }
+
+/// The description's MongoDB config, verbatim, is accepted; in a cluster it must say where the
+/// relational concerns live, and the error says why.
+#[test]
+fn the_description_mongodb_storage_is_accepted_and_a_cluster_names_its_control_store() {
+    let verbatim = serde_json::json!({"storage": {
+        "type": "mongodb",
+        "uri": "mongodb://user:pass@mongo1:27017,mongo2:27017/clawdbot?replicaSet=rs0",
+        "write_concern": "majority",
+    }});
+    let checked =
+        |value: serde_json::Value| Config::parse(value).and_then(|c| c.validate().map(|()| c));
+    let config = checked(verbatim.clone()).expect("valid on one machine");
+    assert!(matches!(
+        config.core.storage,
+        Some(StorageConfig::Mongodb { ref write_concern, .. }) if write_concern == "majority"
+    ));
+    let mut clustered = verbatim;
+    clustered["cluster"] = serde_json::json!({"redis": "redis://r:6379"});
+    let problems = checked(clustered.clone())
+        .expect_err("no control store")
+        .problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("`storage.control`") && p.contains("postgresql")),
+        "{problems:?}"
+    );
+    clustered["storage"]["control"] =
+        serde_json::json!({"type": "postgresql", "dsn": "postgres://p/db"});
+    checked(clustered.clone()).expect("with a Postgres control store");
+    clustered["storage"]["uri"] = "mysql://x".into();
+    let problems = checked(clustered).expect_err("not mongodb").problems;
+    assert!(
+        problems.iter().any(|p| p.contains("`storage.uri`")),
+        "{problems:?}"
+    );
+}

@@ -165,24 +165,72 @@ fn cluster_and_storage(problems: &mut Problems, config: &CoreConfig) {
         }
         problems.name("cluster.key_prefix", &cluster.key_prefix);
     }
-    match &config.storage {
-        Some(StorageConfig::Postgresql {
+    let clustered = config.cluster.as_ref().is_some_and(|c| c.enabled);
+    if let Some(storage) = &config.storage {
+        storage_section(problems, "storage", storage, clustered);
+    }
+}
+
+fn storage_section(problems: &mut Problems, path: &str, storage: &StorageConfig, clustered: bool) {
+    match storage {
+        StorageConfig::Postgresql {
             dsn,
             pool_size,
             schema,
-        }) => {
+        } => {
             if !(dsn.starts_with("postgres://") || dsn.starts_with("postgresql://")) {
                 problems.push(format!(
-                    "`storage.dsn` must be a postgres:// URL, got `{dsn}`"
+                    "`{path}.dsn` must be a postgres:// URL, got `{dsn}`"
                 ));
             }
-            problems.range("storage.pool_size", *pool_size as u64, 1, 256);
-            problems.name("storage.schema", schema);
+            problems.range(&format!("{path}.pool_size"), *pool_size as u64, 1, 256);
+            problems.name(&format!("{path}.schema"), schema);
         }
-        Some(StorageConfig::Sqlite { path }) if path.trim().is_empty() => {
-            problems.push("`storage.path` must name the SQLite file, got an empty string".into());
+        StorageConfig::Sqlite { path: file } if file.trim().is_empty() => {
+            problems.push(format!(
+                "`{path}.path` must name the SQLite file, got an empty string"
+            ));
         }
-        _ => {}
+        StorageConfig::Sqlite { .. } => {}
+        StorageConfig::Mongodb {
+            uri,
+            pool_size,
+            timeout_ms,
+            write_concern,
+            control,
+            ..
+        } => {
+            if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
+                problems.push(format!(
+                    "`{path}.uri` must be a mongodb:// URL, got `{}`",
+                    uri.split('@').next_back().unwrap_or_default()
+                ));
+            }
+            if uri.starts_with("mongodb+srv://") {
+                problems.push(format!(
+                    "`{path}.uri`: mongodb+srv:// needs a DNS SRV lookup this build leaves out; list the hosts in a mongodb:// URI"
+                ));
+            }
+            if write_concern.trim().is_empty() {
+                problems.push(format!(
+                    "`{path}.write_concern` must be `majority`, a member count or a tag set name"
+                ));
+            }
+            problems.range(&format!("{path}.pool_size"), u64::from(*pool_size), 1, 1024);
+            problems.range(&format!("{path}.timeout_ms"), *timeout_ms, 100, 120_000);
+            match control.as_deref() {
+                Some(StorageConfig::Mongodb { .. }) => problems.push(format!(
+                    "`{path}.control` holds skills, secrets, audit and logs, which need a relational store: `postgresql` or `sqlite`"
+                )),
+                Some(control) => {
+                    storage_section(problems, &format!("{path}.control"), control, clustered);
+                }
+                None if clustered => problems.push(format!(
+                    "`{path}.control`: with `type: mongodb` only history goes to MongoDB; skills, switches, secrets, audit and logs stay on a relational store every process shares — add `control: {{type: postgresql, dsn: …}}`"
+                )),
+                None => {}
+            }
+        }
     }
 }
 

@@ -6,8 +6,10 @@
 
 pub mod keyring;
 mod logs;
+pub mod mongo;
 pub mod postgres;
 mod secrets;
+pub mod split;
 pub mod sqlite;
 
 pub use logs::{LogGroup, LogQuery, LogRecord, LogSummary, like_pattern};
@@ -116,6 +118,12 @@ pub enum StoreError {
         #[source]
         source: tokio_postgres::Error,
     },
+    #[error("mongodb: {context}")]
+    Mongo {
+        context: &'static str,
+        #[source]
+        source: Box<mongodb::error::Error>,
+    },
 }
 
 impl StoreError {
@@ -128,6 +136,7 @@ impl StoreError {
             StoreError::Query { .. } => "store_query",
             StoreError::Sqlite { .. } => "store_sqlite",
             StoreError::Migration { .. } => "store_migration",
+            StoreError::Mongo { .. } => "store_mongodb",
         }
     }
 }

@@ -59,7 +59,7 @@ pub fn free_port() -> u16 {
 
 /// Runs `future` to completion on a fresh runtime in a new thread (for clean-up from `Drop`,
 /// which may run inside another runtime).
-pub(crate) fn block_on_side<F>(future: F)
+pub fn block_on_side<F>(future: F)
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {

@@ -15,6 +15,16 @@ pub enum StoreBackend {
     Postgres,
     /// An SQLite file (the embedded store) in a directory of the test's own.
     Sqlite,
+    /// History on MongoDB (a database of the test's own on [`mongodb_url`]), the rest on an
+    /// SQLite file: the `storage: {type: mongodb}` split.
+    Mongo,
+}
+
+/// The MongoDB-protocol server tests use: `CLAWDBOT_TEST_MONGODB_URL`, or SecantusDB as the
+/// test command starts it (`mongodb://127.0.0.1:27017`).
+pub fn mongodb_url() -> String {
+    std::env::var("CLAWDBOT_TEST_MONGODB_URL")
+        .unwrap_or_else(|_| "mongodb://127.0.0.1:27017".to_string())
 }
 
 /// A store of one test's own, removed on drop.
@@ -22,8 +32,10 @@ pub struct TestStore {
     pub store: Arc<dyn Store>,
     pub backend: StoreBackend,
     pub postgres: Option<TestPostgres>,
-    /// The SQLite file, when the backend is SQLite.
+    /// The SQLite file, when the backend is SQLite (or holds the rest beside MongoDB).
     pub sqlite_path: Option<PathBuf>,
+    /// Where the MongoDB history is, dropped with the test.
+    pub mongo: Option<clawdbot_store::mongo::MongoSettings>,
 }
 
 impl TestStore {
@@ -40,20 +52,51 @@ impl TestStore {
                     backend,
                     postgres: Some(postgres),
                     sqlite_path: None,
+                    mongo: None,
                 }
             }
             StoreBackend::Sqlite => {
-                let path = std::env::temp_dir()
-                    .join(format!("clawdbot-test-{}", crate::random_suffix()))
-                    .join("history.db");
-                let store = SqliteStore::open(&path)
+                let (sqlite, path) = temp_sqlite().await;
+                Self {
+                    store: Arc::new(sqlite),
+                    backend,
+                    postgres: None,
+                    sqlite_path: Some(path),
+                    mongo: None,
+                }
+            }
+            StoreBackend::Mongo => {
+                let (sqlite, path) = temp_sqlite().await;
+                let settings = clawdbot_store::mongo::MongoSettings {
+                    uri: mongodb_url(),
+                    write_concern: "majority".into(),
+                    database: format!("t_{}", crate::random_suffix()),
+                    pool_size: 4,
+                    timeout: std::time::Duration::from_secs(5),
+                };
+                let history = clawdbot_store::mongo::MongoHistory::connect(&settings)
                     .await
-                    .unwrap_or_else(|error| panic!("sqlite at {}: {error:?}", path.display()));
+                    .unwrap_or_else(|error| {
+                        panic!(
+                            "MongoDB at {} (start SecantusDB: scripts/services-up): {error:?}",
+                            settings.uri
+                        )
+                    });
+                let pinged = history.clone();
+                let store = clawdbot_store::split::SplitStore::new(
+                    Arc::new(history.clone()),
+                    Arc::new(sqlite),
+                    Arc::new(move || {
+                        let history = pinged.clone();
+                        Box::pin(async move { history.ping().await })
+                    }),
+                );
                 Self {
                     store: Arc::new(store),
                     backend,
                     postgres: None,
                     sqlite_path: Some(path),
+                    mongo: Some(settings),
                 }
             }
         }
@@ -74,8 +117,28 @@ impl TestStore {
     }
 }
 
+/// A fresh SQLite store in a directory of its own.
+async fn temp_sqlite() -> (SqliteStore, PathBuf) {
+    let path = std::env::temp_dir()
+        .join(format!("clawdbot-test-{}", crate::random_suffix()))
+        .join("history.db");
+    let store = SqliteStore::open(&path)
+        .await
+        .unwrap_or_else(|error| panic!("sqlite at {}: {error:?}", path.display()));
+    (store, path)
+}
+
 impl Drop for TestStore {
     fn drop(&mut self) {
+        if let Some(settings) = self.mongo.take() {
+            // A client of its own: the test's client lives on the test's runtime, which is
+            // blocked here, so using it would wait for ever.
+            crate::block_on_side(async move {
+                if let Ok(history) = clawdbot_store::mongo::MongoHistory::connect(&settings).await {
+                    let _dropped = history.drop_database().await;
+                }
+            });
+        }
         if let Some(dir) = self.sqlite_path.as_ref().and_then(|path| path.parent()) {
             let _removed = std::fs::remove_dir_all(dir);
         }

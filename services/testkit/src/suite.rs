@@ -49,6 +49,7 @@ macro_rules! store_suite {
         $crate::backend_suite!($crate::store::TestStore {
             postgres_backend => $crate::store::StoreBackend::Postgres,
             sqlite_backend => $crate::store::StoreBackend::Sqlite,
+            mongodb_backend => $crate::store::StoreBackend::Mongo,
         }; $suite; [$($case),+]);
     };
 }

@@ -25,6 +25,8 @@ pub enum Backend {
     Cluster,
     /// The in-process bus and an SQLite file (`clawdbot up` with no Redis).
     Embedded,
+    /// Redis Streams, history on MongoDB (SecantusDB here), the rest on Postgres.
+    ClusterMongo,
 }
 
 /// Everything one test owns.
@@ -32,6 +34,8 @@ pub struct Setup {
     pub backend: Backend,
     redis: Option<TestRedis>,
     postgres: Option<TestPostgres>,
+    /// The MongoDB database history goes to (`ClusterMongo`), dropped with the setup.
+    mongo: Option<clawdbot_store::mongo::MongoSettings>,
     pub mock: MockOneBot,
     pub dir: PathBuf,
     pub http: reqwest::Client,
@@ -58,12 +62,20 @@ impl Ports {
 impl Setup {
     pub async fn new(backend: Backend) -> Self {
         let (redis, postgres) = match backend {
-            Backend::Cluster => (
+            Backend::Cluster | Backend::ClusterMongo => (
                 Some(TestRedis::new().await),
                 Some(TestPostgres::new().await),
             ),
             Backend::Embedded => (None, None),
         };
+        let mongo =
+            (backend == Backend::ClusterMongo).then(|| clawdbot_store::mongo::MongoSettings {
+                uri: clawdbot_testkit::store::mongodb_url(),
+                write_concern: "majority".into(),
+                database: format!("t_{}", clawdbot_testkit::random_suffix()),
+                pool_size: 4,
+                timeout: Duration::from_secs(5),
+            });
         let mock = MockOneBot::start(Some(TOKEN)).await;
         let dir = std::env::temp_dir().join(format!(
             "clawdbot-test-{}",
@@ -74,6 +86,7 @@ impl Setup {
             backend,
             redis,
             postgres,
+            mongo,
             mock,
             dir,
             http: clawdbot_core::tls::http_client_builder()
@@ -120,8 +133,12 @@ impl Setup {
         onebot_extra: &str,
         extra: &str,
     ) -> PathBuf {
-        let backends = match (&self.redis, &self.postgres) {
-            (Some(redis), Some(postgres)) => format!(
+        let backends = match (&self.redis, &self.postgres, &self.mongo) {
+            (Some(redis), Some(postgres), Some(mongo)) => format!(
+                "cluster:\n  redis: \"{redis_url}\"\n  key_prefix: \"{}\"\nstorage:\n  type: mongodb\n  uri: \"{}\"\n  database: \"{}\"\n  write_concern: \"majority\"\n  control:\n    type: postgresql\n    dsn: \"{}\"\n    schema: \"{}\"\n    pool_size: 4\n",
+                redis.prefix, mongo.uri, mongo.database, postgres.url, postgres.schema
+            ),
+            (Some(redis), Some(postgres), None) => format!(
                 "cluster:\n  redis: \"{redis_url}\"\n  key_prefix: \"{}\"\nstorage:\n  type: postgresql\n  dsn: \"{}\"\n  schema: \"{}\"\n  pool_size: 4\n",
                 redis.prefix, postgres.url, postgres.schema
             ),
@@ -173,6 +190,20 @@ impl Setup {
 
     /// The store the setup's clawdbot writes to (its Postgres schema, or its SQLite file).
     pub async fn store(&self) -> Arc<dyn Store> {
+        if let (Some(mongo), Some(postgres)) = (&self.mongo, &self.postgres) {
+            let history = clawdbot_store::mongo::MongoHistory::connect(mongo)
+                .await
+                .expect("mongodb history");
+            let pinged = history.clone();
+            return Arc::new(clawdbot_store::split::SplitStore::new(
+                Arc::new(history),
+                postgres.store.clone(),
+                Arc::new(move || {
+                    let history = pinged.clone();
+                    Box::pin(async move { history.ping().await })
+                }),
+            ));
+        }
         match &self.postgres {
             Some(postgres) => postgres.store.clone(),
             None => Arc::new(
@@ -243,6 +274,14 @@ impl Setup {
 impl Drop for Setup {
     fn drop(&mut self) {
         let _removed = std::fs::remove_dir_all(&self.dir);
+        if let Some(settings) = self.mongo.take() {
+            // A client of its own, on a side runtime: the test's runtime is blocked here.
+            clawdbot_testkit::block_on_side(async move {
+                if let Ok(history) = clawdbot_store::mongo::MongoHistory::connect(&settings).await {
+                    let _dropped = history.drop_database().await;
+                }
+            });
+        }
     }
 }
 
