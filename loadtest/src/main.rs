@@ -10,6 +10,7 @@
 
 mod decode;
 mod generator;
+mod history_bench;
 mod processes;
 mod report;
 mod slow_clients;
@@ -58,6 +59,10 @@ pub struct Args {
     /// Start nothing: time the WeCom inbound alone (verify, decrypt, decode) in a loop.
     #[arg(long)]
     pub decode_bench: bool,
+    /// Start nothing: write this many history rows to each store backend (PostgreSQL, SQLite,
+    /// MongoDB on SecantusDB) through the worker's HistoryStore, and print rows/s.
+    #[arg(long)]
+    pub history_bench: Option<usize>,
     /// Before sending, load this `.skill` archive (a WebAssembly `echo`, e.g. built from
     /// examples/skills/echo-rust) so the component answers instead of the built-in echo.
     #[arg(long)]
@@ -108,6 +113,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.decode_bench {
         return decode::run(200_000);
+    }
+    if let Some(rows) = args.history_bench {
+        return history_bench::run(rows).await;
     }
     if let Some(component) = &args.wasm_bench {
         return wasm_bench::run(component, &args.wasm_skill, "/echo hello 你好", 100_000).await;
