@@ -57,7 +57,7 @@ fn echo_rows(batch: usize, count: usize) -> Vec<HistoryRecord> {
         .map(|n| {
             let index = batch * BATCH + n;
             let message = index / 2;
-            let direction = if index % 2 == 0 {
+            let direction = if index.is_multiple_of(2) {
                 Direction::In
             } else {
                 Direction::Out
