@@ -146,6 +146,8 @@ pub struct Tally {
     pub out_of_order: usize,
     /// The first few of them, as `c{group}-{n} after {later n}`.
     pub inversions: Vec<String>,
+    /// The first few accepted messages never answered (`c{group}-{n}`), to find in the logs.
+    pub lost_texts: Vec<String>,
     /// From `since` (the fault's end) to the last reply owed to a message accepted before
     /// it: how long the backlog the fault left took to drain.
     pub recovery: Duration,
@@ -203,6 +205,13 @@ fn count(mock: &MockOneBot, accepted: &[Accepted], since: Instant) -> Tally {
         *last = (*last).max(n);
     }
     let answered = wanted.iter().filter(|t| received.contains_key(*t)).count();
+    let mut lost_texts: Vec<String> = wanted
+        .iter()
+        .filter(|t| !received.contains_key(*t))
+        .cloned()
+        .collect();
+    lost_texts.sort();
+    lost_texts.truncate(10);
     Tally {
         accepted: wanted.len(),
         answered,
@@ -210,6 +219,7 @@ fn count(mock: &MockOneBot, accepted: &[Accepted], since: Instant) -> Tally {
         duplicated: received.values().map(|n| n.saturating_sub(1)).sum(),
         out_of_order,
         inversions,
+        lost_texts,
         recovery: last_needed.saturating_duration_since(since),
     }
 }
@@ -235,6 +245,9 @@ pub fn report(case: &str, tally: &Tally) {
     eprint!("{row}");
     if !tally.inversions.is_empty() {
         eprintln!("  out of order: {}", tally.inversions.join(", "));
+    }
+    if !tally.lost_texts.is_empty() {
+        eprintln!("  never answered: {}", tally.lost_texts.join(", "));
     }
     if let Ok(path) = std::env::var("CLAWDBOT_FAULT_REPORT") {
         use std::io::Write;
