@@ -16,6 +16,7 @@ mod log_cli;
 mod log_store;
 mod metrics_server;
 mod open_files;
+mod process_metrics;
 mod security_cli;
 mod skill_cli;
 mod status;

@@ -20,6 +20,8 @@ pub fn serve_metrics(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let handle = crate::telemetry::metrics_recorder()?;
+    crate::process_metrics::describe();
+    crate::process_metrics::sample();
     let upkeep = handle.clone();
     let token = shutdown.token();
     tokio::spawn(async move {
@@ -27,7 +29,10 @@ pub fn serve_metrics(
             tokio::select! {
                 () = token.cancelled() => return,
                 // Histograms keep their samples until upkeep folds them.
-                () = tokio::time::sleep(Duration::from_secs(5)) => upkeep.run_upkeep(),
+                () = tokio::time::sleep(Duration::from_secs(5)) => {
+                    crate::process_metrics::sample();
+                    upkeep.run_upkeep();
+                }
             }
         }
     });

@@ -112,6 +112,10 @@ async fn an_idle_worker_exports_its_series_described() {
         "# TYPE clawdbot_dead_letters_total counter",
         "clawdbot_dead_letters_total{group=\"skills\"} 0",
         "# TYPE clawdbot_build_info gauge",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_cpu_seconds_total counter",
+        "process_open_fds ",
+        "process_start_time_seconds ",
         &format!(
             "clawdbot_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
@@ -119,6 +123,12 @@ async fn an_idle_worker_exports_its_series_described() {
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
+    let resident: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_default();
+    assert!(resident > 1_000_000.0, "a real resident size: {resident}");
 }
 
 #[tokio::test]
