@@ -27,8 +27,11 @@ fn clawdbot_binary() -> PathBuf {
     path
 }
 
+/// The mock's control API.
+struct Control(String);
+
 struct Running {
-    control: String,
+    control: Control,
     ingress: u16,
     _mock: Child,
     _clawdbot: Child,
@@ -113,7 +116,7 @@ async fn start(platform: &str, extra: &[&str]) -> Running {
         .expect("spawn clawdbot up");
     wait_ready(&format!("http://127.0.0.1:{ingress}/readyz")).await;
     Running {
-        control,
+        control: Control(control),
         ingress,
         _mock: mock,
         _clawdbot: clawdbot,
@@ -121,10 +124,10 @@ async fn start(platform: &str, extra: &[&str]) -> Running {
     }
 }
 
-impl Running {
+impl Control {
     async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let answer = http()
-            .post(format!("{}{path}", self.control))
+            .post(format!("{}{path}", self.0))
             .json(body)
             .send()
             .await
@@ -138,7 +141,7 @@ impl Running {
         let answer: Value = http()
             .get(format!(
                 "{}/received?count={count}&timeout_ms={}",
-                self.control,
+                self.0,
                 within.as_millis()
             ))
             .send()
@@ -159,6 +162,7 @@ impl Running {
 async fn echoes(platform: &str, extra: &[&str]) {
     let running = start(platform, extra).await;
     let (status, answer) = running
+        .control
         .post(
             "/inject",
             &json!({"text": format!("/echo hello {platform}"), "user": "20002", "group": "30003"}),
@@ -170,10 +174,13 @@ async fn echoes(platform: &str, extra: &[&str]) {
             || (200..300).contains(&answer["status"].as_u64().unwrap_or(0)),
         "clawdbot took the event: {answer}"
     );
-    let received = running.received(1).await;
+    let received = running.control.received(1).await;
     assert_eq!(received.len(), 1, "{received:?}");
     assert_eq!(received[0]["text"], format!("hello {platform}"));
-    let later = running.received_within(2, Duration::from_millis(500)).await;
+    let later = running
+        .control
+        .received_within(2, Duration::from_millis(500))
+        .await;
     assert_eq!(later.len(), 1, "answered once: {later:?}");
     assert_ne!(running.ingress, 0);
 }
@@ -202,6 +209,7 @@ async fn qq_mock_process_drives_a_real_clawdbot() {
 async fn programmed_failures_are_retried_and_the_answer_still_arrives_once() {
     let running = start("onebot", &[]).await;
     let (status, answer) = running
+        .control
         .post(
             "/faults",
             &json!({"count": 2, "status": 503, "body": {"status": "failed", "retcode": 503}}),
@@ -209,16 +217,17 @@ async fn programmed_failures_are_retried_and_the_answer_still_arrives_once() {
         .await;
     assert_eq!((status, answer["faults_pending"].as_u64()), (200, Some(2)));
     running
+        .control
         .post(
             "/inject",
             &json!({"text": "/echo after two failures", "group": "30003"}),
         )
         .await;
-    let received = running.received(1).await;
+    let received = running.control.received(1).await;
     assert_eq!(received.len(), 1, "{received:?}");
     assert_eq!(received[0]["text"], "after two failures");
     let state: Value = http()
-        .get(&running.control)
+        .get(&running.control.0)
         .send()
         .await
         .expect("GET /")
@@ -234,7 +243,7 @@ async fn programmed_failures_are_retried_and_the_answer_still_arrives_once() {
 #[tokio::test]
 async fn the_control_api_and_the_command_line_refuse_bad_input_by_name() {
     let running = start("qq", &[]).await;
-    let (status, answer) = running.post("/inject", &json!({"user": "u"})).await;
+    let (status, answer) = running.control.post("/inject", &json!({"user": "u"})).await;
     assert_eq!(status, 400);
     assert!(
         answer["error"]
@@ -243,7 +252,10 @@ async fn the_control_api_and_the_command_line_refuse_bad_input_by_name() {
             .contains("text"),
         "{answer}"
     );
-    let (status, answer) = running.post("/faults", &json!({"status": 42})).await;
+    let (status, answer) = running
+        .control
+        .post("/faults", &json!({"status": 42}))
+        .await;
     assert_eq!(status, 400, "{answer}");
 
     let refused = Command::new(mock_binary())
@@ -256,5 +268,76 @@ async fn the_control_api_and_the_command_line_refuse_bad_input_by_name() {
     assert!(
         said.contains("telegram") && said.contains("onebot, wecom, dingtalk, qq"),
         "{said}"
+    );
+}
+
+/// DingTalk's official Stream SDK (`pip install dingtalk-stream`), code clawdbot did not write,
+/// runs a bot against `clawdbot-mock dingtalk`: it opens the connection with the app's
+/// credentials, takes the message the mock pushes over the Stream WebSocket, and answers
+/// through the message's sessionWebhook — which the mock records.
+#[tokio::test]
+async fn dingtalks_official_stream_sdk_runs_a_bot_against_the_mock() {
+    let (api, control) = (free_port(), free_port());
+    let _mock = Command::new(mock_binary())
+        .args(["dingtalk", "--listen", &format!("127.0.0.1:{api}")])
+        .args(["--control", &format!("127.0.0.1:{control}")])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn clawdbot-mock");
+    let control = Control(format!("http://127.0.0.1:{control}"));
+    wait_ready(&format!("{}/", control.0)).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/dingtalk_stream_echo.py");
+    let _sdk = Command::new("python3")
+        .arg(&script)
+        .env(
+            "DINGTALK_OPENAPI_ENDPOINT",
+            format!("http://127.0.0.1:{api}"),
+        )
+        .env("APP_KEY", "dingmockkey")
+        .env("APP_SECRET", "mock-app-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs (the test command installs dingtalk-stream)");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let state: Value = http()
+            .get(&control.0)
+            .send()
+            .await
+            .expect("GET /")
+            .json()
+            .await
+            .expect("JSON");
+        if state["connections"] == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the SDK never connected (is dingtalk-stream installed? {state})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, answer) = control
+        .post(
+            "/inject",
+            &json!({"text": "hello sdk", "user": "zhangsan", "group": "cidG1"}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["delivered"].as_str()),
+        (200, Some("socket")),
+        "{answer}"
+    );
+    let received = control.received(1).await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0]["text"], "sdk echo: hello sdk");
+    assert!(
+        received[0]["via"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("session:")),
+        "answered through the sessionWebhook: {received:?}"
     );
 }

@@ -67,6 +67,7 @@ async fn describe(State(control): State<Arc<Control>>) -> Json<Value> {
         "config": control.running.config_snippet(&control.options),
         "received": control.running.received().len(),
         "faults_pending": control.running.faults().pending(),
+        "connections": control.running.connections(),
     }))
 }
 

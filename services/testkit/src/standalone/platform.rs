@@ -209,6 +209,16 @@ impl Running {
         }
     }
 
+    /// Sockets clawdbot (or an SDK) holds open to the mock: OneBot WebSockets, DingTalk Stream
+    /// connections; `None` for platforms that have none.
+    pub(super) fn connections(&self) -> Option<usize> {
+        match self {
+            Self::OneBot { mock, .. } => Some(mock.open_sockets()),
+            Self::DingTalk { mock, .. } => Some(mock.gateway.active_connections()),
+            Self::WeCom { .. } | Self::Qq { .. } => None,
+        }
+    }
+
     /// The clawdbot config section that points at this mock, to paste into `clawdbot.yaml`.
     pub(super) fn config_snippet(&self, options: &Options) -> String {
         let account = &options.account;
