@@ -570,6 +570,16 @@ impl CoreConfig {
                 cluster.nodes.len()
             ));
         }
+        if let Some(StorageConfig::Mongodb { control, .. }) = &self.storage {
+            let rest = match control.as_deref() {
+                Some(StorageConfig::Postgresql { .. }) => "PostgreSQL (`storage.control`)",
+                Some(_) => "SQLite (`storage.control`)",
+                None => "SQLite ./clawdbot.db (no `storage.control`: one machine only)",
+            };
+            notes.push(format!(
+                "`storage.type: mongodb`: history goes to MongoDB; skills, switches, secrets, audit and logs go to {rest}"
+            ));
+        }
         notes
     }
 

@@ -288,6 +288,15 @@ fn the_description_mongodb_storage_is_accepted_and_a_cluster_names_its_control_s
     let checked =
         |value: serde_json::Value| Config::parse(value).and_then(|c| c.validate().map(|()| c));
     let config = checked(verbatim.clone()).expect("valid on one machine");
+    assert!(
+        config
+            .core
+            .notes()
+            .iter()
+            .any(|n| n.contains("history goes to MongoDB") && n.contains("./clawdbot.db")),
+        "config check says where each concern goes: {:?}",
+        config.core.notes()
+    );
     assert!(matches!(
         config.core.storage,
         Some(StorageConfig::Mongodb { ref write_concern, .. }) if write_concern == "majority"

@@ -92,7 +92,9 @@ pub async fn serve(
     let mut limit_logged: Option<tokio::time::Instant> = None;
     tracing::info!(
         listener = name,
-        address = ?listener.local_addr().ok(),
+        address = %listener
+            .local_addr()
+            .map_or_else(|_| "unknown".to_string(), |a| a.to_string()),
         https = tls.is_some(),
         max_connections = limits.max_connections,
         "serving"
