@@ -102,15 +102,7 @@ async fn open_storage(
                     open_sqlite(Path::new(DEFAULT_SQLITE_PATH), &format!("{key}.control")).await?
                 }
             };
-            let pinged = history.clone();
-            let store = clawdbot_store::split::SplitStore::new(
-                Arc::new(history),
-                control,
-                Arc::new(move || {
-                    let history = pinged.clone();
-                    Box::pin(async move { history.ping().await })
-                }),
-            );
+            let store = clawdbot_store::split::SplitStore::mongo(history, control);
             Ok((
                 Arc::new(store),
                 format!("history on MongoDB, the rest on {control_at}"),

@@ -26,6 +26,19 @@ pub type HistoryPing =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
 
 impl SplitStore {
+    /// History on MongoDB, the rest on `control` (what `storage: {type: mongodb}` opens).
+    pub fn mongo(history: crate::mongo::MongoHistory, control: Arc<dyn Store>) -> Self {
+        let pinged = history.clone();
+        Self::new(
+            Arc::new(history),
+            control,
+            Arc::new(move || {
+                let history = pinged.clone();
+                Box::pin(async move { history.ping().await })
+            }),
+        )
+    }
+
     pub fn new(
         history: Arc<dyn HistoryStore>,
         control: Arc<dyn Store>,

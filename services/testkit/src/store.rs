@@ -82,15 +82,7 @@ impl TestStore {
                             settings.uri
                         )
                     });
-                let pinged = history.clone();
-                let store = clawdbot_store::split::SplitStore::new(
-                    Arc::new(history.clone()),
-                    Arc::new(sqlite),
-                    Arc::new(move || {
-                        let history = pinged.clone();
-                        Box::pin(async move { history.ping().await })
-                    }),
-                );
+                let store = clawdbot_store::split::SplitStore::mongo(history, Arc::new(sqlite));
                 Self {
                     store: Arc::new(store),
                     backend,

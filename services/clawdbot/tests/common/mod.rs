@@ -194,14 +194,9 @@ impl Setup {
             let history = clawdbot_store::mongo::MongoHistory::connect(mongo)
                 .await
                 .expect("mongodb history");
-            let pinged = history.clone();
-            return Arc::new(clawdbot_store::split::SplitStore::new(
-                Arc::new(history),
+            return Arc::new(clawdbot_store::split::SplitStore::mongo(
+                history,
                 postgres.store.clone(),
-                Arc::new(move || {
-                    let history = pinged.clone();
-                    Box::pin(async move { history.ping().await })
-                }),
             ));
         }
         match &self.postgres {
