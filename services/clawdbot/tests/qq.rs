@@ -270,16 +270,10 @@ mod cases {
     /// answered (none is a command).
     pub async fn documented_events_are_accepted_and_recorded(setup: Setup) {
         let (qq, ports, _bot) = started(setup, "").await;
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../testkit/fixtures/external/qq");
-        let expected: Vec<serde_json::Value> = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
-        )
-        .expect("json");
         let mut owed: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for case in &expected {
-            let file = case["file"].as_str().expect("file");
-            let body = std::fs::read_to_string(dir.join(file)).expect(file);
+        for common::external_fixtures::Fixture { file, body, case } in
+            common::external_fixtures::load("qq")
+        {
             let (status, answer) = qq
                 .post(ports.ingress, &qq.events.headers(&body), &body)
                 .await;

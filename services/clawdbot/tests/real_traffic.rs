@@ -194,17 +194,11 @@ mod cases {
     pub async fn events_recorded_by_other_projects_are_accepted_and_recorded(setup: Setup) {
         let ports = Ports::new();
         let _bot = Clawdbot::start(&["up"], &setup.default_config(&ports), &ports).await;
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../testkit/fixtures/external/onebot");
-        let expected: Vec<serde_json::Value> = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
-        )
-        .expect("json");
         let mut owed: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for case in &expected {
-            let file = case["file"].as_str().expect("file");
-            let mut event: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(dir.join(file)).expect(file)).expect(file);
+        for common::external_fixtures::Fixture { file, body, case } in
+            common::external_fixtures::load("onebot")
+        {
+            let mut event: serde_json::Value = serde_json::from_str(&body).expect(&file);
             // The one change: the recording account's id becomes the test account's.
             let recorded_self = event["self_id"].clone();
             event["self_id"] = SELF_ID.into();

@@ -270,16 +270,13 @@ mod cases {
     /// answered (none is a command).
     pub async fn callbacks_from_other_projects_are_accepted_and_recorded(setup: Setup) {
         let (wecom, ports, _bot) = started(setup).await;
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../testkit/fixtures/external/wecom");
-        let expected: Vec<serde_json::Value> = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
-        )
-        .expect("json");
         let mut owed: Vec<String> = Vec::new();
-        for case in &expected {
-            let file = case["file"].as_str().expect("file");
-            let xml = std::fs::read_to_string(dir.join(file)).expect(file);
+        for common::external_fixtures::Fixture {
+            file,
+            body: xml,
+            case,
+        } in common::external_fixtures::load("wecom")
+        {
             let (status, body) = wecom.post(ports.ingress, &wecom.callbacks.post(&xml)).await;
             assert_eq!((status, body.as_str()), (200, ""), "{file}");
             if case["outcome"] == "message" {

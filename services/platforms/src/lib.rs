@@ -14,6 +14,8 @@
 pub mod alertmanager;
 mod connection;
 pub mod dingtalk;
+#[cfg(test)]
+pub(crate) mod external_fixtures;
 mod issued_keys;
 pub mod json_limits;
 pub mod late_answer;

@@ -14,6 +14,10 @@ use clawdbot_store::{HistoryRecord, Store};
 use clawdbot_testkit::mock::onebot::MockOneBot;
 use clawdbot_testkit::{TestPostgres, TestRedis, free_port, onebot_signature};
 
+/// The payloads other projects recorded, shared with the platforms' decoder tests.
+#[path = "../../../platforms/src/external_fixtures.rs"]
+pub mod external_fixtures;
+
 pub const SELF_ID: i64 = 10001;
 pub const SECRET: &str = "s3cr3t";
 pub const TOKEN: &str = "tok";

@@ -331,17 +331,11 @@ fn replies_encode_as_segment_arrays() {
 /// notice.
 #[test]
 fn events_recorded_by_other_projects_decode_as_expected() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testkit/fixtures/external/onebot");
-    let expected: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
-    )
-    .expect("expected.json is JSON");
-    assert!(expected.len() >= 14, "every collected event is listed");
-    for case in expected {
-        let file = case["file"].as_str().expect("file");
-        let body = std::fs::read(dir.join(file)).expect(file);
-        let event: Value = serde_json::from_slice(&body).expect(file);
+    let fixtures = crate::external_fixtures::load("onebot");
+    assert!(fixtures.len() >= 14, "every collected event is listed");
+    for crate::external_fixtures::Fixture { file, body, case } in fixtures {
+        let body = body.into_bytes();
+        let event: Value = serde_json::from_slice(&body).expect(&file);
         let inbound =
             OneBotInbound::new(account(None, event["self_id"].as_i64().expect("self_id")));
         let inbox = run(&inbound, &[], &body).unwrap_or_else(|e| panic!("{file}: refused: {e}"));

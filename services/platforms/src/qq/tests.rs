@@ -320,16 +320,9 @@ fn op13_refuses_to_sign_anything_but_a_token_so_it_cannot_forge_events() {
 /// `expected.json` says: conversation, text, and whether the bot was addressed.
 #[test]
 fn documented_events_decode_as_expected() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testkit/fixtures/external/qq");
-    let expected: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
-    )
-    .expect("expected.json is JSON");
-    assert_eq!(expected.len(), 5, "every collected event is listed");
-    for case in expected {
-        let file = case["file"].as_str().expect("file");
-        let body = std::fs::read_to_string(dir.join(file)).expect(file);
+    let fixtures = crate::external_fixtures::load("qq");
+    assert_eq!(fixtures.len(), 5, "every collected event is listed");
+    for crate::external_fixtures::Fixture { file, body, case } in fixtures {
         let envelope = match run(&signed(&body, now()), &body) {
             Ok(Inbox::Envelopes(mut envelopes)) if envelopes.len() == 1 => envelopes.remove(0),
             other => panic!("{file}: {other:?}"),

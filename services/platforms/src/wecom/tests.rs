@@ -648,16 +648,10 @@ fn a_callback_signed_outside_the_window_is_401_naming_the_skew() {
 /// `expected.json` says: a message (conversation and text) or a notice (event type).
 #[test]
 fn callbacks_from_other_projects_decode_as_expected() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testkit/fixtures/external/wecom");
-    let expected: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"),
-    )
-    .expect("expected.json is JSON");
-    assert_eq!(expected.len(), 13, "every collected callback is listed");
-    for case in expected {
-        let file = case["file"].as_str().expect("file");
-        let envelope = decode(&std::fs::read_to_string(dir.join(file)).expect(file));
+    let fixtures = crate::external_fixtures::load("wecom");
+    assert_eq!(fixtures.len(), 13, "every collected callback is listed");
+    for crate::external_fixtures::Fixture { file, body, case } in fixtures {
+        let envelope = decode(&body);
         match case["outcome"].as_str().expect("outcome") {
             "notice" => {
                 assert_eq!(envelope.kind(), EventKind::Notice, "{file}");
