@@ -287,21 +287,10 @@ mod cases {
         let mut wrong = Vec::new();
         for (conversation, mut texts) in owed {
             texts.sort();
-            let deadline = tokio::time::Instant::now() + WAIT;
-            let recorded = loop {
-                let mut recorded: Vec<String> = qq
-                    .setup
-                    .history_of("qq", &conversation)
-                    .await
-                    .into_iter()
-                    .map(|r| r.text)
-                    .collect();
-                recorded.sort();
-                if recorded.len() >= texts.len() || tokio::time::Instant::now() > deadline {
-                    break recorded;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            };
+            let recorded = qq
+                .setup
+                .wait_for_history_texts("qq", &conversation, texts.len(), |_| true)
+                .await;
             if recorded != texts {
                 wrong.push(format!(
                     "{conversation}: recorded {recorded:?}, sent {texts:?}"

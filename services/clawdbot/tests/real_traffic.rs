@@ -215,21 +215,11 @@ mod cases {
             }
         }
         for (conversation, mut texts) in owed {
-            let deadline = tokio::time::Instant::now() + WAIT;
-            let recorded = loop {
-                let mut recorded: Vec<String> = setup
-                    .history(&conversation)
-                    .await
-                    .into_iter()
-                    .filter(|r| r.event_type.starts_with("message"))
-                    .map(|r| r.text)
-                    .collect();
-                recorded.sort();
-                if recorded.len() >= texts.len() || tokio::time::Instant::now() > deadline {
-                    break recorded;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            };
+            let recorded = setup
+                .wait_for_history_texts("onebot", &conversation, texts.len(), |r| {
+                    r.event_type.starts_with("message")
+                })
+                .await;
             texts.sort();
             assert_eq!(recorded, texts, "conversation {conversation}");
         }

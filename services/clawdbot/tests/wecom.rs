@@ -284,22 +284,12 @@ mod cases {
             }
         }
         owed.sort();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let recorded = loop {
-            let mut recorded: Vec<String> = wecom
-                .setup
-                .history_of("wecom", "fromUser")
-                .await
-                .into_iter()
-                .filter(|r| r.event_type.starts_with("message.") && r.text != "[notsure]")
-                .map(|r| r.text)
-                .collect();
-            recorded.sort();
-            if recorded.len() >= owed.len() || tokio::time::Instant::now() > deadline {
-                break recorded;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let recorded = wecom
+            .setup
+            .wait_for_history_texts("wecom", "fromUser", owed.len(), |r| {
+                r.event_type.starts_with("message.") && r.text != "[notsure]"
+            })
+            .await;
         assert_eq!(recorded, owed);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(wecom.mock.sent_count(), 0, "nothing answered");

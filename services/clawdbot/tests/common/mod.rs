@@ -213,6 +213,32 @@ impl Setup {
         }
     }
 
+    /// Waits (up to 15 s) until the conversation's history holds at least `count` rows that
+    /// `keep` keeps; returns their texts, sorted.
+    pub async fn wait_for_history_texts(
+        &self,
+        platform: &str,
+        conversation_id: &str,
+        count: usize,
+        keep: impl Fn(&HistoryRecord) -> bool,
+    ) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut texts: Vec<String> = self
+                .history_of(platform, conversation_id)
+                .await
+                .into_iter()
+                .filter(|r| keep(r))
+                .map(|r| r.text)
+                .collect();
+            texts.sort();
+            if texts.len() >= count || tokio::time::Instant::now() > deadline {
+                return texts;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Returns the history of one conversation of `platform`'s default account.
     pub async fn history_of(&self, platform: &str, conversation_id: &str) -> Vec<HistoryRecord> {
         self.store()
