@@ -346,6 +346,10 @@ impl Clawdbot {
         command
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{}", ports.metrics));
+        // Compiled skill components stay with the test (not in the user's ~/.cache).
+        if let Some(dir) = config.parent() {
+            command.env("CLAWDBOT_WASM_CACHE", dir.join("wasm-cache"));
+        }
         command
             .envs(env.iter().copied())
             .env("CLAWDBOT_LOG", "info")
@@ -405,4 +409,28 @@ impl Clawdbot {
             .expect("wait");
         (started.elapsed(), status)
     }
+}
+
+/// Prints a measurement and adds it to the test command's report (`CLAWDBOT_MEASURE_REPORT`,
+/// printed at the end of scripts/test), so that the numbers an issue asks for are seen at
+/// every run.
+pub fn report_measure(line: &str) {
+    eprintln!("{line}");
+    if let Ok(path) = std::env::var("CLAWDBOT_MEASURE_REPORT") {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new().append(true).open(path) {
+            let _written = writeln!(file, "{line}");
+        }
+    }
+}
+
+/// The resident set of process `pid` in MiB (from /proc), 0 when it is gone.
+pub fn rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib / 1024)
 }
