@@ -1,6 +1,6 @@
 """The echo skill in Python: `/echo <text>` answers `<text>`."""
 
-from clawdbot_skill import BaseSkill, export
+from clawdbot.skill import BaseSkill
 
 
 class EchoSkill(BaseSkill):
@@ -11,6 +11,3 @@ class EchoSkill(BaseSkill):
         if msg.content_type == "text":
             return {"type": "text", "content": msg.raw}
         return None
-
-
-WitWorld = export(EchoSkill())

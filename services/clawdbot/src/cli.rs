@@ -61,6 +61,17 @@ pub enum Command {
     /// them back, switch them on or off everywhere, check their settings.
     #[command(subcommand)]
     Skill(SkillCommand),
+    /// Compiles a skill component for the workers' engine (what a worker runs in a child
+    /// process, so that compiling never weighs on it).
+    #[command(hide = true)]
+    CompileWasm {
+        #[arg(long)]
+        memory_bytes: usize,
+        #[arg(long)]
+        max_instances: u32,
+        input: PathBuf,
+        output: PathBuf,
+    },
     /// Credentials the cluster keeps itself (issued API keys, `${secret:NAME}` values), sealed
     /// in the store with AES-256-GCM under `CLAWDBOT_MASTER_KEY`.
     #[command(subcommand)]
@@ -276,7 +287,7 @@ pub enum SkillCommand {
     /// (`component:` in its `skill.yaml`) is built first (Rust, Python or JavaScript) and packed
     /// as `skill.wasm`; `--key` signs the archive.
     Build {
-        /// The skill's directory.
+        /// The skill's project directory, or a Python file with a `BaseSkill` subclass.
         #[arg(default_value = ".")]
         dir: PathBuf,
         /// The archive to write (`NAME.skill`).
@@ -286,8 +297,9 @@ pub enum SkillCommand {
         signing: SigningArg,
     },
     /// Registers a skill (a `.skill` archive, a skill project directory or its `.py` / `.js`
-    /// source, or a remote skill's `skill.yaml`) on the running cluster: every worker serves it within a second, in place of
-    /// a built-in skill of the same name.
+    /// source, a Python file with a `BaseSkill` class, or a remote skill's `skill.yaml`) on the
+    /// running deployment, in place of a built-in skill of the same name: served within a
+    /// second of its component being compiled for the machine (done here on one machine).
     Load {
         path: PathBuf,
         #[command(flatten)]
@@ -411,6 +423,7 @@ impl Command {
             Command::Egress(_) => "egress",
             Command::Migrate(_) => "migrate",
             Command::Probe { .. } => "probe",
+            Command::CompileWasm { .. } => "compile-wasm",
             Command::Status { .. } => "status",
             Command::Admin(_) => "admin",
             Command::Dlq(_) => "dlq",
@@ -463,6 +476,7 @@ impl Command {
             Command::Config(ConfigCommand::Check { path }) => Some(path),
             Command::Skill(SkillCommand::Build { .. } | SkillCommand::Keygen { .. })
             | Command::Probe { .. }
+            | Command::CompileWasm { .. }
             | Command::Security(SecurityCommand::Keygen) => None,
         }
     }
@@ -510,6 +524,7 @@ impl Command {
             Command::Config(ConfigCommand::Check { .. })
             | Command::Skill(SkillCommand::Build { .. } | SkillCommand::Keygen { .. })
             | Command::Probe { .. }
+            | Command::CompileWasm { .. }
             | Command::Security(SecurityCommand::Keygen) => None,
         }
     }

@@ -16,6 +16,14 @@ pub async fn run(command: &Command, config: &Config) -> Option<anyhow::Result<()
         }
         Command::Migrate(_) => crate::backends::migrate(config).await,
         Command::Probe { url } => probe(url).await,
+        // Run by main before any config is read; here for completeness.
+        Command::CompileWasm {
+            memory_bytes,
+            max_instances,
+            input,
+            output,
+        } => clawdbot_wasm::compiled::compile_file(*memory_bytes, *max_instances, input, output)
+            .map_err(anyhow::Error::from),
         Command::Status { memory, .. } => crate::status::show(config, *memory).await,
         Command::Admin(command) => crate::admin_cli::run(command, config).await,
         Command::Dlq(command) => crate::dlq_cli::run(command, config).await,

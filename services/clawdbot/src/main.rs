@@ -36,6 +36,26 @@ const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
     let mut cli = cli::Cli::parse();
+    if let cli::Command::CompileWasm {
+        memory_bytes,
+        max_instances,
+        input,
+        output,
+    } = &cli.command
+    {
+        return match clawdbot_wasm::compiled::compile_file(
+            *memory_bytes,
+            *max_instances,
+            input,
+            output,
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(refusal) = find_config(&mut cli) {
         eprintln!("{refusal}");
         return ExitCode::from(EXIT_USAGE);
@@ -55,13 +75,15 @@ fn main() -> ExitCode {
         cli::Command::Security(_) => config_secrets::unresolved(cli.command.config_path()),
         _ => cli.load_config(&config_env),
     };
-    let config = match loaded {
+    let mut config = match loaded {
         Ok(config) => config,
         Err(error) => {
             eprintln!("invalid config:\n{error}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // Workers compile skill components in a child process of this same binary.
+    config.core.worker.wasm.compile_in = std::env::current_exe().ok();
     if let cli::Command::Config(cli::ConfigCommand::Check { .. }) = &cli.command {
         for note in config.core.notes() {
             println!("note: {note}");

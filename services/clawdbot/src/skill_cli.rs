@@ -48,37 +48,61 @@ fn signing_key(signing: &SigningArg) -> anyhow::Result<Option<SigningKey>> {
     }
 }
 
-fn build(dir: &Path, output: &Path, key: Option<&SigningKey>) -> anyhow::Result<()> {
-    let (manifest, checksum) =
-        clawdbot_skills::package::build(dir, output, key).map_err(anyhow::Error::msg)?;
+/// What `skill build` / `skill load` was pointed at.
+enum Source<'a> {
+    /// A project directory with its `skill.yaml`.
+    Project(&'a Path),
+    /// A Python file with a `BaseSkill` subclass and no `skill.yaml` beside it.
+    PythonFile(&'a Path),
+    /// A built `.skill` archive, or a remote skill's bare `skill.yaml`.
+    Built,
+}
+
+/// A directory is a project; so is the directory of a `.py` / `.js` source with a
+/// `skill.yaml` beside it; a lone `.py` is a single-file skill.
+fn source_of(path: &Path) -> Source<'_> {
+    if path.is_dir() {
+        return Source::Project(path);
+    }
+    let Some(extension) = path.extension().filter(|e| *e == "py" || *e == "js") else {
+        return Source::Built;
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if extension == "py" && !dir.join(clawdbot_skills::package::MANIFEST_FILE).is_file() {
+        Source::PythonFile(path)
+    } else {
+        Source::Project(dir)
+    }
+}
+
+fn build(path: &Path, output: &Path, key: Option<&SigningKey>) -> anyhow::Result<()> {
+    use clawdbot_skills::package;
+    let started = std::time::Instant::now();
+    let built = match source_of(path) {
+        Source::PythonFile(file) => package::build_python_file(file, output, key),
+        Source::Project(dir) => package::build(dir, output, key),
+        Source::Built => Err(format!(
+            "`{}` is neither a skill project directory nor a `.py` file",
+            path.display()
+        )),
+    };
+    let (manifest, checksum) = built.map_err(anyhow::Error::msg)?;
     crate::cli_out::say!(
-        "built {} {} → {} (sha256 {checksum}, {})",
+        "built {} {} → {} in {:.1} s (sha256 {checksum}, {})",
         manifest.name,
         manifest.version,
         output.display(),
+        started.elapsed().as_secs_f64(),
         if key.is_some() { "signed" } else { "unsigned" }
     );
     Ok(())
 }
 
-/// The project directory `path` names, if it names one: the directory itself, or the one
-/// holding a `.py` / `.js` source (its `skill.yaml` beside it).
-fn project_dir(path: &Path) -> Option<&Path> {
-    if path.is_dir() {
-        return Some(path);
-    }
-    let source = path.extension().is_some_and(|e| e == "py" || e == "js");
-    source.then(|| path.parent()).flatten().map(|dir| {
-        if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        }
-    })
-}
-
-/// `skill load PATH`: a project (a directory, or its `.py` / `.js` source) is built (and signed
-/// with the key, if any) first.
+/// `skill load PATH`: a project (a directory, or its `.py` / `.js` source) or a single Python
+/// file is built (and signed with the key, if any) first.
 async fn load(
     path: &Path,
     signing: &SigningArg,
@@ -88,12 +112,12 @@ async fn load(
 ) -> anyhow::Result<()> {
     use clawdbot_skills::package;
     let built;
-    let archive = if let Some(project) = project_dir(path) {
-        built = std::env::temp_dir().join(format!("clawdbot-load-{}.skill", std::process::id()));
-        build(project, &built, signing_key(signing)?.as_ref())?;
-        built.as_path()
-    } else {
+    let archive = if matches!(source_of(path), Source::Built) {
         path
+    } else {
+        built = std::env::temp_dir().join(format!("clawdbot-load-{}.skill", std::process::id()));
+        build(path, &built, signing_key(signing)?.as_ref())?;
+        built.as_path()
     };
     let loaded = package::load(archive).map_err(anyhow::Error::msg);
     if archive != path {
@@ -101,19 +125,26 @@ async fn load(
     }
     let loaded = loaded?;
     let name = &loaded.manifest.name;
+    let wasm = &config.core.worker.wasm;
+    let mut compiled = None;
     if let Some(component) = &loaded.component {
         // Refused here as the workers would refuse it, so the operator hears why at once.
-        let wasm = &config.core.worker.wasm;
         loaded
             .registered
-            .verify(Some(component), &wasm.trusted_keys, wasm.allow_unsigned)
+            .verify(Some(component), &wasm.trusted_keys, wasm.allows_unsigned())
             .map_err(|reason| anyhow::anyhow!("`{}`: {reason}", path.display()))?;
+        if wasm.unsigned_by_default && !signed_by_trusted_key(&loaded.registered, wasm) {
+            eprintln!(
+                "{name} is not signed by a trusted key: accepted because this deployment is one machine (no `cluster` in its config); a cluster runs only skills signed by a key in `worker.wasm.trusted_keys`"
+            );
+        }
         let sha = loaded
             .registered
             .component_sha256
             .clone()
             .unwrap_or_default();
         store.put_skill_component(&sha, component).await?;
+        compiled = Some(compile_for_this_machine(config, &sha, component).await?);
     }
     store
         .register_skill(
@@ -133,12 +164,62 @@ async fn load(
     } else {
         String::new()
     };
+    let when = match compiled {
+        // Measured: the registry is polled twice a second, a compiled component maps in
+        // milliseconds (tests/wasm_skills.rs).
+        None | Some(Compiled::Here(_)) => "every worker serves it within a second".to_string(),
+        Some(Compiled::ByEachMachine) => "each worker machine compiles the component once, in a child process (a Python one: tens of seconds), then serves it within a second".to_string(),
+    };
+    let compile_note = match compiled {
+        Some(Compiled::Here(seconds)) if seconds > 0.0 => {
+            format!(" (compiled for this machine in {seconds:.1} s)")
+        }
+        _ => String::new(),
+    };
     crate::cli_out::say!(
-        "loaded {name} {} from {}; every worker serves it within a second{replaces}",
+        "loaded {name} {} from {}{compile_note}; {when}{replaces}",
         loaded.manifest.version,
         path.display()
     );
     Ok(())
+}
+
+/// Where a component's compiled form comes from.
+enum Compiled {
+    /// Compiled here into the machine's cache, in this many seconds (0: it was there).
+    Here(f64),
+    /// Each worker machine of a cluster compiles it itself.
+    ByEachMachine,
+}
+
+/// On one machine, compiles the component into the cache its `up` maps components from, so
+/// that it serves the skill within a second; a cluster's workers compile on their own machines.
+async fn compile_for_this_machine(
+    config: &Config,
+    sha: &str,
+    component: &[u8],
+) -> anyhow::Result<Compiled> {
+    if config.core.cluster.is_some() {
+        return Ok(Compiled::ByEachMachine);
+    }
+    let settings = clawdbot_worker::loaded_skills::runtime_settings(&config.core.worker.wasm);
+    let started = std::time::Instant::now();
+    let compiled_now = clawdbot_wasm::compiled::warm_cache(&settings, sha, component)
+        .await
+        .map_err(|error| anyhow::anyhow!("compiling the component: {error}"))?;
+    Ok(Compiled::Here(if compiled_now {
+        started.elapsed().as_secs_f64()
+    } else {
+        0.0
+    }))
+}
+
+/// Whether the registered skill carries a signature by one of the trusted keys.
+fn signed_by_trusted_key(
+    registered: &clawdbot_skills::package::RegisteredSkill,
+    wasm: &clawdbot_config::WasmConfig,
+) -> bool {
+    registered.verify(None, &wasm.trusted_keys, false).is_ok()
 }
 
 pub async fn run(command: &SkillCommand, config: &Config) -> anyhow::Result<()> {

@@ -291,3 +291,62 @@ fn roles_refuse_options_that_mean_nothing_to_them() {
     );
     assert!(!help.contains("--listen "), "{help}");
 }
+
+/// A Python skill file that cannot be built says why and what to do: without componentize-py
+/// the one command that installs it; a file with no skill class or two, which class is wrong.
+#[test]
+fn a_python_skill_that_cannot_be_built_says_why() {
+    let dir = temp_dir("clawdbot-cli-python");
+    let build = |file: &str, path: &str| {
+        let output = clawdbot()
+            .args(["skill", "build", file, "--output", "out.skill"])
+            .current_dir(&dir)
+            .env("PATH", path)
+            .output()
+            .expect("runs");
+        assert!(!output.status.success());
+        assert!(!dir.join("out.skill").exists(), "nothing is written");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    std::fs::write(
+        dir.join("echo.py"),
+        "from clawdbot.skill import BaseSkill\n",
+    )
+    .expect("write");
+    let no_tool = build("echo.py", "/nonexistent");
+    assert!(
+        no_tool.contains("pip install componentize-py=="),
+        "{no_tool}"
+    );
+    let path = std::env::var("PATH").unwrap_or_default();
+    let no_class = build("echo.py", &path);
+    if no_class.contains("componentize-py` is not installed") {
+        eprintln!("componentize-py is not installed: the class checks are not run here");
+        return;
+    }
+    assert!(
+        no_class.contains("defines no class deriving from BaseSkill"),
+        "{no_class}"
+    );
+    std::fs::write(
+        dir.join("two.py"),
+        "from clawdbot.skill import BaseSkill\nclass A(BaseSkill):\n    pass\nclass B(BaseSkill):\n    pass\n",
+    )
+    .expect("write");
+    let two = build("two.py", &path);
+    assert!(
+        two.contains("2 BaseSkill classes (A, B): one skill per file"),
+        "{two}"
+    );
+    std::fs::write(
+        dir.join("nameless.py"),
+        "from clawdbot.skill import BaseSkill\nclass Echo(BaseSkill):\n    def __init__(self):\n        super().__init__(NAME)\n",
+    )
+    .expect("write");
+    let nameless = build("nameless.py", &path);
+    assert!(
+        nameless.contains("Echo passes no `name=\"...\"` string"),
+        "{nameless}"
+    );
+    let _removed = std::fs::remove_dir_all(&dir);
+}

@@ -57,6 +57,7 @@ impl Config {
     pub fn embedded() -> Self {
         let mut config = Self::default();
         config.core.telemetry.log_format = LogFormat::Text;
+        config.core.apply_derived_settings();
         config
     }
 
@@ -68,7 +69,7 @@ impl Config {
         let value = load_value(path, env)?;
         let mut config = Self::parse(value)?;
         config.validate()?;
-        config.core.apply_performance();
+        config.core.apply_derived_settings();
         Ok(config)
     }
 

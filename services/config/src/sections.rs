@@ -287,24 +287,49 @@ pub struct WasmConfig {
     /// Ed25519 public keys (base64, as `clawdbot skill keygen` prints them) whose signed skills
     /// workers run.
     pub trusted_keys: Vec<String>,
-    /// Run unsigned skills, or ones signed by untrusted keys (development only).
-    pub allow_unsigned: bool,
+    /// Run unsigned skills, or ones signed by untrusted keys. Unset: yes on one machine (no
+    /// `cluster`: whoever can load a skill there owns the machine and its data file anyway),
+    /// no in a cluster, where only `trusted_keys` signatures run.
+    pub allow_unsigned: Option<bool>,
+    /// Set when loading: unsigned skills run only because this is one machine and
+    /// `allow_unsigned` was left unset (said aloud where a skill is loaded).
+    #[serde(skip)]
+    pub unsigned_by_default: bool,
     /// How long one call may run before it is stopped and answered with an error.
     pub timeout_ms: u64,
     /// The most memory one skill instance may use.
     pub memory_mb: u64,
     /// Instances running at once per worker; more calls wait their turn.
     pub max_instances: u32,
+    /// Where compiled components are kept for every worker on the machine (unset:
+    /// `$CLAWDBOT_WASM_CACHE`, else `$XDG_CACHE_HOME/clawdbot/wasm`, else
+    /// `~/.cache/clawdbot/wasm`).
+    pub cache_dir: Option<String>,
+    /// Not a key: the program that compiles components in a child process
+    /// (`PROGRAM compile-wasm …`), which the clawdbot binary sets to itself.
+    #[serde(skip)]
+    pub compile_in: Option<std::path::PathBuf>,
+}
+
+impl WasmConfig {
+    /// Whether unsigned skills run: as set, else as resolved when the config was loaded (one
+    /// machine yes, a cluster no), else no.
+    pub fn allows_unsigned(&self) -> bool {
+        self.allow_unsigned.unwrap_or(false)
+    }
 }
 
 impl Default for WasmConfig {
     fn default() -> Self {
         Self {
             trusted_keys: Vec::new(),
-            allow_unsigned: false,
+            allow_unsigned: None,
+            unsigned_by_default: false,
             timeout_ms: 2000,
             memory_mb: 64,
             max_instances: 32,
+            cache_dir: None,
+            compile_in: None,
         }
     }
 }
@@ -583,11 +608,17 @@ impl CoreConfig {
         notes
     }
 
-    /// Applies `performance` onto the settings it names (called once, after loading).
-    pub fn apply_performance(&mut self) {
+    /// Applies what other settings imply (called once, after loading): `cluster.enabled:
+    /// false`, `performance` onto the settings it names, the one-machine skill trust.
+    pub fn apply_derived_settings(&mut self) {
         // `cluster.enabled: false` is the embedded mode.
         if self.cluster.as_ref().is_some_and(|c| !c.enabled) {
             self.cluster = None;
+        }
+        let wasm = &mut self.worker.wasm;
+        if wasm.allow_unsigned.is_none() {
+            wasm.unsigned_by_default = self.cluster.is_none();
+            wasm.allow_unsigned = Some(wasm.unsigned_by_default);
         }
         if let Some(ms) = self.performance.io_timeout {
             // Whole seconds, at least one.

@@ -215,7 +215,7 @@ fn the_product_descriptions_keys_are_accepted_with_their_units() {
     }))
     .expect("parses");
     config.validate().expect("valid");
-    config.core.apply_performance();
+    config.core.apply_derived_settings();
     assert_eq!(config.core.performance.io_timeout_secs, Some(5), "5000 ms");
     assert_eq!(config.core.history.linger_ms, 50, "batch.interval in ms");
     assert_eq!(config.core.worker.batch_size, 100);
@@ -226,7 +226,7 @@ fn the_product_descriptions_keys_are_accepted_with_their_units() {
     let mut off =
         Config::parse(serde_json::json!({"cluster": {"enabled": false}})).expect("parses");
     off.validate().expect("no redis needed when disabled");
-    off.core.apply_performance();
+    off.core.apply_derived_settings();
     assert!(off.core.cluster.is_none(), "embedded");
 
     let both = Config::parse(
@@ -321,4 +321,26 @@ fn the_description_mongodb_storage_is_accepted_and_a_cluster_names_its_control_s
         problems.iter().any(|p| p.contains("`storage.uri`")),
         "{problems:?}"
     );
+}
+
+/// Unsigned skills: accepted on one machine unless refused, refused in a cluster unless
+/// allowed; the config remembers when one machine is the only reason (said at load).
+#[test]
+fn unsigned_skills_run_on_one_machine_and_not_in_a_cluster_unless_the_config_says() {
+    let derived = |value: serde_json::Value| {
+        let mut config = Config::parse(value).expect("parses");
+        config.core.apply_derived_settings();
+        config.core.worker.wasm
+    };
+    let local = Config::embedded().core.worker.wasm;
+    assert!(local.allows_unsigned() && local.unsigned_by_default);
+    let cluster = derived(serde_json::json!({"cluster": {"redis": "redis://r:6379"}}));
+    assert!(!cluster.allows_unsigned() && !cluster.unsigned_by_default);
+    let refused = derived(serde_json::json!({"worker": {"wasm": {"allow_unsigned": false}}}));
+    assert!(!refused.allows_unsigned());
+    let allowed = derived(serde_json::json!({
+        "cluster": {"redis": "redis://r:6379"},
+        "worker": {"wasm": {"allow_unsigned": true}},
+    }));
+    assert!(allowed.allows_unsigned() && !allowed.unsigned_by_default);
 }

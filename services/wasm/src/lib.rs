@@ -7,17 +7,20 @@
 //! (HTTP to listed hosts, its own key-value store, the conversation's history, logging). A
 //! trap ends that call only: the user gets an apology, the worker carries on.
 //!
-//! Speed: components are compiled once per worker and cached by checksum, instances come from
+//! Speed: components are compiled once per machine (compiled.rs: kept on disk, compiled in a
+//! child process, mapped in by every worker) and cached by checksum, instances come from
 //! wasmtime's pooling allocator through a pre-linked `SkillPre`, so a call costs an
 //! instantiation from the pool and the call itself.
 
 mod bindings;
 mod capabilities;
+pub mod compiled;
 mod convert;
 mod host;
 mod runtime;
 mod skill;
 
 pub use capabilities::Capabilities;
+pub use compiled::Compiler;
 pub use runtime::{Runtime, RuntimeSettings, WasmError};
 pub use skill::WasmSkill;

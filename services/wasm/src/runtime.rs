@@ -11,6 +11,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::bindings::clawdbot::skill::types as wit;
 use crate::bindings::{Skill as SkillWorld, SkillPre};
+use crate::compiled::{self, Compiler};
 use crate::host::CallState;
 
 /// The epoch clock's resolution: deadlines are whole ticks.
@@ -25,6 +26,11 @@ pub struct RuntimeSettings {
     pub memory_bytes: usize,
     /// Instances that may run at once on this worker (the pool's size); more calls wait.
     pub max_instances: u32,
+    /// Where compiled components are kept for every process on the machine (none: compiled in
+    /// memory at every start).
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// The child process that compiles (none: a blocking thread of this process).
+    pub compiler: Option<Compiler>,
 }
 
 impl Default for RuntimeSettings {
@@ -33,6 +39,8 @@ impl Default for RuntimeSettings {
             timeout: Duration::from_secs(2),
             memory_bytes: 64 << 20,
             max_instances: 32,
+            cache_dir: None,
+            compiler: None,
         }
     }
 }
@@ -65,6 +73,28 @@ impl WasmError {
     }
 }
 
+/// The engine of these limits. Compiled code fits only an engine of the same settings, so the
+/// compiler child process builds its engine here too.
+///
+/// # Errors
+/// The engine cannot reserve its instance pool.
+pub(crate) fn engine(memory_bytes: usize, max_instances: u32) -> Result<Engine, WasmError> {
+    let n = max_instances.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(n)
+        .total_core_instances(n * 16)
+        .total_memories(n * 4)
+        .total_tables(n * 8)
+        .total_stacks(n)
+        .max_memory_size(memory_bytes);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))
+}
+
 /// One per worker process.
 pub struct Runtime {
     engine: Engine,
@@ -84,19 +114,7 @@ impl Runtime {
     pub fn new(settings: RuntimeSettings) -> Result<Arc<Self>, WasmError> {
         let engine_error = |e: wasmtime::Error| WasmError::Engine(format!("{e:#}"));
         let n = settings.max_instances.max(1);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(n)
-            .total_core_instances(n * 16)
-            .total_memories(n * 4)
-            .total_tables(n * 8)
-            .total_stacks(n)
-            .max_memory_size(settings.memory_bytes);
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(engine_error)?;
+        let engine = engine(settings.memory_bytes, n)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
         SkillWorld::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |state| state)
@@ -128,28 +146,80 @@ impl Runtime {
         &self.settings
     }
 
-    /// Compiles `bytes` (or takes it from the cache by `sha256`) and links it against the
-    /// host; fails when it is not a component of the skill world.
+    /// Compiles `bytes` (or takes it from the caches by `sha256`: this process's, then the
+    /// machine's compiled components) and links it against the host; fails when it is not a
+    /// component of the skill world. The compile never runs on the async runtime's threads.
     ///
     /// # Errors
     /// Not WebAssembly, not a component, or imports the host does not offer.
-    pub fn prepare(&self, sha256: &str, bytes: &[u8]) -> Result<SkillPre<CallState>, WasmError> {
-        let mut prepared = self
-            .prepared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(pre) = prepared.get(sha256) {
+    pub async fn prepare(
+        &self,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<SkillPre<CallState>, WasmError> {
+        if let Some(pre) = self.prepared().get(sha256) {
             return Ok(pre.clone());
         }
+        let component = self.component(sha256, bytes).await?;
         let not_a_skill = |e: wasmtime::Error| WasmError::NotASkill(format!("{e:#}"));
-        let component = Component::new(&self.engine, bytes).map_err(not_a_skill)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(not_a_skill)?;
         let pre = SkillPre::new(instance_pre).map_err(not_a_skill)?;
-        prepared.insert(sha256.to_string(), pre.clone());
+        self.prepared().insert(sha256.to_string(), pre.clone());
         Ok(pre)
+    }
+
+    fn prepared(&self) -> std::sync::MutexGuard<'_, HashMap<String, SkillPre<CallState>>> {
+        self.prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The compiled component: mapped from the machine's cache (compiled into it first when
+    /// missing), or compiled on a blocking thread where there is no cache.
+    async fn component(&self, sha256: &str, bytes: &[u8]) -> Result<Component, WasmError> {
+        let in_memory = || async {
+            let engine = self.engine.clone();
+            let bytes = bytes.to_vec();
+            tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+                .await
+                .map_err(|e| WasmError::Engine(format!("the compile thread: {e}")))?
+                .map_err(|e| WasmError::NotASkill(format!("{e:#}")))
+        };
+        let Some(dir) = &self.settings.cache_dir else {
+            return in_memory().await;
+        };
+        let path = compiled::artifact_path(dir, sha256, &self.engine);
+        if !path.exists() {
+            let limits = (self.settings.memory_bytes, self.settings.max_instances);
+            let compiler = self.settings.compiler.as_ref();
+            if let Err(error) =
+                compiled::compile_to(&self.engine, compiler, limits, bytes, &path).await
+            {
+                if matches!(error, WasmError::NotASkill(_)) {
+                    return Err(error);
+                }
+                tracing::warn!(cache = %dir.display(), %error, "cannot keep the compiled component; compiling in memory");
+                return in_memory().await;
+            }
+        }
+        let engine = self.engine.clone();
+        let artifact = path.clone();
+        let mapped = tokio::task::spawn_blocking(move || compiled::map(&engine, &artifact))
+            .await
+            .map_err(|e| WasmError::Engine(format!("the mapping thread: {e}")))?;
+        match mapped {
+            Ok(component) => Ok(component),
+            Err(error) => {
+                // Unlinked, not rewritten: processes that mapped it keep their pages, and the
+                // next start compiles it anew.
+                let _removed = std::fs::remove_file(&path);
+                tracing::warn!(artifact = %path.display(), %error, "a compiled component in the cache does not load; removed it and compiling in memory");
+                in_memory().await
+            }
+        }
     }
 
     fn store(&self, state: CallState) -> Store<CallState> {

@@ -36,7 +36,7 @@ impl WasmSkill {
         kv: Option<Arc<dyn SharedState>>,
     ) -> Result<Self, WasmError> {
         let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
-        let pre = runtime.prepare(&sha256, bytes)?;
+        let pre = runtime.prepare(&sha256, bytes).await?;
         let http = clawdbot_core::tls::http_client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -18,6 +18,7 @@ fn runtime() -> Arc<Runtime> {
         timeout: TIMEOUT,
         memory_bytes: MEMORY,
         max_instances: 4,
+        ..RuntimeSettings::default()
     })
     .expect("runtime")
 }
@@ -275,4 +276,68 @@ async fn a_component_is_refused_when_it_is_not_the_skill_it_claims() {
     let garbage =
         WasmSkill::load(runtime, "echo", b"not wasm", Capabilities::default(), None).await;
     assert!(matches!(garbage, Err(WasmError::NotASkill(_))));
+}
+
+/// A component is compiled once into the cache directory and mapped from it by the next
+/// runtime (another worker, a restart); a damaged artifact is compiled again, not trusted.
+#[tokio::test]
+async fn a_compiled_component_is_kept_on_disk_and_a_damaged_one_is_compiled_again() {
+    let cache = std::env::temp_dir().join(format!(
+        "clawdbot-wasm-cache-{}",
+        clawdbot_testkit::random_suffix()
+    ));
+    let with_cache = || {
+        Runtime::new(RuntimeSettings {
+            timeout: TIMEOUT,
+            memory_bytes: MEMORY,
+            max_instances: 4,
+            cache_dir: Some(cache.clone()),
+            compiler: None,
+        })
+        .expect("runtime")
+    };
+    let bytes = clawdbot_testkit::guest::build("examples/skills/echo-rust", &[]);
+    let load = |runtime| WasmSkill::load(runtime, "echo", &bytes, Capabilities::default(), None);
+    let first = load(with_cache()).await.expect("compiled and kept");
+    let artifacts: Vec<_> = std::fs::read_dir(&cache)
+        .expect("the cache directory")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let kept = std::fs::metadata(&artifacts[0])
+        .expect("artifact")
+        .modified()
+        .expect("mtime");
+
+    let mapped = load(with_cache()).await.expect("mapped from the cache");
+    assert_eq!(
+        answer(&mapped, "/echo mapped").await.expect("answers"),
+        "mapped"
+    );
+    let unchanged = std::fs::metadata(&artifacts[0])
+        .expect("artifact")
+        .modified()
+        .expect("mtime");
+    assert_eq!(kept, unchanged, "the second runtime did not compile again");
+
+    // Replaced the way the cache writes (a new file renamed over it): truncating a file that
+    // runtimes have mapped would pull the pages from under them.
+    let damaged = cache.join("damaged.partial");
+    std::fs::write(&damaged, b"not a compiled component").expect("damage it");
+    std::fs::rename(&damaged, &artifacts[0]).expect("damage it");
+    let recompiled = load(with_cache()).await.expect("compiled again in memory");
+    assert_eq!(
+        answer(&recompiled, "/echo again").await.expect("answers"),
+        "again"
+    );
+    assert_eq!(
+        answer(&first, "/echo first").await.expect("answers"),
+        "first"
+    );
+    assert!(
+        !artifacts[0].exists(),
+        "the damaged artifact is removed, to be compiled anew"
+    );
+    let _removed = std::fs::remove_dir_all(&cache);
 }

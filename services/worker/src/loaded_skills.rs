@@ -19,7 +19,8 @@ use clawdbot_core::skill::Skill;
 use clawdbot_core::telemetry;
 use clawdbot_skills::package::{PackageManifest, RegisteredSkill};
 use clawdbot_store::SkillRegistry;
-use clawdbot_wasm::{Runtime, RuntimeSettings, WasmSkill};
+use clawdbot_wasm::compiled::COMPILE_SUBCOMMAND;
+use clawdbot_wasm::{Compiler, Runtime, RuntimeSettings, WasmSkill};
 
 use crate::router::{Router, RouterHandle};
 
@@ -57,6 +58,21 @@ pub struct Loader {
     served: ServedVersions,
 }
 
+/// The runtime settings `worker.wasm` describes (also what `skill load` compiles for).
+pub fn runtime_settings(wasm: &WasmConfig) -> RuntimeSettings {
+    RuntimeSettings {
+        timeout: Duration::from_millis(wasm.timeout_ms),
+        memory_bytes: usize::try_from(wasm.memory_mb << 20).unwrap_or(usize::MAX),
+        max_instances: wasm.max_instances,
+        cache_dir: (wasm.cache_dir.clone().map(std::path::PathBuf::from))
+            .or_else(clawdbot_wasm::compiled::default_cache_dir),
+        compiler: wasm.compile_in.clone().map(|program| Compiler {
+            program,
+            args: vec![COMPILE_SUBCOMMAND.to_string()],
+        }),
+    }
+}
+
 impl Loader {
     /// `served` is updated with each applied registry.
     pub fn new(
@@ -79,12 +95,7 @@ impl Loader {
         if let Some(runtime) = &self.runtime {
             return Ok(runtime.clone());
         }
-        let runtime = Runtime::new(RuntimeSettings {
-            timeout: Duration::from_millis(self.wasm.timeout_ms),
-            memory_bytes: usize::try_from(self.wasm.memory_mb << 20).unwrap_or(usize::MAX),
-            max_instances: self.wasm.max_instances,
-        })
-        .map_err(|e| e.to_string())?;
+        let runtime = Runtime::new(runtime_settings(&self.wasm)).map_err(|e| e.to_string())?;
         self.runtime = Some(runtime.clone());
         Ok(runtime)
     }
@@ -118,8 +129,11 @@ impl Loader {
         let manifest = registered.verify(
             Some(&bytes),
             &self.wasm.trusted_keys,
-            self.wasm.allow_unsigned,
+            self.wasm.allows_unsigned(),
         )?;
+        if self.wasm.unsigned_by_default && registered.signature.is_none() {
+            tracing::info!(skill = %name, "running an unsigned skill: accepted because this deployment is one machine (no `cluster`); a cluster runs only signed ones");
+        }
         let runtime = self.runtime()?;
         let skill = WasmSkill::load(
             runtime,

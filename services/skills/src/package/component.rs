@@ -1,12 +1,12 @@
 //! Builds a skill project into a WebAssembly component with the toolchain of its language:
-//! Rust with `cargo build --target wasm32-wasip2`, Python with `componentize-py`, JavaScript
+//! Rust with `cargo build --target wasm32-wasip2`, Python with `componentize-py` (python.rs), JavaScript
 //! with `jco componentize`. A missing tool is named, with how to install it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where the WIT world is, for the Python and JavaScript toolchains: the project's own `wit/`
-/// directory, else clawdbot's `proto/wit` above it.
+/// Where the WIT world is, for the JavaScript toolchain: the project's own `wit/` directory,
+/// else clawdbot's `proto/wit` above it. (Python takes the world shipped in this binary.)
 fn wit_dir(dir: &Path) -> Result<PathBuf, String> {
     let own = dir.join("wit");
     if own.is_dir() {
@@ -23,7 +23,7 @@ fn wit_dir(dir: &Path) -> Result<PathBuf, String> {
         })
 }
 
-fn run(mut command: Command, tool: &str, install: &str) -> Result<(), String> {
+pub(super) fn run(mut command: Command, tool: &str, install: &str) -> Result<(), String> {
     let output = command.output().map_err(|error| match error.kind() {
         std::io::ErrorKind::NotFound => format!("`{tool}` is not installed: {install}"),
         _ => format!("cannot run `{tool}`: {error}"),
@@ -50,17 +50,7 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 pub fn build(dir: &Path, how: &str) -> Result<Vec<u8>, String> {
     match how {
         "rust" => build_rust(dir),
-        "python" => build_to_file(
-            dir,
-            "componentize-py",
-            "pip install componentize-py",
-            |c, wit, out| {
-                c.arg("-d")
-                    .arg(wit)
-                    .args(["-w", "skill", "componentize", "app", "-o"])
-                    .arg(out);
-            },
-        ),
+        "python" => super::python::build_component(dir, "app"),
         "js" => build_to_file(
             dir,
             "jco",

@@ -25,6 +25,7 @@
 //! components signed by a key in `worker.wasm.trusted_keys` only, unless told otherwise.
 
 mod component;
+pub mod python;
 pub mod sign;
 
 pub use sign::SignatureInfo;
@@ -162,8 +163,37 @@ pub fn build(
         }
         None => collect(dir, dir, output, &mut files)?,
     }
+    pack(manifest, &files, output, key)
+}
+
+/// Packs a single-file Python skill (a `BaseSkill` subclass in `file`, no `skill.yaml`): its
+/// manifest read from the class, its component built with the SDK this binary ships.
+///
+/// # Errors
+/// As [`build`], and a file without exactly one skill class.
+pub fn build_python_file(
+    file: &Path,
+    output: &Path,
+    key: Option<&ed25519_dalek::SigningKey>,
+) -> Result<(PackageManifest, String), String> {
+    let (text, component) = python::build_file(file)?;
+    let manifest = parse_manifest(&text)?;
+    let files = BTreeMap::from([
+        (MANIFEST_FILE.to_string(), text.into_bytes()),
+        (COMPONENT_FILE.to_string(), component),
+    ]);
+    pack(manifest, &files, output, key)
+}
+
+/// Writes `files` with their checksums (signed with `key`, if any) as the archive `output`.
+fn pack(
+    manifest: PackageManifest,
+    files: &BTreeMap<String, Vec<u8>>,
+    output: &Path,
+    key: Option<&ed25519_dalek::SigningKey>,
+) -> Result<(PackageManifest, String), String> {
     let mut sums = String::new();
-    for (name, bytes) in &files {
+    for (name, bytes) in files {
         sums.push_str(&format!("{}  {name}\n", hex::encode(Sha256::digest(bytes))));
     }
     let mut archive = tar::Builder::new(Vec::new());
@@ -176,7 +206,7 @@ pub fn build(
             .append_data(&mut header, name, bytes)
             .map_err(|error| format!("cannot pack `{name}`: {error}"))
     };
-    for (name, bytes) in &files {
+    for (name, bytes) in files {
         append(name, bytes)?;
     }
     append(SUMS_FILE, sums.as_bytes())?;

@@ -1,6 +1,7 @@
-"""A thin SDK for clawdbot skills in Python: write a `BaseSkill` subclass with an
-`async def handle_message(self, msg)`, and `export(...)` maps it onto the skill WIT world
-(`proto/wit/skill.wit`) that `componentize-py` builds the component from.
+"""clawdbot's SDK for skills in Python: write a `BaseSkill` subclass with an
+`async def handle_message(self, msg)` in any file; `clawdbot skill load FILE.py` builds it with
+`componentize-py` against the skill WIT world (`proto/wit/skill.wit`), both shipped inside the
+clawdbot binary, and `export_module` maps the class onto that world.
 
 `handle_message` gets a `Message` and returns what to send back: `None` (nothing), a string,
 a dict `{"type": "text" | "markdown" | "image", "content": ...}`, or a list of those (one
@@ -103,6 +104,25 @@ def _run(value: Any) -> Any:
     except StopIteration as done:
         return done.value
     raise RuntimeError("handle_message awaited something other than a finished value")
+
+
+def export_module(module) -> type:
+    """The `WitWorld` of the skill in `module`: its own `WitWorld` if it defines one, else the
+    one `BaseSkill` subclass it defines, instantiated with no arguments."""
+    if hasattr(module, "WitWorld"):
+        return module.WitWorld
+    classes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseSkill)
+        and value is not BaseSkill
+        and value.__module__ == module.__name__
+    ]
+    if len(classes) != 1:
+        names = ", ".join(c.__name__ for c in classes) or "none"
+        raise TypeError(f"{module.__name__}: expected one BaseSkill subclass, found {names}")
+    return export(classes[0]())
 
 
 def export(skill: BaseSkill):

@@ -1,0 +1,1 @@
+"""clawdbot's Python SDK: `from clawdbot.skill import BaseSkill`."""
