@@ -342,6 +342,9 @@ pub enum ConfigCommand {
         /// A YAML file, or a directory of YAML files merged in name order.
         path: PathBuf,
     },
+    /// Prints the reference of every key (type, default, unit, example), as Markdown: what
+    /// docs/config.md holds.
+    Reference,
 }
 
 #[derive(Debug, Args)]
@@ -474,6 +477,7 @@ impl Command {
                 | SecurityCommand::RotateKeys { config: arg, .. },
             ) => arg.config.as_ref(),
             Command::Config(ConfigCommand::Check { path }) => Some(path),
+            Command::Config(ConfigCommand::Reference) => None,
             Command::Skill(SkillCommand::Build { .. } | SkillCommand::Keygen { .. })
             | Command::Probe { .. }
             | Command::CompileWasm { .. }
@@ -521,7 +525,7 @@ impl Command {
                 | SecurityCommand::Revoke { config: arg, .. }
                 | SecurityCommand::RotateKeys { config: arg, .. },
             ) => Some(arg),
-            Command::Config(ConfigCommand::Check { .. })
+            Command::Config(ConfigCommand::Check { .. } | ConfigCommand::Reference)
             | Command::Skill(SkillCommand::Build { .. } | SkillCommand::Keygen { .. })
             | Command::Probe { .. }
             | Command::CompileWasm { .. }

@@ -56,6 +56,10 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let cli::Command::Config(cli::ConfigCommand::Reference) = &cli.command {
+        print!("{}", clawdbot_config::reference::markdown());
+        return ExitCode::SUCCESS;
+    }
     if let Err(refusal) = find_config(&mut cli) {
         eprintln!("{refusal}");
         return ExitCode::from(EXIT_USAGE);

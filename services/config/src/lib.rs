@@ -13,6 +13,7 @@
 
 mod env;
 mod load;
+pub mod reference;
 mod sections;
 mod skills;
 mod validate_sections;

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 /// Every section except the platforms'.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CoreConfig {
     /// Redis for the bus; absent means the embedded in-process bus.
@@ -76,7 +76,7 @@ impl CoreConfig {
 }
 
 /// `cluster`: the shared Redis.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// `false` runs embedded as if the section were absent (the product description's
@@ -100,11 +100,13 @@ fn default_key_prefix() -> String {
 }
 
 /// `storage`: where history goes, tagged by `type`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum StorageConfig {
     Postgresql {
+        /// `postgres://user:password@host:5432/db` (or `key=value` pairs).
         dsn: String,
+        /// Connections per process.
         #[serde(default = "default_pool_size")]
         pool_size: usize,
         /// The schema clawdbot's tables live in.
@@ -112,6 +114,7 @@ pub enum StorageConfig {
         schema: String,
     },
     Sqlite {
+        /// The database file (created when missing).
         path: String,
     },
     /// History on MongoDB (the high-volume plan); everything else on `control`.
@@ -124,6 +127,7 @@ pub enum StorageConfig {
         /// The database when the URI names none.
         #[serde(default = "default_mongo_database")]
         database: String,
+        /// Connections per process (the driver's `maxPoolSize`).
         #[serde(default = "default_mongo_pool_size")]
         pool_size: u32,
         /// Server selection and connection timeout, in ms.
@@ -157,9 +161,10 @@ fn default_schema() -> String {
 }
 
 /// `ingress`: the HTTP server platforms call.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngressConfig {
+    /// Where the ingress role (and `up`) listens; loopback unless set.
     pub listen: String,
     /// Larger bodies get 413 before any parsing.
     pub max_body_bytes: usize,
@@ -199,7 +204,7 @@ impl Default for IngressConfig {
 }
 
 /// `egress`: the gRPC delivery service.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EgressConfig {
     /// Where the egress role listens.
@@ -226,7 +231,7 @@ impl Default for EgressConfig {
 }
 
 /// `worker`: the skill consumer loop.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
     /// Entries read per XREADGROUP.
@@ -262,11 +267,14 @@ pub struct WorkerConfig {
 /// replies trigger each other); the bot then stops answering that sender there for
 /// `pause_secs`, logs it once and counts it (`clawdbot_worker_loops_cut_total`). People rarely
 /// ask twenty things a minute; bots in a loop do it in seconds. `max_replies: 0` is off.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoopGuardConfig {
+    /// Skills one sender may trigger in one conversation within `window_secs` (0: off).
     pub max_replies: u64,
+    /// The window `max_replies` is counted in.
     pub window_secs: u64,
+    /// How long the bot then stops answering that sender there.
     pub pause_secs: u64,
 }
 
@@ -281,7 +289,7 @@ impl Default for LoopGuardConfig {
 }
 
 /// `worker.wasm`: the sandbox component skills run in, and whose signatures are trusted.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WasmConfig {
     /// Ed25519 public keys (base64, as `clawdbot skill keygen` prints them) whose signed skills
@@ -352,9 +360,10 @@ impl Default for WorkerConfig {
 }
 
 /// `history`: the writer of the message history.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HistoryConfig {
+    /// Write the history (every message in and every reply out) at all.
     pub enabled: bool,
     /// Rows per INSERT, at most.
     pub batch_size: usize,
@@ -408,9 +417,10 @@ impl Default for HistoryConfig {
 }
 
 /// `metrics`: the Prometheus endpoint.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
+    /// Where `/metrics` (and `/status`) is served; loopback unless set.
     pub listen: String,
 }
 
@@ -423,7 +433,7 @@ impl Default for MetricsConfig {
 }
 
 /// `telemetry`: traces and logs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// OTLP gRPC endpoint (Jaeger's 4317); unset means no trace export.
@@ -445,7 +455,9 @@ impl Default for TelemetryConfig {
 }
 
 /// How logs are written to stdout.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Json,
@@ -453,7 +465,7 @@ pub enum LogFormat {
 }
 
 /// `security`: who may reach ingress.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
     /// Addresses or CIDR ranges allowed to call ingress (callbacks, the sandbox, the notify
@@ -483,7 +495,7 @@ impl SecurityConfig {
 }
 
 /// `tls`: the certificate ingress serves HTTPS with.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file with the certificate chain.
@@ -498,7 +510,7 @@ pub struct TlsConfig {
 /// `internal_tls`: one private CA for the cluster. Egress serves gRPC with `cert`/`key` and
 /// accepts only clients whose certificate `ca` signed; workers present theirs and check that
 /// egress's certificate, signed by `ca`, names `server_name`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InternalTlsConfig {
     /// PEM file with the CA certificate.
@@ -539,7 +551,7 @@ fn default_tls_min() -> String {
 }
 
 /// `performance`: the knobs users already tune, each honoured by the setting it maps to.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PerformanceConfig {
     /// Threads of the async runtime; 0 (default) means one per core.
@@ -560,9 +572,10 @@ pub struct PerformanceConfig {
 }
 
 /// `performance.batch`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
+    /// Off: one message per read and one row per write (lowest latency, least throughput).
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// Messages per read and rows per history write.

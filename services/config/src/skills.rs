@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 /// `skills.<name>`: one skill's switch, permissions and options.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 pub struct SkillSettings {
     /// Overrides the skill's default; `clawdbot skill enable|disable` overrides this in turn.
     #[serde(default)]
@@ -30,6 +30,7 @@ pub struct SkillSettings {
     pub require_mention: bool,
     /// `N/Ts`: at most N uses per user per T seconds, across all workers.
     #[serde(default)]
+    #[schemars(with = "Option<String>", example = "10/60s")]
     pub rate_limit: Option<RateLimit>,
     /// What a user over the limit gets: a short notice (default) or nothing.
     #[serde(default)]
@@ -61,6 +62,13 @@ impl SkillSettings {
             ));
         }
         problems
+    }
+}
+
+/// Written back as it is read: `N/Ts`.
+impl serde::Serialize for RateLimit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}/{}s", self.count, self.window.as_secs()))
     }
 }
 
@@ -110,7 +118,9 @@ impl<'de> Deserialize<'de> for RateLimit {
 }
 
 /// What a user over a rate limit gets.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OnRateLimit {
     /// A short reply saying so.
@@ -121,7 +131,7 @@ pub enum OnRateLimit {
 }
 
 /// `permissions`: settings for all skills.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionsConfig {
     /// Admins by platform (`onebot`) or account (`onebot/ops`): user ids.
@@ -134,7 +144,8 @@ pub struct PermissionsConfig {
 }
 
 /// A list of ids written as numbers or strings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(transparent)]
 pub struct IdList(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for IdList {

@@ -344,3 +344,21 @@ fn unsigned_skills_run_on_one_machine_and_not_in_a_cluster_unless_the_config_say
     }));
     assert!(allowed.allows_unsigned() && !allowed.unsigned_by_default);
 }
+
+/// docs/config.md is what the code says: regenerate it with
+/// `cargo run -- config reference > docs/config.md` after changing a config type.
+#[test]
+fn the_checked_in_config_reference_is_the_generated_one() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config.md");
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == crate::reference::markdown(),
+        "docs/config.md is stale: run `cargo run -- config reference > docs/config.md`"
+    );
+}
+
+/// Every key says what it is (its doc comment), so the reference has no blank line.
+#[test]
+fn every_config_key_has_a_description() {
+    assert_eq!(crate::reference::undocumented_keys(), Vec::<String>::new());
+}

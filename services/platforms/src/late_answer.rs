@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// What to do with a send whose answer never came (past `timeout_secs` + `late_answer_secs`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum UnknownOutcome {
     /// Send it again (loses nothing; the platform may show it twice).

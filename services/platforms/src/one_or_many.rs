@@ -11,6 +11,21 @@ pub struct OneOrMany<T> {
     is_list: bool,
 }
 
+/// One account's keys, or a list of such accounts (each with its own `id`).
+impl<T: schemars::JsonSchema> schemars::JsonSchema for OneOrMany<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("OneOrMany_{}", T::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let one = generator.subschema_for::<T>();
+        schemars::json_schema!({
+            "description": "One account (a map), or several (a list, each with its own `id`).",
+            "anyOf": [one, {"type": "array", "items": one}]
+        })
+    }
+}
+
 impl<T> Default for OneOrMany<T> {
     fn default() -> Self {
         Self {

@@ -24,6 +24,9 @@ pub struct Platform {
     pub route: &'static str,
     /// Reads the section (YAML, as a JSON value) into its accounts.
     pub read: fn(serde_json::Value) -> ReadSection,
+    /// The section's schema (keys, types, defaults, doc comments), from which the config
+    /// reference (`docs/config.md`) is generated.
+    pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
     /// Served with its defaults when the config has no section (the notify API: keys issued
     /// with `clawdbot security issue-key` work without one).
     pub served_without_section: bool,

@@ -14,10 +14,12 @@ use crate::token::shared_error;
 pub use clawdbot_core::telemetry::SEND_QUEUE_WAITING;
 
 /// A send limit: `count` per `window_secs`, with sends past it queued up to `max_wait_secs`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendLimit {
+    /// Sends allowed per window.
     pub count: u32,
+    /// The window the platform counts sends in.
     #[serde(default = "default_window_secs")]
     pub window_secs: f64,
     /// The longest a send waits for its slot; past it the queue is full and the delivery fails

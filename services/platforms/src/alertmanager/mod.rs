@@ -21,7 +21,7 @@ pub const NAME: &str = "alertmanager";
 pub const EVENT_TYPE: &str = "alert";
 
 /// The `alertmanager` config section.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
     /// Bearer token Alertmanager must send; unset means unauthenticated (trust the network).
@@ -51,6 +51,7 @@ pub const PLATFORM: crate::Platform = crate::Platform {
     config_key: NAME,
     route: NAME,
     read: crate::registry::read::<AlertmanagerConfig>,
+    schema: schemars::SchemaGenerator::subschema_for::<AlertmanagerConfig>,
     served_without_section: false,
 };
 

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use crate::send_limit::SendLimit;
 
 /// How the robot's messages arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// DingTalk POSTs to `/clawdbot/dingtalk/callback` (needs a public URL).
@@ -17,7 +19,7 @@ pub enum Mode {
 }
 
 /// One DingTalk robot app.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DingTalkConfig {
     /// The app's id in routes (`/clawdbot/dingtalk/{id}/callback`), stream entries and history.
@@ -65,7 +67,7 @@ pub struct DingTalkConfig {
 }
 
 /// One custom group robot.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupRobotConfig {
     pub id: String,
@@ -80,7 +82,7 @@ pub struct GroupRobotConfig {
 }
 
 /// Stream mode: the WebSocket to DingTalk's gateway.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamSettings {
     /// No frame (message or ping) for this long means the socket is dead: reconnect.
@@ -89,6 +91,7 @@ pub struct StreamSettings {
     /// Reconnect back-off: from `backoff_min_ms`, doubling to `backoff_max_ms`, with jitter.
     #[serde(default = "default_backoff_min_ms")]
     pub backoff_min_ms: u64,
+    /// The longest reconnect back-off.
     #[serde(default = "default_backoff_max_ms")]
     pub backoff_max_ms: u64,
     /// How long the holder's lease lives without renewal; another replica takes over after it.

@@ -41,6 +41,7 @@ pub const PLATFORM: crate::Platform = crate::Platform {
     config_key: NAME,
     route: NAME,
     read: crate::registry::read::<OneOrMany<DingTalkConfig>>,
+    schema: schemars::SchemaGenerator::subschema_for::<OneOrMany<DingTalkConfig>>,
     served_without_section: false,
 };
 

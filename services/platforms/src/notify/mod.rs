@@ -23,7 +23,7 @@ pub const NAME: &str = "notify";
 pub const EVENT_TYPE: &str = "notify";
 
 /// The `notify` config section.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     /// Keys callers authenticate with, besides those issued with `clawdbot security issue-key
@@ -55,6 +55,7 @@ pub const PLATFORM: crate::Platform = crate::Platform {
     config_key: NAME,
     route: NAME,
     read: crate::registry::read::<NotifyConfig>,
+    schema: schemars::SchemaGenerator::subschema_for::<NotifyConfig>,
     served_without_section: true,
 };
 

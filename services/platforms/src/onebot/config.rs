@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 /// One OneBot account (one QQ bot behind one OneBot implementation).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OneBotConfig {
     /// The account's id in routes (`/clawdbot/onebot/{id}/callback`), stream entries and
@@ -68,7 +68,9 @@ pub struct OneBotConfig {
 }
 
 /// How one account talks to its implementation (OneBot v11's communication methods).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Transport {
     /// HTTP POST events to the callback, HTTP API calls.

@@ -43,6 +43,7 @@ pub const PLATFORM: crate::Platform = crate::Platform {
     config_key: NAME,
     route: NAME,
     read: crate::registry::read::<OneOrMany<OneBotConfig>>,
+    schema: schemars::SchemaGenerator::subschema_for::<OneOrMany<OneBotConfig>>,
     served_without_section: false,
 };
 

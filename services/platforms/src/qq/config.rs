@@ -4,9 +4,10 @@
 use serde::Deserialize;
 
 /// One QQ bot.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QqConfig {
+    /// The bot's id in routes (`/clawdbot/qq/{id}/callback`), stream entries and history.
     #[serde(default = "default_id")]
     pub id: String,
     /// AppID (a number; kept as text, as QQ sends it in `X-Bot-Appid`).
@@ -29,16 +30,19 @@ pub struct QqConfig {
     /// QQ's reply rules, held by egress before any API call.
     #[serde(default)]
     pub replies: ReplyRules,
+    /// Timeout of one API call.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// Attempts per delivery for transport errors and 5xx (1 = no retry).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Back-off before the first retry; doubled for each further one.
     #[serde(default = "default_retry_backoff_ms")]
     pub retry_backoff_ms: u64,
 }
 
 /// QQ's passive-reply rules (since 2025-04-21 bots can only reply).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyRules {
     /// A group message can be answered this long after it was sent.

@@ -34,6 +34,7 @@ pub const PLATFORM: crate::Platform = crate::Platform {
     config_key: NAME,
     route: NAME,
     read: crate::registry::read::<OneOrMany<QqConfig>>,
+    schema: schemars::SchemaGenerator::subschema_for::<OneOrMany<QqConfig>>,
     served_without_section: false,
 };
 

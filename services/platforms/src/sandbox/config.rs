@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 /// The sandbox chat.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxConfig {
     /// On by default in `clawdbot up`; cluster roles serve it only when the section says so.

@@ -33,6 +33,7 @@ pub const PLATFORM: crate::Platform = crate::Platform {
     config_key: NAME,
     route: NAME,
     read: crate::registry::read::<SandboxConfig>,
+    schema: schemars::SchemaGenerator::subschema_for::<SandboxConfig>,
     served_without_section: false,
 };
 

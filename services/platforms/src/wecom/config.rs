@@ -10,7 +10,7 @@ use super::crypto;
 pub use crate::send_limit::SendLimit;
 
 /// One WeCom self-built app (自建应用), and the group robots that post as it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WeComConfig {
     /// The app's id in routes (`/clawdbot/wechat/{id}/callback`), stream entries and history.
@@ -62,7 +62,7 @@ pub struct WeComConfig {
 }
 
 /// One group robot (群机器人).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RobotConfig {
     /// The webhook key (the `key=` of its URL); keep it in `${ENV}`.

@@ -49,6 +49,7 @@ pub const PLATFORM: crate::Platform = crate::Platform {
     config_key: CONFIG_KEY,
     route: ROUTE,
     read: crate::registry::read::<OneOrMany<WeComConfig>>,
+    schema: schemars::SchemaGenerator::subschema_for::<OneOrMany<WeComConfig>>,
     served_without_section: false,
 };
 
