@@ -184,6 +184,19 @@ pub trait HistoryStore: Send + Sync {
     /// # Errors
     /// The database is unreachable.
     async fn delete_history_before(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Has the database itself expire rows older than `keep` where it can (MongoDB: a TTL
+    /// index on `created_at`), or stop doing so (`None`); returns whether it does. The
+    /// relational backends cannot, and rely on [`HistoryStore::delete_history_before`].
+    ///
+    /// # Errors
+    /// The database is unreachable or refuses the index.
+    async fn expire_history_after(
+        &self,
+        _keep: Option<std::time::Duration>,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 /// Which history rows a page holds.

@@ -80,6 +80,12 @@ impl HistoryStore for SplitStore {
     async fn delete_history_before(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.history.delete_history_before(before).await
     }
+    async fn expire_history_after(
+        &self,
+        keep: Option<std::time::Duration>,
+    ) -> Result<bool, StoreError> {
+        self.history.expire_history_after(keep).await
+    }
 }
 
 #[async_trait::async_trait]

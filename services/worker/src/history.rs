@@ -264,6 +264,25 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// Deletes history older than `keep` now and then every hour, until shutdown. Several workers
 /// doing it at once is harmless: a delete of rows already gone deletes nothing.
+/// Tells the store the retention, for a database that expires rows itself (MongoDB's TTL
+/// index; dropped again when the retention is removed). The hourly deletes of [`keep_for`]
+/// run either way: they find nothing where the server expires rows.
+pub async fn expire_on_the_server(store: Arc<dyn HistoryStore>, keep: Option<Duration>) {
+    match store.expire_history_after(keep).await {
+        Ok(true) => tracing::info!(
+            component = COMPONENT,
+            retention_secs = keep.map_or(0, |k| k.as_secs()),
+            "history past its retention is expired by the database itself (TTL index)"
+        ),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(
+            component = COMPONENT,
+            error = %error,
+            "the database's own expiry of history could not be set; the hourly deletes still apply"
+        ),
+    }
+}
+
 pub async fn keep_for(store: Arc<dyn HistoryStore>, keep: Duration, shutdown: Shutdown) {
     let mut every = tokio::time::interval(RETENTION_EVERY);
     loop {

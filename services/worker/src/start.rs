@@ -125,7 +125,13 @@ pub async fn start(start: WorkerStart<'_>) -> anyhow::Result<()> {
     tail.spawn(crate::run_janitor(bus.clone(), JANITOR_EVERY, tail.clone()));
     if core.history.enabled {
         // Validated with the config; an unreadable value cannot get here.
-        if let Ok(Some(keep)) = core.history.retention() {
+        // Validated with the config; an unreadable value cannot get here.
+        let retention = core.history.retention().ok().flatten();
+        tail.spawn(crate::history::expire_on_the_server(
+            store.clone(),
+            retention,
+        ));
+        if let Some(keep) = retention {
             tail.spawn(crate::history::keep_for(store.clone(), keep, tail.clone()));
         }
         tail.spawn(logged(

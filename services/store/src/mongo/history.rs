@@ -1,6 +1,7 @@
 //! History on MongoDB: batches written unordered and idempotently, read back in pages.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, DateTime, Document, Regex, doc};
@@ -229,6 +230,11 @@ impl crate::HistoryStore for MongoHistory {
             "select history page",
         )
         .await
+    }
+
+    async fn expire_history_after(&self, keep: Option<Duration>) -> Result<bool, StoreError> {
+        self.set_expiry(keep).await?;
+        Ok(keep.is_some())
     }
 
     async fn delete_history_before(&self, before: OffsetDateTime) -> Result<u64, StoreError> {

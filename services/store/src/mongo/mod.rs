@@ -28,6 +28,8 @@ use crate::StoreError;
 
 /// The collection history rows are written to.
 pub const COLLECTION: &str = "messages";
+/// The TTL index that expires rows past `history.retention` on the server.
+pub const RETENTION_INDEX: &str = "retention_ttl";
 
 /// How to reach the history database.
 #[derive(Debug, Clone)]
@@ -99,6 +101,56 @@ impl MongoHistory {
             ])
             .await
             .map_err(mongo("create indexes"))?;
+        Ok(())
+    }
+
+    /// The TTL index's `expireAfterSeconds`, if there is one.
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn expiry(&self) -> Result<Option<Duration>, StoreError> {
+        let context = "list indexes";
+        let mut indexes = self.messages.list_indexes().await.map_err(mongo(context))?;
+        while indexes.advance().await.map_err(mongo(context))? {
+            let index = indexes.deserialize_current().map_err(mongo(context))?;
+            if let Some(options) = index.options
+                && options.name.as_deref() == Some(RETENTION_INDEX)
+            {
+                return Ok(options.expire_after);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Makes the TTL index on `created_at` expire rows after `keep`, or drops it (`None`).
+    /// A changed retention replaces the index (an index's options cannot be changed by
+    /// creating it again).
+    pub(crate) async fn set_expiry(&self, keep: Option<Duration>) -> Result<(), StoreError> {
+        let current = self.expiry().await?;
+        if current == keep {
+            return Ok(());
+        }
+        if current.is_some() {
+            self.messages
+                .drop_index(RETENTION_INDEX)
+                .await
+                .map_err(mongo("drop the retention index"))?;
+        }
+        if let Some(keep) = keep {
+            let ttl = IndexModel::builder()
+                .keys(doc! {"created_at": 1})
+                .options(
+                    IndexOptions::builder()
+                        .name(RETENTION_INDEX.to_string())
+                        .expire_after(keep)
+                        .build(),
+                )
+                .build();
+            self.messages
+                .create_index(ttl)
+                .await
+                .map_err(mongo("create the retention index"))?;
+        }
         Ok(())
     }
 
