@@ -96,18 +96,44 @@ async fn open_storage(
                 .ping()
                 .await
                 .with_context(|| format!("MongoDB does not answer (`{key}.uri`)"))?;
-            let (control, control_at) = match control.as_deref() {
-                Some(control) => Box::pin(open_storage(control, &format!("{key}.control"))).await?,
-                None => {
-                    open_sqlite(Path::new(DEFAULT_SQLITE_PATH), &format!("{key}.control")).await?
-                }
-            };
+            let (control, control_at) = open_control(control.as_deref(), key).await?;
             let store = clawdbot_store::split::SplitStore::mongo(history, control);
             Ok((
                 Arc::new(store),
                 format!("history on MongoDB, the rest on {control_at}"),
             ))
         }
+        StorageConfig::Custom {
+            endpoint,
+            timeout_ms,
+            control,
+        } => {
+            let timeout = Duration::from_millis(*timeout_ms);
+            let history = clawdbot_store::sink::SinkHistory::connect(endpoint, timeout)
+                .await
+                .with_context(|| format!("cannot use the history sink (`{key}.endpoint`)"))?;
+            history
+                .ping()
+                .await
+                .with_context(|| format!("the history sink does not answer (`{key}.endpoint`)"))?;
+            let (control, control_at) = open_control(control.as_deref(), key).await?;
+            let store = clawdbot_store::split::SplitStore::sink(history, control);
+            Ok((
+                Arc::new(store),
+                format!("history on the sink at {endpoint}, the rest on {control_at}"),
+            ))
+        }
+    }
+}
+
+/// The relational store beside a history-only one (`storage.control`), else `./clawdbot.db`.
+async fn open_control(
+    control: Option<&StorageConfig>,
+    key: &str,
+) -> anyhow::Result<(Arc<dyn Store>, String)> {
+    match control {
+        Some(control) => Box::pin(open_storage(control, &format!("{key}.control"))).await,
+        None => open_sqlite(Path::new(DEFAULT_SQLITE_PATH), &format!("{key}.control")).await,
     }
 }
 

@@ -138,6 +138,18 @@ pub enum StorageConfig {
         /// (one machine; the default there, `./clawdbot.db`).
         control: Option<Box<StorageConfig>>,
     },
+    /// History on a store of your own: a process serving the `HistorySink` gRPC service
+    /// (`proto/clawdbot/v1/history_sink.proto`, any language); everything else on `control`.
+    Custom {
+        /// The sink's address, `http://host:port`.
+        endpoint: String,
+        /// How long one call to the sink may take, in ms (connecting too).
+        #[serde(default = "default_mongo_timeout_ms")]
+        timeout_ms: u64,
+        /// Where skills and switches, secrets, audit and logs live, as for `mongodb`:
+        /// `postgresql` (required in a cluster) or `sqlite` (one machine; the default there).
+        control: Option<Box<StorageConfig>>,
+    },
 }
 
 fn default_write_concern() -> String {
@@ -608,14 +620,21 @@ impl CoreConfig {
                 cluster.nodes.len()
             ));
         }
-        if let Some(StorageConfig::Mongodb { control, .. }) = &self.storage {
+        let history_elsewhere = match &self.storage {
+            Some(StorageConfig::Mongodb { control, .. }) => Some(("mongodb", "MongoDB", control)),
+            Some(StorageConfig::Custom { control, .. }) => {
+                Some(("custom", "the history sink", control))
+            }
+            _ => None,
+        };
+        if let Some((kind, name, control)) = history_elsewhere {
             let rest = match control.as_deref() {
                 Some(StorageConfig::Postgresql { .. }) => "PostgreSQL (`storage.control`)",
                 Some(_) => "SQLite (`storage.control`)",
                 None => "SQLite ./clawdbot.db (no `storage.control`: one machine only)",
             };
             notes.push(format!(
-                "`storage.type: mongodb`: history goes to MongoDB; skills, switches, secrets, audit and logs go to {rest}"
+                "`storage.type: {kind}`: history goes to {name}; skills, switches, secrets, audit and logs go to {rest}"
             ));
         }
         notes

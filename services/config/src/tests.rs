@@ -362,3 +362,35 @@ fn the_checked_in_config_reference_is_the_generated_one() {
 fn every_config_key_has_a_description() {
     assert_eq!(crate::reference::undocumented_keys(), Vec::<String>::new());
 }
+
+/// `storage: {type: custom}`: history on a sink of one's own, checked like MongoDB's split.
+#[test]
+fn a_custom_history_sink_needs_an_http_endpoint_and_a_shared_control_store_in_a_cluster() {
+    let problems = |value: serde_json::Value| {
+        Config::parse(value)
+            .expect("parses")
+            .validate()
+            .err()
+            .map(|e| e.problems)
+            .unwrap_or_default()
+    };
+    let good = problems(serde_json::json!({
+        "cluster": {"redis": "redis://r:6379"},
+        "storage": {"type": "custom", "endpoint": "http://sink:50061",
+                    "control": {"type": "postgresql", "dsn": "postgres://p/db"}},
+    }));
+    assert_eq!(good, Vec::<String>::new());
+    let bad = problems(serde_json::json!({
+        "cluster": {"redis": "redis://r:6379"},
+        "storage": {"type": "custom", "endpoint": "sink:50061"},
+    }));
+    assert!(
+        bad.iter()
+            .any(|p| p.contains("`storage.endpoint` must be the history sink's http://")),
+        "{bad:?}"
+    );
+    assert!(
+        bad.iter().any(|p| p.contains("`storage.control`")),
+        "{bad:?}"
+    );
+}

@@ -218,19 +218,43 @@ fn storage_section(problems: &mut Problems, path: &str, storage: &StorageConfig,
             }
             problems.range(&format!("{path}.pool_size"), u64::from(*pool_size), 1, 1024);
             problems.range(&format!("{path}.timeout_ms"), *timeout_ms, 100, 120_000);
-            match control.as_deref() {
-                Some(StorageConfig::Mongodb { .. }) => problems.push(format!(
-                    "`{path}.control` holds skills, secrets, audit and logs, which need a relational store: `postgresql` or `sqlite`"
-                )),
-                Some(control) => {
-                    storage_section(problems, &format!("{path}.control"), control, clustered);
-                }
-                None if clustered => problems.push(format!(
-                    "`{path}.control`: with `type: mongodb` only history goes to MongoDB; skills, switches, secrets, audit and logs stay on a relational store every process shares — add `control: {{type: postgresql, dsn: …}}`"
-                )),
-                None => {}
-            }
+            control_section(problems, path, "mongodb", control.as_deref(), clustered);
         }
+        StorageConfig::Custom {
+            endpoint,
+            timeout_ms,
+            control,
+        } => {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                problems.push(format!(
+                    "`{path}.endpoint` must be the history sink's http:// or https:// address, got `{endpoint}`"
+                ));
+            }
+            problems.range(&format!("{path}.timeout_ms"), *timeout_ms, 100, 120_000);
+            control_section(problems, path, "custom", control.as_deref(), clustered);
+        }
+    }
+}
+
+/// `storage.control` of a store that holds history only (`kind`: mongodb, custom).
+fn control_section(
+    problems: &mut Problems,
+    path: &str,
+    kind: &str,
+    control: Option<&StorageConfig>,
+    clustered: bool,
+) {
+    match control {
+        Some(StorageConfig::Mongodb { .. } | StorageConfig::Custom { .. }) => problems.push(format!(
+            "`{path}.control` holds skills, secrets, audit and logs, which need a relational store: `postgresql` or `sqlite`"
+        )),
+        Some(control) => {
+            storage_section(problems, &format!("{path}.control"), control, clustered);
+        }
+        None if clustered => problems.push(format!(
+            "`{path}.control`: with `type: {kind}` only history goes there; skills, switches, secrets, audit and logs stay on a relational store every process shares — add `control: {{type: postgresql, dsn: …}}`"
+        )),
+        None => {}
     }
 }
 

@@ -9,6 +9,7 @@ mod logs;
 pub mod mongo;
 pub mod postgres;
 mod secrets;
+pub mod sink;
 pub mod split;
 pub mod sqlite;
 
@@ -124,6 +125,11 @@ pub enum StoreError {
         #[source]
         source: Box<mongodb::error::Error>,
     },
+    #[error("history sink: {context}: {reason}")]
+    Sink {
+        context: &'static str,
+        reason: String,
+    },
 }
 
 impl StoreError {
@@ -137,6 +143,7 @@ impl StoreError {
             StoreError::Sqlite { .. } => "store_sqlite",
             StoreError::Migration { .. } => "store_migration",
             StoreError::Mongo { .. } => "store_mongodb",
+            StoreError::Sink { .. } => "store_sink",
         }
     }
 }

@@ -39,6 +39,19 @@ impl SplitStore {
         )
     }
 
+    /// History on a sink of the user's own, the rest on `control` (`storage: {type: custom}`).
+    pub fn sink(history: crate::sink::SinkHistory, control: Arc<dyn Store>) -> Self {
+        let pinged = history.clone();
+        Self::new(
+            Arc::new(history),
+            control,
+            Arc::new(move || {
+                let history = pinged.clone();
+                Box::pin(async move { history.ping().await })
+            }),
+        )
+    }
+
     pub fn new(
         history: Arc<dyn HistoryStore>,
         control: Arc<dyn Store>,

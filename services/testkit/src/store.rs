@@ -18,6 +18,53 @@ pub enum StoreBackend {
     /// History on MongoDB (a database of the test's own on [`mongodb_url`]), the rest on an
     /// SQLite file: the `storage: {type: mongodb}` split.
     Mongo,
+    /// History on a `HistorySink` (`storage: {type: custom}`), the rest on an SQLite file: the
+    /// example sink of `examples/history-sink-rust`, served over gRPC for the test alone, or
+    /// the user's own at `CLAWDBOT_TEST_HISTORY_SINK` (a test instance: each case empties it
+    /// first; run one case at a time).
+    Sink,
+}
+
+/// The example sink (`examples/history-sink-rust`): the contract suite runs against it.
+#[path = "../../../examples/history-sink-rust/src/memory.rs"]
+mod example_sink;
+
+/// The sink a test's history goes to: `CLAWDBOT_TEST_HISTORY_SINK`, else a fresh example
+/// sink (see [`example_history_sink`]).
+pub fn history_sink() -> String {
+    std::env::var("CLAWDBOT_TEST_HISTORY_SINK").unwrap_or_else(|_| example_history_sink())
+}
+
+/// Serves a fresh in-memory example sink on a free port, on a thread and runtime of its own
+/// (so that it answers clawdbot processes while the test blocks), for the rest of the test
+/// process; returns its endpoint.
+///
+/// # Panics
+/// No port or thread could be had.
+pub fn example_history_sink() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port for the example sink");
+    let address = listener.local_addr().expect("its address");
+    listener.set_nonblocking(true).expect("non-blocking");
+    std::thread::Builder::new()
+        .name("example-history-sink".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the example sink");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                let _ended = tonic::transport::Server::builder()
+                    .add_service(clawdbot_history_sink::service(
+                        example_sink::MemoryHistory::default(),
+                    ))
+                    .serve_with_incoming(incoming)
+                    .await;
+            });
+        })
+        .expect("the example sink's thread");
+    format!("http://{address}")
 }
 
 /// The MongoDB-protocol server tests use: `CLAWDBOT_TEST_MONGODB_URL`, or SecantusDB as the
@@ -89,6 +136,30 @@ impl TestStore {
                     postgres: None,
                     sqlite_path: Some(path),
                     mongo: Some(settings),
+                }
+            }
+            StoreBackend::Sink => {
+                let (sqlite, path) = temp_sqlite().await;
+                let endpoint = history_sink();
+                let history = clawdbot_store::sink::SinkHistory::connect(
+                    &endpoint,
+                    std::time::Duration::from_secs(5),
+                )
+                .await
+                .unwrap_or_else(|error| panic!("history sink at {endpoint}: {error:?}"));
+                // Each case starts from an empty history (a user's sink is shared by the cases,
+                // run one at a time).
+                let far_future = time::OffsetDateTime::now_utc() + time::Duration::days(36_500);
+                clawdbot_store::HistoryStore::delete_history_before(&history, far_future)
+                    .await
+                    .unwrap_or_else(|error| panic!("emptying the sink at {endpoint}: {error:?}"));
+                let store = clawdbot_store::split::SplitStore::sink(history, Arc::new(sqlite));
+                Self {
+                    store: Arc::new(store),
+                    backend,
+                    postgres: None,
+                    sqlite_path: Some(path),
+                    mongo: None,
                 }
             }
         }

@@ -50,6 +50,7 @@ macro_rules! store_suite {
             postgres_backend => $crate::store::StoreBackend::Postgres,
             sqlite_backend => $crate::store::StoreBackend::Sqlite,
             mongodb_backend => $crate::store::StoreBackend::Mongo,
+            sink_backend => $crate::store::StoreBackend::Sink,
         }; $suite; [$($case),+]);
     };
 }

@@ -31,6 +31,9 @@ pub enum Backend {
     Embedded,
     /// Redis Streams, history on MongoDB (SecantusDB here), the rest on Postgres.
     ClusterMongo,
+    /// Redis Streams, history on a history sink of one's own (the example's, served by the
+    /// test: `storage: {type: custom}`), the rest on Postgres.
+    ClusterSink,
 }
 
 /// Everything one test owns.
@@ -40,6 +43,8 @@ pub struct Setup {
     postgres: Option<TestPostgres>,
     /// The MongoDB database history goes to (`ClusterMongo`), dropped with the setup.
     mongo: Option<clawdbot_store::mongo::MongoSettings>,
+    /// The history sink's endpoint (`ClusterSink`).
+    sink: Option<String>,
     pub mock: MockOneBot,
     pub dir: PathBuf,
     pub http: reqwest::Client,
@@ -66,7 +71,7 @@ impl Ports {
 impl Setup {
     pub async fn new(backend: Backend) -> Self {
         let (redis, postgres) = match backend {
-            Backend::Cluster | Backend::ClusterMongo => (
+            Backend::Cluster | Backend::ClusterMongo | Backend::ClusterSink => (
                 Some(TestRedis::new().await),
                 Some(TestPostgres::new().await),
             ),
@@ -91,6 +96,8 @@ impl Setup {
             redis,
             postgres,
             mongo,
+            sink: (backend == Backend::ClusterSink)
+                .then(clawdbot_testkit::store::example_history_sink),
             mock,
             dir,
             http: clawdbot_core::tls::http_client_builder()
@@ -138,6 +145,13 @@ impl Setup {
         extra: &str,
     ) -> PathBuf {
         let backends = match (&self.redis, &self.postgres, &self.mongo) {
+            (Some(redis), Some(postgres), None) if self.sink.is_some() => format!(
+                "cluster:\n  redis: \"{redis_url}\"\n  key_prefix: \"{}\"\nstorage:\n  type: custom\n  endpoint: \"{}\"\n  control:\n    type: postgresql\n    dsn: \"{}\"\n    schema: \"{}\"\n    pool_size: 4\n",
+                redis.prefix,
+                self.sink.as_deref().unwrap_or_default(),
+                postgres.url,
+                postgres.schema
+            ),
             (Some(redis), Some(postgres), Some(mongo)) => format!(
                 "cluster:\n  redis: \"{redis_url}\"\n  key_prefix: \"{}\"\nstorage:\n  type: mongodb\n  uri: \"{}\"\n  database: \"{}\"\n  write_concern: \"majority\"\n  control:\n    type: postgresql\n    dsn: \"{}\"\n    schema: \"{}\"\n    pool_size: 4\n",
                 redis.prefix, mongo.uri, mongo.database, postgres.url, postgres.schema
@@ -194,6 +208,15 @@ impl Setup {
 
     /// The store the setup's clawdbot writes to (its Postgres schema, or its SQLite file).
     pub async fn store(&self) -> Arc<dyn Store> {
+        if let (Some(sink), Some(postgres)) = (&self.sink, &self.postgres) {
+            let history = clawdbot_store::sink::SinkHistory::connect(sink, Duration::from_secs(5))
+                .await
+                .expect("the history sink");
+            return Arc::new(clawdbot_store::split::SplitStore::sink(
+                history,
+                postgres.store.clone(),
+            ));
+        }
         if let (Some(mongo), Some(postgres)) = (&self.mongo, &self.postgres) {
             let history = clawdbot_store::mongo::MongoHistory::connect(mongo)
                 .await
