@@ -44,9 +44,15 @@ pub struct Args {
     /// Worker processes in cluster mode.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
-    /// Write history to Postgres (the `history` consumer group).
+    /// Write history (the `history` consumer group).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub history: bool,
+    /// Where history goes in cluster and up modes: `postgresql`, `mongodb` (a database of the
+    /// run's own at CLAWDBOT_TEST_MONGODB_URL, SecantusDB by default) or `custom` (the
+    /// example history sink, served by the loadtest); the rest stays on Postgres. After the
+    /// traffic, the run waits for history to catch up and reports how long that took.
+    #[arg(long, value_enum, default_value = "postgresql")]
+    pub history_store: HistoryStoreKind,
     /// Which platform the events come through: `onebot` (signed events in, replies to the
     /// mock OneBot API), `sandbox` (the chat page's messages in, replies on its live feed) or
     /// `wecom` (encrypted WeCom app callbacks in, replies to the mock WeCom `message/send`) or
@@ -99,6 +105,13 @@ pub enum PathKind {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+pub enum HistoryStoreKind {
+    Postgresql,
+    Mongodb,
+    Custom,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
 pub enum Mode {
     /// One ingress, --workers workers, one egress; Redis and Postgres.
     Cluster,
@@ -106,6 +119,32 @@ pub enum Mode {
     Up,
     /// `clawdbot up` on the in-process bus and SQLite: nothing else installed.
     Embedded,
+}
+
+/// Waits until the history writer has written every entry of both streams (its group has
+/// nothing pending and no lag), at most 120 s; returns how long that took after the replies.
+async fn history_catch_up(redis: &TestRedis) -> anyhow::Result<Duration> {
+    use clawdbot_bus::Streams;
+    let started = tokio::time::Instant::now();
+    loop {
+        let mut behind = 0;
+        for stream in [
+            clawdbot_bus::Stream::Inbound,
+            clawdbot_bus::Stream::Outbound,
+        ] {
+            let stats = redis.bus.stats(stream).await?;
+            behind += stats
+                .groups
+                .iter()
+                .filter(|(group, _, _)| group == clawdbot_bus::HISTORY_GROUP)
+                .map(|(_, pending, lag)| pending + lag)
+                .sum::<u64>();
+        }
+        if behind == 0 || started.elapsed() > Duration::from_secs(120) {
+            return Ok(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::main]
@@ -199,7 +238,13 @@ async fn main() -> anyhow::Result<()> {
         (None, PathKind::Qq) => qq.sent().iter().map(generator::qq_reply).collect(),
         (None, _) => mock.sent(),
     };
-    let report = report::Report::compute(&args, &sent, &replies, startup);
+    let history_catch_up = if args.history && args.mode != Mode::Embedded {
+        Some(history_catch_up(&redis).await?)
+    } else {
+        None
+    };
+    let mut report = report::Report::compute(&args, &sent, &replies, startup);
+    report.history_catch_up = history_catch_up;
     drop(cluster);
     if args.header {
         println!("{}", report::Report::header());

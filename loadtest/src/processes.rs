@@ -57,6 +57,8 @@ pub struct Cluster {
     config: std::path::PathBuf,
     /// The embedded mode's history file, removed with its WAL files on drop.
     sqlite: Option<std::path::PathBuf>,
+    /// The run's MongoDB database (`--history-store mongodb`), dropped on drop.
+    mongo: Option<String>,
 }
 
 impl Cluster {
@@ -77,12 +79,28 @@ impl Cluster {
                 clawdbot_testkit::random_suffix()
             ))
         });
+        let mongo_database = format!("t_{}", clawdbot_testkit::random_suffix());
         let backends = if let Some(file) = &sqlite {
             format!("storage: {{ type: sqlite, path: \"{}\" }}", file.display())
         } else {
+            let postgres_section = format!(
+                "{{ type: postgresql, dsn: \"{}\", schema: \"{}\", pool_size: 4 }}",
+                postgres.url, postgres.schema
+            );
+            let storage = match args.history_store {
+                crate::HistoryStoreKind::Postgresql => postgres_section,
+                crate::HistoryStoreKind::Mongodb => format!(
+                    "{{ type: mongodb, uri: \"{}\", database: \"{mongo_database}\", control: {postgres_section} }}",
+                    clawdbot_testkit::store::mongodb_url()
+                ),
+                crate::HistoryStoreKind::Custom => format!(
+                    "{{ type: custom, endpoint: \"{}\", control: {postgres_section} }}",
+                    clawdbot_testkit::store::example_history_sink()
+                ),
+            };
             format!(
-                "cluster: {{ redis: \"{}\", key_prefix: \"{}\" }}\nstorage: {{ type: postgresql, dsn: \"{}\", schema: \"{}\", pool_size: 4 }}",
-                redis.url, redis.prefix, postgres.url, postgres.schema
+                "cluster: {{ redis: \"{}\", key_prefix: \"{}\" }}\nstorage: {storage}",
+                redis.url, redis.prefix
             )
         };
         std::fs::write(
@@ -118,6 +136,9 @@ worker: {{ wasm: {{ allow_unsigned: true }}{order_wait}{loop_guard} }}
             children: Vec::new(),
             config,
             sqlite,
+            mongo: (args.history_store == crate::HistoryStoreKind::Mongodb
+                && args.mode != Mode::Embedded)
+                .then_some(mongo_database),
         };
         match args.mode {
             Mode::Up | Mode::Embedded => cluster.spawn(args, "up", &[])?,
@@ -240,6 +261,20 @@ impl Drop for Cluster {
             let _reaped = child.wait();
         }
         let _removed = std::fs::remove_file(&self.config);
+        if let Some(database) = self.mongo.take() {
+            clawdbot_testkit::block_on_side(async move {
+                let settings = clawdbot_store::mongo::MongoSettings {
+                    uri: clawdbot_testkit::store::mongodb_url(),
+                    write_concern: "majority".into(),
+                    database,
+                    pool_size: 1,
+                    timeout: std::time::Duration::from_secs(5),
+                };
+                if let Ok(history) = clawdbot_store::mongo::MongoHistory::connect(&settings).await {
+                    let _dropped = history.drop_database().await;
+                }
+            });
+        }
         if let Some(file) = &self.sqlite {
             for suffix in ["", "-wal", "-shm"] {
                 let _removed = std::fs::remove_file(format!("{}{suffix}", file.display()));

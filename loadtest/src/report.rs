@@ -29,6 +29,9 @@ pub struct Report {
     rss: String,
     idle_rss: String,
     ready_ms: u64,
+    /// How long history took, after the last reply, to have written every message and reply
+    /// (none: history off, or the embedded bus).
+    pub history_catch_up: Option<std::time::Duration>,
 }
 
 /// Formats `role MiB` for each process.
@@ -104,16 +107,17 @@ impl Report {
             rss: per_role(&startup.peak_rss),
             idle_rss: per_role(&startup.idle_rss),
             ready_ms: startup.ready_ms,
+            history_catch_up: None,
         }
     }
 
     pub fn header() -> String {
-        "| mode | offered | accepted | echoes/s | p50 ms | p95 ms | p99 ms | lost | duplicated | refused | ready ms | idle RSS MiB | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|".to_string()
+        "| mode | offered | accepted | echoes/s | p50 ms | p95 ms | p99 ms | lost | duplicated | refused | ready ms | idle RSS MiB | peak RSS MiB | history caught up s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|".to_string()
     }
 
     pub fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
             self.mode,
             self.offered,
             self.accepted,
@@ -126,7 +130,9 @@ impl Report {
             self.refused,
             self.ready_ms,
             self.idle_rss,
-            self.rss
+            self.rss,
+            self.history_catch_up
+                .map_or_else(|| "—".to_string(), |d| format!("{:.1}", d.as_secs_f64()))
         )
     }
 }
@@ -156,7 +162,15 @@ fn deployment_label(args: &Args) -> String {
         Mode::Cluster => format!(
             "cluster ({} workers{})",
             args.workers,
-            if args.history { ", history" } else { "" }
+            if args.history {
+                match args.history_store {
+                    crate::HistoryStoreKind::Postgresql => ", history",
+                    crate::HistoryStoreKind::Mongodb => ", history on MongoDB",
+                    crate::HistoryStoreKind::Custom => ", history on the example sink",
+                }
+            } else {
+                ""
+            }
         ),
         Mode::Up => format!("up{}", if args.history { " (history)" } else { "" }),
         Mode::Embedded => format!(
