@@ -357,20 +357,6 @@ async fn the_python_example_answers_where_componentize_py_is_installed() {
     example_round_trip("examples/skills/echo-python/app.py").await;
 }
 
-/// The product description's Python skill exactly as written: its own file name, no
-/// `skill.yaml`, no `wit/`, no export line, unsigned.
-const DESCRIPTION_SKILL: &str = r#"from clawdbot.skill import BaseSkill
-
-class EchoSkill(BaseSkill):
-    def __init__(self):
-        super().__init__(name="echo", description="复读机功能", version="1.0")
-
-    async def handle_message(self, msg):
-        if msg.content_type == "text":
-            return {"type": "text", "content": msg.raw}
-        return None
-"#;
-
 /// Waits for the one reply to `/echo {text}` sent as message `id`; returns the time it took.
 async fn answered(setup: &Setup, ports: &Ports, id: i64, text: &str) -> Duration {
     let started = Instant::now();
@@ -405,8 +391,10 @@ async fn the_description_python_skill_loads_as_written_on_a_local_up() {
     answered(&setup, &ports, 1, "built-in").await;
     let rss_before = rss_mib(pid);
 
+    // The product description's skill exactly as written (the Python example is that file):
+    // its own file name, no `skill.yaml`, no `wit/`, no export line, unsigned.
     let file = setup.dir.join("my-echo.py");
-    std::fs::write(&file, DESCRIPTION_SKILL).expect("write the skill");
+    std::fs::copy(repo("examples/skills/echo-python/app.py"), &file).expect("copy the skill");
     let started = Instant::now();
     let (ok, out, err) = skill(&["load", &file.display().to_string()], Some(&config), &env);
     assert!(ok, "{err}");

@@ -18,6 +18,20 @@ struct Row {
     description: String,
 }
 
+impl Row {
+    /// The heading row of a section (or of a tagged choice's variants).
+    fn section(path: &str, description: &str) -> Self {
+        Self {
+            path: path.to_string(),
+            kind: "section".to_string(),
+            required: false,
+            default: None,
+            example: None,
+            description: description.to_string(),
+        }
+    }
+}
+
 /// Walks schemas into rows, resolving `$ref`s against the generator's definitions.
 struct Walker<'a> {
     definitions: &'a Map<String, Value>,
@@ -160,14 +174,7 @@ impl Walker<'_> {
         if let Some(variants) = schema.get("oneOf").and_then(Value::as_array)
             && variants.iter().all(|v| v.get("properties").is_some())
         {
-            self.rows.push(Row {
-                path: path.to_string(),
-                kind: "section".to_string(),
-                required: false,
-                default: None,
-                example: None,
-                description: description.clone(),
-            });
+            self.rows.push(Row::section(path, &description));
             for variant in variants {
                 let tag = variant["properties"]
                     .as_object()
@@ -181,14 +188,7 @@ impl Walker<'_> {
         }
         if schema.get("properties").is_some() {
             if !description.is_empty() && !path.contains('.') {
-                self.rows.push(Row {
-                    path: path.to_string(),
-                    kind: "section".to_string(),
-                    required: false,
-                    default: None,
-                    example: None,
-                    description: description.clone(),
-                });
+                self.rows.push(Row::section(path, &description));
             }
             self.walk_keys(path, &schema, default);
             return;

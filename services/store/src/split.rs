@@ -25,29 +25,43 @@ pub struct SplitStore {
 pub type HistoryPing =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
 
+/// A store that holds history only (MongoDB, a sink) and can say whether it is reachable.
+pub trait HistoryOnly: HistoryStore + Clone + 'static {
+    fn reachable(&self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl HistoryOnly for crate::mongo::MongoHistory {
+    fn reachable(&self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.ping()
+    }
+}
+
+impl HistoryOnly for crate::sink::SinkHistory {
+    fn reachable(&self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        self.ping()
+    }
+}
+
 impl SplitStore {
     /// History on MongoDB, the rest on `control` (what `storage: {type: mongodb}` opens).
     pub fn mongo(history: crate::mongo::MongoHistory, control: Arc<dyn Store>) -> Self {
-        let pinged = history.clone();
-        Self::new(
-            Arc::new(history),
-            control,
-            Arc::new(move || {
-                let history = pinged.clone();
-                Box::pin(async move { history.ping().await })
-            }),
-        )
+        Self::history_only(history, control)
     }
 
     /// History on a sink of the user's own, the rest on `control` (`storage: {type: custom}`).
     pub fn sink(history: crate::sink::SinkHistory, control: Arc<dyn Store>) -> Self {
+        Self::history_only(history, control)
+    }
+
+    /// `history` for history, pinged with the rest; `control` for everything else.
+    pub fn history_only<H: HistoryOnly>(history: H, control: Arc<dyn Store>) -> Self {
         let pinged = history.clone();
         Self::new(
             Arc::new(history),
             control,
             Arc::new(move || {
                 let history = pinged.clone();
-                Box::pin(async move { history.ping().await })
+                Box::pin(async move { history.reachable().await })
             }),
         )
     }

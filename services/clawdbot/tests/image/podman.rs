@@ -178,9 +178,9 @@ impl Drop for Image {
     }
 }
 
-/// One container of the image, on the host's network, with the test's config mounted where
-/// the image looks for it (`CLAWDBOT_CONFIG=/etc/clawdbot`); removed on drop (not `--rm`, so
-/// that an ended container's logs can still be read).
+/// One container of the image, on the host's network, with the test's config (if any) mounted
+/// where every command looks for one (`/etc/clawdbot/`); removed on drop (not `--rm`, so that
+/// an ended container's logs can still be read).
 pub struct Container {
     pub name: String,
     child: tokio::process::Child,
@@ -191,19 +191,20 @@ impl Container {
     pub async fn run(
         podman: &Podman,
         image: &Image,
-        config: &Path,
+        config: Option<&Path>,
         command: &[String],
         extra: &[String],
     ) -> Self {
         let name = format!("clawdbot-test-{}", clawdbot_testkit::random_suffix());
-        let child = podman
-            .command()
-            .args(["run", "--network", "host", "--name", &name])
-            .arg("--volume")
-            .arg(format!(
+        let mut run = podman.command();
+        run.args(["run", "--network", "host", "--name", &name]);
+        if let Some(config) = config {
+            run.arg("--volume").arg(format!(
                 "{}:/etc/clawdbot/clawdbot.yaml:ro",
                 config.display()
-            ))
+            ));
+        }
+        let child = run
             .args(["--env", "CLAWDBOT_LOG=info", &image.tag])
             .args(command)
             .args(extra)
