@@ -92,16 +92,7 @@ async fn open_storage(
             let history = clawdbot_store::mongo::MongoHistory::connect(&settings)
                 .await
                 .with_context(|| format!("cannot use MongoDB (`{key}.uri`)"))?;
-            history
-                .ping()
-                .await
-                .with_context(|| format!("MongoDB does not answer (`{key}.uri`)"))?;
-            let (control, control_at) = open_control(control.as_deref(), key).await?;
-            let store = clawdbot_store::split::SplitStore::mongo(history, control);
-            Ok((
-                Arc::new(store),
-                format!("history on MongoDB, the rest on {control_at}"),
-            ))
+            beside_control(history, "MongoDB", &format!("{key}.uri"), control, key).await
         }
         StorageConfig::Custom {
             endpoint,
@@ -112,18 +103,31 @@ async fn open_storage(
             let history = clawdbot_store::sink::SinkHistory::connect(endpoint, timeout)
                 .await
                 .with_context(|| format!("cannot use the history sink (`{key}.endpoint`)"))?;
-            history
-                .ping()
-                .await
-                .with_context(|| format!("the history sink does not answer (`{key}.endpoint`)"))?;
-            let (control, control_at) = open_control(control.as_deref(), key).await?;
-            let store = clawdbot_store::split::SplitStore::sink(history, control);
-            Ok((
-                Arc::new(store),
-                format!("history on the sink at {endpoint}, the rest on {control_at}"),
-            ))
+            let name = format!("the sink at {endpoint}");
+            beside_control(history, &name, &format!("{key}.endpoint"), control, key).await
         }
     }
+}
+
+/// A history-only store (`name`, configured at `address_key`) that answers, beside the
+/// relational store of `control`.
+async fn beside_control<H: clawdbot_store::split::HistoryOnly>(
+    history: H,
+    name: &str,
+    address_key: &str,
+    control: &Option<Box<StorageConfig>>,
+    key: &str,
+) -> anyhow::Result<(Arc<dyn Store>, String)> {
+    history
+        .reachable()
+        .await
+        .with_context(|| format!("{name} does not answer (`{address_key}`)"))?;
+    let (control, control_at) = open_control(control.as_deref(), key).await?;
+    let store = clawdbot_store::split::SplitStore::history_only(history, control);
+    Ok((
+        Arc::new(store),
+        format!("history on {name}, the rest on {control_at}"),
+    ))
 }
 
 /// The relational store beside a history-only one (`storage.control`), else `./clawdbot.db`.

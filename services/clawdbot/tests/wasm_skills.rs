@@ -316,6 +316,20 @@ fn installed(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Waits (at most `limit`) until `bot` serves a loaded skill in place of the built-in one;
+/// returns how long that took from now.
+async fn until_served(bot: &Clawdbot, limit: Duration) -> Duration {
+    let since = Instant::now();
+    while !bot
+        .logs()
+        .contains("replaces the built-in or configured one")
+    {
+        assert!(since.elapsed() < limit, "{}", bot.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    since.elapsed()
+}
+
 /// Loads the example `source` (a project directory or its `.py` / `.js` file, which `skill
 /// load` builds first) into an embedded `up` (unsigned allowed), checks that `/echo 你好 wasm`
 /// is answered by it, and returns what `skill load` printed.
@@ -330,14 +344,7 @@ async fn example_round_trip(source: &str) -> String {
     let bot = Clawdbot::start(&["up"], &config, &ports).await;
     let (ok, out, err) = skill(&["load", &repo(source)], Some(&config), &[]);
     assert!(ok, "{err}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while !bot
-        .logs()
-        .contains("replaces the built-in or configured one")
-    {
-        assert!(tokio::time::Instant::now() < deadline, "{}", bot.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_served(&bot, Duration::from_secs(120)).await;
     assert_eq!(
         setup
             .post_group_message(ports.ingress, 5, 1, "/echo 你好 wasm")
@@ -410,15 +417,7 @@ async fn the_description_python_skill_loads_as_written_on_a_local_up() {
     );
     // Compiled by `skill load` into the machine's cache: the up maps it and serves it within
     // the second the CLI promises (3 s of slack for a loaded test machine).
-    let loaded = Instant::now();
-    while !bot
-        .logs()
-        .contains("replaces the built-in or configured one")
-    {
-        assert!(loaded.elapsed() < WAIT, "{}", bot.logs());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let applied = loaded.elapsed();
+    let applied = until_served(&bot, WAIT).await;
     assert!(applied < Duration::from_secs(3), "served after {applied:?}");
     answered(&setup, &ports, 2, "你好 python").await;
     let rss_after = rss_mib(pid);
@@ -435,13 +434,7 @@ async fn the_description_python_skill_loads_as_written_on_a_local_up() {
     bot.terminate().await;
     let restarted = Instant::now();
     let bot = Clawdbot::start_with_env(&["up"], &config, &ports, &env).await;
-    while !bot
-        .logs()
-        .contains("replaces the built-in or configured one")
-    {
-        assert!(restarted.elapsed() < WAIT, "{}", bot.logs());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_served(&bot, WAIT).await;
     let reapplied = restarted.elapsed();
     answered(&setup, &ports, 3, "again").await;
 
